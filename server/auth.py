@@ -1,0 +1,141 @@
+"""The bearer token: a user's NEMO_TOKEN, or an anonymous token we mint and keep.
+
+The backend issues one anonymous token per client id per 7 days, so the client id
+is persisted and the token is cached (mode 0600) until it expires or is rejected.
+Several server processes may share one HOME (a host often starts one per chat), so
+minting happens under an exclusive file lock: the first process mints, the others
+find the fresh token in the cache.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+import anyio
+
+from .logs import get_logger, register_secret
+from .models import AnonymousToken
+from .settings import Settings
+from .storage import read_json_map, write_json_map, write_private
+
+log = get_logger("auth")
+
+TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600
+# Renew a little before the backend would, so a long chat turn never starts on a dying token.
+EXPIRY_MARGIN_SECONDS = 600
+
+Minter = Callable[[str], Awaitable[AnonymousToken]]
+
+
+class ClientIdStore:
+    """`NEMO_CLIENT_ID`, else a UUID persisted in the config dir (shared with the official skill)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._configured = settings.client_id
+        self.path = settings.config_dir / "client_id"
+
+    def get(self) -> str:
+        if self._configured:
+            return self._configured
+        try:
+            stored = self.path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            stored = ""
+        return stored or self.renew()
+
+    def renew(self) -> str:
+        """A new persisted id: used first, and again when the backend says ours is missing (400)."""
+        self._configured = None
+        client_id = str(uuid.uuid4())
+        write_private(self.path, client_id + "\n")
+        return client_id
+
+
+@asynccontextmanager
+async def file_lock(path: Path) -> AsyncIterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        # flock blocks; a worker thread keeps the event loop (and MCP pings) alive meanwhile.
+        await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+class TokenProvider:
+    def __init__(self, settings: Settings, mint: Minter, clock: Callable[[], float] = time.time) -> None:
+        self._user_token = settings.token.get_secret_value() if settings.token else None
+        self._api_url = settings.api_url
+        self._mint = mint
+        self._clock = clock
+        self.client_ids = ClientIdStore(settings)
+        self.cache_path = settings.config_dir / "anonymous_token.json"
+        self._lock_path = settings.config_dir / ".anonymous_token.lock"
+        self._process_lock = anyio.Lock()
+        self._token: str | None = self._user_token
+        if self._user_token:
+            register_secret(self._user_token)
+
+    @property
+    def is_user_token(self) -> bool:
+        return self._user_token is not None
+
+    async def token(self) -> str:
+        if self._token is None:
+            self._token = await self._obtain(rejected=None)
+        return self._token
+
+    async def renew(self, rejected: str) -> str:
+        """After a 1001: a token another process already renewed, else a newly minted one."""
+        self._token = await self._obtain(rejected=rejected)
+        return self._token
+
+    def renew_client_id(self) -> None:
+        self.client_ids.renew()
+
+    async def _obtain(self, rejected: str | None) -> str:
+        async with self._process_lock, file_lock(self._lock_path):
+            cached = self._read_cache()
+            if cached is not None and cached != rejected:
+                return cached
+            client_id = self.client_ids.get()
+            log.info("Requesting a free anonymous NemoVideo token")
+            minted = await self._mint(client_id)
+            register_secret(minted.token)
+            self._write_cache(minted, client_id)
+            return minted.token
+
+    def _expires_at(self, minted: AnonymousToken) -> float:
+        if minted.expires_at:
+            return minted.expires_at
+        return self._clock() + (minted.expires_in or TOKEN_LIFETIME_SECONDS)
+
+    def _read_cache(self) -> str | None:
+        entry = read_json_map(self.cache_path).get(self._api_url)
+        try:
+            token, expires_at = entry["token"], float(entry["expires_at"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(token, str) or expires_at - EXPIRY_MARGIN_SECONDS <= self._clock():
+            return None
+        register_secret(token)
+        return token
+
+    def _write_cache(self, minted: AnonymousToken, client_id: str) -> None:
+        entries = read_json_map(self.cache_path)
+        now = self._clock()
+        # Tokens are per API host; drop the expired ones of other hosts (old sandbox ports) on the way.
+        entries = {
+            url: entry for url, entry in entries.items()
+            if isinstance(entry, dict) and float(entry.get("expires_at", 0)) > now
+        }
+        entries[self._api_url] = {"token": minted.token, "expires_at": self._expires_at(minted), "client_id": client_id}
+        write_json_map(self.cache_path, entries)

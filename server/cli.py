@@ -1,0 +1,89 @@
+"""Entry points: `nemovideo-mcp` and `python -m server`.
+
+    nemovideo-mcp                       MCP server over stdio (what hosts start)
+    nemovideo-mcp --transport http      streamable HTTP on 127.0.0.1
+    nemovideo-mcp --sandbox             against an embedded offline sandbox backend
+    python -m server sandbox --port N   the sandbox backend alone
+    python -m server demo               a scripted walk-through on the sandbox
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import ConfigurationError
+from .identity import SkillIdentity, find_skill_md, load_identity
+from .logs import configure_logging, get_logger
+from .settings import Settings
+
+log = get_logger("cli")
+
+
+def load_startup(settings: Settings) -> SkillIdentity:
+    return load_identity(find_skill_md(), skill_source=settings.skill_source, home=Path.home())
+
+
+def parse_serve_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="nemovideo-mcp", description="NemoVideo MCP server.")
+    parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP transport only")
+    parser.add_argument("--port", type=int, default=8765, help="HTTP transport only")
+    parser.add_argument("--sandbox", action="store_true", help="use an embedded offline sandbox backend")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return parser.parse_args(argv)
+
+
+def serve(argv: Sequence[str]) -> int:
+    args = parse_serve_args(argv)
+    settings = Settings.from_env()
+    identity = load_startup(settings)
+    sandbox = None
+    if args.sandbox:
+        from .sandbox import Sandbox, SandboxServer  # only sandbox runs pay for its import
+
+        sandbox = SandboxServer(Sandbox()).__enter__()
+        # A real token must not travel to the sandbox, and the sandbox would reject it anyway.
+        settings = settings.with_api_url(sandbox.url).model_copy(update={"token": None})
+        log.info("Using the embedded sandbox backend at %s", sandbox.url)
+
+    from .tools import build_server
+
+    server = build_server(settings, identity)
+    configure_logging(args.log_level)
+    log.info("Starting as %s %s (platform %s)", identity.name, identity.version, identity.platform)
+    try:
+        if args.transport == "http":
+            server.run("streamable-http", host=args.host, port=args.port)
+        else:
+            server.run()
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    configure_logging()
+    try:
+        if argv[:1] == ["sandbox"]:
+            from .sandbox import main as sandbox_main
+
+            return sandbox_main(argv[1:])
+        if argv[:1] == ["demo"]:
+            from .demo import main as demo_main
+
+            return demo_main(argv[1:])
+        return serve(argv)
+    except ConfigurationError as error:
+        print(f"nemovideo-mcp: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""One exception hierarchy for everything that can go wrong talking to NemoVideo.
+
+Every message is written for the person chatting with the host: what happened and
+what to do next. No message ever contains a token, a raw envelope or a traceback;
+the MCP layer shows `str(error)` as it is.
+"""
+
+from __future__ import annotations
+
+ACCEPTED_EXTENSIONS = ("mp4", "mov", "avi", "webm", "mkv", "jpg", "png", "gif", "webp", "mp3", "wav", "m4a", "aac")
+
+
+class NemoError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    code: int | None = None
+    default_message = "NemoVideo could not complete the request. Please try again in a moment."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ConfigurationError(NemoError):
+    """The skill cannot start or act because of local setup (SKILL.md, files, settings)."""
+
+
+# Backend codes (backend.md "Error codes"), one class each.
+
+
+class AuthenticationError(NemoError):
+    code = 1001
+    default_message = "NemoVideo did not accept the access token, and a fresh one could not be obtained. Try again shortly."
+
+
+class TokenRejected(AuthenticationError):
+    """A token the user set themselves (NEMO_TOKEN) was refused; we must not replace it silently."""
+
+    default_message = (
+        "NemoVideo rejected the token set in NEMO_TOKEN (expired or invalid). "
+        "Update NEMO_TOKEN with a current token, or remove it to use a free anonymous token."
+    )
+
+
+class SessionNotFound(NemoError):
+    code = 1002
+    default_message = "The editing session no longer exists on NemoVideo; a new project has to be started."
+
+
+class OutOfCredits(NemoError):
+    code = 2001
+
+    def __init__(self, *, anonymous: bool, registration_url: str | None = None) -> None:
+        if anonymous and registration_url:
+            message = (
+                "You are out of free credits. Register to keep your project and get more credits: "
+                f"{registration_url}"
+            )
+        elif anonymous:
+            message = "You are out of free credits. Register a NemoVideo account to get more credits."
+        else:
+            message = "Your NemoVideo account is out of credits. Top up credits in your account, then try again."
+        super().__init__(message)
+
+
+class UnsupportedFileType(NemoError):
+    code = 4001
+    default_message = "NemoVideo does not accept this file type. Accepted formats: " + ", ".join(ACCEPTED_EXTENSIONS) + "."
+
+
+class FileTooLarge(NemoError):
+    code = 4002
+    default_message = "The file is too large for NemoVideo. Compress it or trim it to a shorter clip, then upload again."
+
+
+class MissingClientId(NemoError):
+    code = 400
+    default_message = "NemoVideo needs a client id to issue a free token, and none could be set up. Try again."
+
+
+class ExportBlocked(NemoError):
+    code = 402
+    default_message = (
+        "Export is not available on the free plan. This is not about credits: "
+        "register or upgrade your NemoVideo plan to unlock export."
+    )
+
+
+class RateLimited(NemoError):
+    code = 429
+
+    def __init__(self, retry_after: float | None = None) -> None:
+        wait = f" about {int(retry_after)} seconds" if retry_after else " a minute"
+        super().__init__(f"NemoVideo is rate limiting requests. Wait{wait} and try again.")
+        self.retry_after = retry_after
+
+
+class BackendError(NemoError):
+    """A backend answer with a code we have no specific meaning for."""
+
+    def __init__(self, code: int | None, detail: str | None = None) -> None:
+        self.code = code
+        what = f" (code {code})" if code is not None else ""
+        # Backend text is short and user-facing in practice; keep it but never an envelope.
+        extra = f": {detail.strip()[:200]}" if detail and detail.strip() else ""
+        super().__init__(f"NemoVideo reported an error{what}{extra}. Please try again in a moment.")
+
+
+# Transport-level failures: the backend did not give an answer we can read.
+
+
+class BackendUnavailable(NemoError):
+    default_message = (
+        "Cannot reach NemoVideo right now (network error or timeout). "
+        "Check the internet connection and try again in a minute."
+    )
+
+
+class UnexpectedResponse(NemoError):
+    """A reply that is not a JSON envelope, such as a proxy's HTML 502 page."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        if status_code >= 500:
+            message = f"NemoVideo is temporarily unavailable (HTTP {status_code}). Try again in a minute."
+        else:
+            message = f"NemoVideo sent a reply this skill cannot read (HTTP {status_code}). Try again; if it persists, update the skill."
+        super().__init__(message)
+
+
+ERRORS_BY_CODE: dict[int, type[NemoError]] = {
+    cls.code: cls
+    for cls in (AuthenticationError, SessionNotFound, OutOfCredits, UnsupportedFileType, FileTooLarge,
+                MissingClientId, ExportBlocked, RateLimited)
+}

@@ -1,0 +1,99 @@
+"""Who we are to the backend: the three attribution headers, read from SKILL.md.
+
+The backend answers exports without attribution with 402, so a missing or broken
+SKILL.md stops the server at start-up instead of sending anonymous traffic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from .errors import ConfigurationError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class SkillIdentity(BaseModel):
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    name: str
+    version: str
+    platform: str
+    skill_md: Path
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-Skill-Source": self.name,
+            "X-Skill-Version": self.version,
+            "X-Skill-Platform": self.platform,
+        }
+
+
+def find_skill_md() -> Path:
+    """The SKILL.md of the skill folder we run from.
+
+    `python -m server` in the skill folder (and an editable install) import the
+    package from the folder itself; a regular wheel carries a copy of SKILL.md
+    inside the package, written at build time.
+    """
+    beside_package = PACKAGE_DIR.parent / "SKILL.md"
+    if beside_package.is_file():
+        return beside_package
+    return PACKAGE_DIR / "SKILL.md"
+
+
+def read_frontmatter(skill_md: Path) -> dict:
+    try:
+        text = skill_md.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Cannot read the skill file {skill_md} ({exc.strerror or exc}). "
+            "The server needs it to identify itself to NemoVideo; reinstall the skill."
+        ) from None
+    if not text.startswith("---"):
+        raise ConfigurationError(f"{skill_md} has no YAML frontmatter (it must start with '---').")
+    _, _, rest = text.partition("\n")
+    frontmatter, separator, _ = rest.partition("\n---")
+    if not separator:
+        raise ConfigurationError(f"{skill_md}: the YAML frontmatter is not closed with '---'.")
+    try:
+        data = yaml.safe_load(frontmatter)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{skill_md}: the YAML frontmatter does not parse ({exc}).") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{skill_md}: the YAML frontmatter is not a mapping.")
+    return data
+
+
+def detect_platform(skill_md: Path, skill_source: str | None, home: Path) -> str:
+    if skill_source:
+        return skill_source
+    real = skill_md.resolve()
+    folder = real.parent
+    if (folder / ".clawhub" / "origin.json").is_file() or (folder / ".clawdhub" / "origin.json").is_file():
+        return "clawhub"
+    if real.is_relative_to((home / ".clawhub").resolve()):
+        return "clawhub"
+    if real.is_relative_to((home / ".cursor" / "skills").resolve()):
+        return "cursor"
+    return "unknown"
+
+
+def load_identity(skill_md: Path, *, skill_source: str | None, home: Path) -> SkillIdentity:
+    data = read_frontmatter(skill_md)
+    name = data.get("name")
+    metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    version = data.get("version") or metadata.get("version")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError(f"{skill_md}: the frontmatter has no 'name'.")
+    if version is None or not str(version).strip():
+        raise ConfigurationError(f"{skill_md}: the frontmatter has no 'version' (nor 'metadata.version').")
+    return SkillIdentity(
+        name=name.strip(),
+        version=str(version).strip(),
+        platform=detect_platform(skill_md, skill_source, home),
+        skill_md=skill_md,
+    )

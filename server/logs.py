@@ -1,0 +1,65 @@
+"""Logging to stderr with secrets removed.
+
+In stdio mode stdout carries JSON-RPC only, so every log line goes to stderr. Tokens
+are registered here as soon as they are known, and a filter replaces them in every
+record, whichever library wrote it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+LOGGER_NAME = "nemovideo"
+REDACTED = "[redacted]"
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    # Very short values would redact ordinary words; real tokens are long.
+    if len(value) >= 8:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if record.exc_info and record.exc_info[1] is not None:
+            cleaned += "\n" + redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+            record.exc_text = None
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Route all logging to stderr through the redacting filter (idempotent)."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    if any(getattr(handler, "_nemovideo", False) for handler in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler._nemovideo = True  # type: ignore[attr-defined]
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # The SDK installs its own handlers at import; ours replaces them so nothing unfiltered is written.
+    root.handlers = [handler]
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+
+def get_logger(name: str | None = None) -> logging.Logger:
+    return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)

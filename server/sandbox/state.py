@@ -1,0 +1,280 @@
+"""Everything the sandbox backend remembers, plus the switches tests flip.
+
+Tests touch this object from their own thread while the server thread handles
+requests, so every structure the server mutates is guarded by one lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+MEDIA_TYPES = {
+    **dict.fromkeys(("mp4", "mov", "avi", "webm", "mkv"), "video"),
+    **dict.fromkeys(("jpg", "png", "gif", "webp"), "image"),
+    **dict.fromkeys(("mp3", "wav", "m4a", "aac"), "audio"),
+}
+ERRORS = {  # code -> (HTTP status, message)
+    400: (400, "missing X-Client-Id"),
+    402: (402, "export is not available on the free plan"),
+    429: (429, "rate limited"),
+    1001: (401, "token expired or invalid"),
+    1002: (404, "session not found"),
+    2001: (403, "insufficient credits"),
+    4001: (415, "unsupported file type"),
+    4002: (413, "file too large"),
+}
+GATEWAY_ERRORS = {502: "Bad Gateway", 503: "Service Unavailable"}
+SWITCHES = ("render_seconds", "turn_seconds", "heartbeat_seconds", "max_upload_bytes", "accepted_extensions",
+            "fail_renders", "drop_next_stream", "cut_next_download")
+ANONYMOUS_CREDITS = 100
+REGISTERED_CREDITS = 1000
+TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600
+
+
+class ApiError(Exception):
+    """A backend error code (1 = generic); the app turns it into an envelope with the matching HTTP status."""
+
+    def __init__(self, code: int, message: str | None = None, *, status: int = 400) -> None:
+        known_status, known_message = ERRORS.get(code, (status, ""))
+        super().__init__(message or known_message)
+        self.code = code
+        self.status = known_status
+
+
+class ConnectionAbort(Exception):
+    """Raised inside a response body to cut the connection on purpose (dropped stream, cut download)."""
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    host: str
+
+
+@dataclass
+class SandboxSession:
+    session_id: str
+    task_id: str
+    language: str
+    draft: dict[str, Any] = field(default_factory=lambda: {"t": []})
+    video_infos: list[dict[str, Any]] = field(default_factory=list)
+    generated_media: list[dict[str, Any]] = field(default_factory=list)
+    draft_version: int = 0
+
+
+@dataclass
+class _Account:
+    available: int
+    frozen: int = 0
+    expired: bool = False
+
+
+@dataclass
+class _Injection:
+    path_prefix: str
+    code: int
+    remaining: int
+    retry_after: int | None
+
+
+@dataclass
+class _Render:
+    render_id: str
+    started: float
+    duration: float
+    fails: bool
+
+    def describe(self, download_url: str) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.started
+        fraction = 1.0 if self.duration <= 0 else min(1.0, elapsed / self.duration)
+        info: dict[str, Any] = {"id": self.render_id, "progress": int(fraction * 100)}
+        if fraction < 0.1:
+            info["status"] = "pending"
+        elif fraction < 1.0:
+            info["status"] = "processing"
+        elif self.fails:
+            info |= {"status": "failed", "error": "render failed: encoder crashed"}
+        else:
+            info |= {"status": "completed", "output": {"url": f"{download_url}/files/{self.render_id}.mp4"}}
+        return info
+
+
+class Sandbox:
+    def __init__(self, *, render_seconds: float = 2.0, turn_seconds: float = 0.0) -> None:
+        # The standalone CLI picks these durations; reset() returns to them rather than to 2.0/0.0.
+        self._default_durations = (render_seconds, turn_seconds)
+        self._lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.render_seconds, self.turn_seconds = self._default_durations
+            self.heartbeat_seconds = 1.0
+            self.max_upload_bytes = 500 * 1024 * 1024
+            self.accepted_extensions = list(MEDIA_TYPES)
+            self.fail_renders = False
+            self.drop_next_stream = False
+            self.cut_next_download = False
+            self.requests: list[RecordedRequest] = []
+            self.sessions: dict[str, SandboxSession] = {}
+            self._accounts: dict[str, _Account] = {}
+            self._renders: dict[str, _Render] = {}
+            self._injections: list[_Injection] = []
+            self._counters: dict[str, int] = {}
+
+    # -- switches and inspection for tests --------------------------------------------------
+
+    def inject(self, code: int, path: str = "", times: int = 1, retry_after: int | None = None) -> None:
+        if code not in ERRORS and code not in GATEWAY_ERRORS:
+            raise ValueError(f"cannot inject unknown error code {code}")
+        with self._lock:
+            self._injections.append(_Injection(path, code, times, retry_after))
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            for account in self._accounts.values():
+                account.expired = True
+
+    def forget_session(self, session_id: str) -> None:
+        with self._lock:
+            self.sessions.pop(session_id, None)
+
+    def set_draft(self, session_id: str, draft: dict[str, Any]) -> None:
+        with self._lock:
+            session = self.sessions[session_id]
+            session.draft = copy.deepcopy(draft)
+            session.draft_version += 1
+
+    def credits_of(self, token: str) -> dict[str, int]:
+        with self._lock:
+            account = self._accounts[token]
+            total = account.available + account.frozen
+            return {"available": account.available, "frozen": account.frozen, "total": total}
+
+    def count(self, path_prefix: str, method: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests
+                       if r.path.startswith(path_prefix) and (method is None or r.method == method))
+
+    # -- used by the app --------------------------------------------------------------------
+
+    def next_number(self, kind: str) -> int:
+        with self._lock:
+            self._counters[kind] = number = self._counters.get(kind, 0) + 1
+            return number
+
+    def take_switch(self, name: str) -> bool:
+        """Read a one-shot switch and clear it in the same step, so exactly one request sees it."""
+        with self._lock:
+            value = getattr(self, name)
+            setattr(self, name, False)
+            return value
+
+    def record(self, request: RecordedRequest) -> _Injection | None:
+        """Log the request and hand back the injected error it must answer with, if any."""
+        with self._lock:
+            self.requests.append(request)
+            for injection in self._injections:
+                if request.path.startswith(injection.path_prefix):
+                    injection.remaining -= 1
+                    if injection.remaining <= 0:
+                        self._injections.remove(injection)
+                    return injection
+            return None
+
+    def issue_token(self, client_id: str) -> dict[str, Any]:
+        number = self.next_number("token")
+        digest = hashlib.sha256(f"{client_id}:{number}".encode()).hexdigest()
+        token = f"nvsbx_anon_{number:04d}_{digest[:40]}"
+        with self._lock:
+            self._accounts[token] = _Account(ANONYMOUS_CREDITS)
+        return {"token": token, "credits": ANONYMOUS_CREDITS, "expires_in": TOKEN_LIFETIME_SECONDS,
+                "expires_at": int(time.time()) + TOKEN_LIFETIME_SECONDS}
+
+    def check_token(self, token: str) -> None:
+        with self._lock:
+            account = self._accounts.get(token)
+            if account is None and token.startswith("nemo_sk_"):
+                account = self._accounts[token] = _Account(REGISTERED_CREDITS)
+            if account is None or account.expired:
+                raise ApiError(1001)
+
+    def reserve_credits(self, token: str, cost: int) -> None:
+        with self._lock:
+            account = self._accounts[token]
+            if account.available < cost:
+                raise ApiError(2001)
+            account.available -= cost
+            account.frozen += cost
+
+    def settle_credits(self, token: str, cost: int, *, spent: bool) -> None:
+        with self._lock:
+            account = self._accounts[token]
+            account.frozen -= cost
+            if not spent:
+                account.available += cost
+
+    def create_session(self, language: str) -> SandboxSession:
+        number = self.next_number("session")
+        session = SandboxSession(f"sess_{number}", f"task_{number}", language)
+        with self._lock:
+            self.sessions[session.session_id] = session
+        return session
+
+    def session(self, session_id: str) -> SandboxSession:
+        with self._lock:
+            session = self.sessions.get(session_id)
+        if session is None:
+            raise ApiError(1002)
+        return session
+
+    def state_of(self, session_id: str) -> dict[str, Any]:
+        with self._lock:
+            session = self.session(session_id)
+            return copy.deepcopy({
+                "draft": session.draft,
+                "video_infos": session.video_infos,
+                "generated_media": session.generated_media,
+                "canvas_config": {"width": 1080, "height": 1920},
+            })
+
+    def add_media(self, session_id: str, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        stored = [{"id": f"media_{self.next_number('media')}", **file} for file in files]
+        with self._lock:
+            self.session(session_id).video_infos.extend(copy.deepcopy(stored))
+        return stored
+
+    def apply_edit(self, session_id: str, edit: Callable[[dict[str, Any]], dict[str, Any]],
+                   media: dict[str, Any] | None) -> int | None:
+        """Apply an agent edit; returns the new draft version, or None when the session vanished mid-turn."""
+        with self._lock:
+            session = self.sessions.get(session_id)
+            if session is None:
+                return None
+            session.draft = edit(copy.deepcopy(session.draft))
+            session.draft_version += 1
+            if media is not None:
+                session.generated_media.append({"id": f"gen_{self.next_number('generated')}", **media})
+            return session.draft_version
+
+    def start_render(self, render_id: str) -> dict[str, Any]:
+        with self._lock:
+            if render_id in self._renders:
+                raise ApiError(1, "duplicate render id")
+            self._renders[render_id] = _Render(render_id, time.monotonic(), self.render_seconds, self.fail_renders)
+        return {"id": render_id, "status": "pending"}
+
+    def render_status(self, render_id: str, download_url: str) -> dict[str, Any]:
+        with self._lock:
+            render = self._renders.get(render_id)
+        if render is None:
+            raise ApiError(1, "render not found", status=404)
+        return render.describe(download_url)

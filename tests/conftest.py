@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server.identity import SkillIdentity, load_identity
+from server.sandbox import Sandbox, SandboxServer
+from server.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    with SandboxServer(Sandbox()) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> Sandbox:
+    sandbox_server.sandbox.reset()
+    sandbox_server.sandbox.render_seconds = 0.2
+    return sandbox_server.sandbox
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def env(home: Path, sandbox: Sandbox, sandbox_server: SandboxServer) -> dict[str, str]:
+    """The environment of a server process: a private HOME, pointed at the sandbox."""
+    return {"HOME": str(home), "NEMO_API_URL": sandbox_server.url, "LANG": "en_US.UTF-8"}
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def identity(home: Path) -> SkillIdentity:
+    return load_identity(REPO / "SKILL.md", skill_source=None, home=home)
+
+
+def subprocess_env(env: dict[str, str]) -> dict[str, str]:
+    """What a host passes to `python -m server` (run with cwd=REPO, the skill folder)."""
+    return {**env, "PATH": os.environ.get("PATH", "")}

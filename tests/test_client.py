@@ -1,0 +1,218 @@
+"""The backend client against the sandbox over real loopback HTTP: auth, retries, error mapping."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from server import errors
+from server.client import NemoClient
+from server.identity import SkillIdentity
+from server.sandbox import Sandbox
+from server.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+class RecordingSleep:
+    """Stands in for anyio.sleep: records the waits the retry rules ask for."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def client_for(settings: Settings, identity: SkillIdentity, sleep: RecordingSleep | None = None) -> NemoClient:
+    return NemoClient(settings, identity, sleep=sleep or RecordingSleep())
+
+
+def mints(sandbox: Sandbox) -> int:
+    return sandbox.count("/api/auth/anonymous-token")
+
+
+async def test_every_request_carries_bearer_and_attribution(sandbox: Sandbox, settings, identity) -> None:
+    async with client_for(settings, identity) as client:
+        await client.credits()
+        session = await client.create_session("en")
+        await client.state(session.session_id)
+    api_requests = [r for r in sandbox.requests if r.path.startswith("/api/") and "anonymous-token" not in r.path]
+    assert len(api_requests) == 3
+    for request in api_requests:
+        assert request.headers["authorization"].startswith("Bearer ")
+        assert request.headers["x-skill-source"] == "generator-from-music"
+        assert request.headers["x-skill-version"] == "1.0.0"
+        assert request.headers["x-skill-platform"] == "unknown"
+    mint = next(r for r in sandbox.requests if "anonymous-token" in r.path)
+    assert "authorization" not in mint.headers and mint.headers["x-client-id"]
+
+
+async def test_anonymous_token_is_cached_privately_and_reused_after_restart(sandbox, settings, identity) -> None:
+    async with client_for(settings, identity) as client:
+        first = await client.credits()
+    cache = settings.config_dir / "anonymous_token.json"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    assert stat.S_IMODE((settings.config_dir / "client_id").stat().st_mode) == 0o600
+    async with client_for(settings, identity) as restarted:
+        second = await restarted.credits()
+    assert mints(sandbox) == 1
+    assert first.available == second.available == 100
+
+
+async def test_client_id_respects_env_and_xdg(sandbox, env, identity, tmp_path: Path) -> None:
+    xdg = tmp_path / "xdg"
+    settings = Settings.from_env({**env, "XDG_CONFIG_HOME": str(xdg)})
+    async with client_for(settings, identity) as client:
+        await client.credits()
+    stored = (xdg / "nemovideo" / "client_id").read_text().strip()
+    assert sandbox.requests[0].headers["x-client-id"] == stored
+
+    sandbox.reset()
+    fixed = Settings.from_env({**env, "XDG_CONFIG_HOME": str(tmp_path / "other"), "NEMO_CLIENT_ID": "my-client-id"})
+    async with client_for(fixed, identity) as client:
+        await client.credits()
+    assert sandbox.requests[0].headers["x-client-id"] == "my-client-id"
+
+
+async def test_an_expired_cached_token_is_replaced(sandbox, settings, identity) -> None:
+    async with client_for(settings, identity) as client:
+        await client.credits()
+    cache = settings.config_dir / "anonymous_token.json"
+    entries = json.loads(cache.read_text())
+    entries[settings.api_url]["expires_at"] = 1.0
+    cache.write_text(json.dumps(entries))
+    async with client_for(settings, identity) as client:
+        await client.credits()
+    assert mints(sandbox) == 2
+
+
+async def test_1001_renews_the_anonymous_token_once_and_retries(sandbox, settings, identity) -> None:
+    async with client_for(settings, identity) as client:
+        await client.credits()
+        sandbox.expire_tokens()
+        balance = await client.credits()
+    assert balance.total == 100
+    assert mints(sandbox) == 2
+    assert sandbox.count("/api/credits") == 3
+
+
+async def test_1001_twice_in_a_row_is_an_authentication_error(sandbox, settings, identity) -> None:
+    async with client_for(settings, identity) as client:
+        await client.credits()
+        sandbox.inject(1001, "/api/credits", times=2)
+        with pytest.raises(errors.AuthenticationError) as caught:
+            await client.credits()
+    assert not isinstance(caught.value, errors.TokenRejected)
+    assert mints(sandbox) == 2
+
+
+async def test_a_rejected_user_token_is_reported_not_replaced(sandbox, settings, identity) -> None:
+    user_settings = settings.model_copy(update={"token": SecretStr("expired-user-token-123456")})
+    async with client_for(user_settings, identity) as client:
+        with pytest.raises(errors.TokenRejected, match="NEMO_TOKEN"):
+            await client.credits()
+    assert mints(sandbox) == 0
+
+
+async def test_a_registered_user_token_is_used_as_is(sandbox, settings, identity) -> None:
+    user_settings = settings.model_copy(update={"token": SecretStr("nemo_sk_registered_user_000001")})
+    async with client_for(user_settings, identity) as client:
+        balance = await client.credits()
+    assert balance.total == 1000 and mints(sandbox) == 0
+    assert sandbox.requests[0].headers["authorization"] == "Bearer nemo_sk_registered_user_000001"
+
+
+async def test_400_missing_client_id_gets_a_new_client_id_and_retries(sandbox, settings, identity) -> None:
+    sandbox.inject(400, "/api/auth/anonymous-token")
+    async with client_for(settings, identity) as client:
+        await client.credits()
+    first, second = (r for r in sandbox.requests if "anonymous-token" in r.path)
+    assert first.headers["x-client-id"] != second.headers["x-client-id"]
+    assert (settings.config_dir / "client_id").read_text().strip() == second.headers["x-client-id"]
+
+
+async def test_429_waits_retry_after_then_retries_once(sandbox, settings, identity) -> None:
+    sleep = RecordingSleep()
+    async with client_for(settings, identity, sleep) as client:
+        await client.credits()
+        sandbox.inject(429, "/api/credits", retry_after=7)
+        await client.credits()
+        assert sleep.waits == [7]
+        sandbox.inject(429, "/api/credits", times=2, retry_after=None)
+        with pytest.raises(errors.RateLimited, match="Wait about 30 seconds"):
+            await client.credits()
+    assert sleep.waits == [7, 30]
+
+
+async def test_an_html_error_page_is_retried_for_reads_then_reported(sandbox, settings, identity) -> None:
+    async with client_for(settings, identity) as client:
+        await client.credits()
+        sandbox.inject(502, "/api/credits", times=1)
+        assert (await client.credits()).total == 100
+        sandbox.inject(502, "/api/credits", times=3)
+        with pytest.raises(errors.UnexpectedResponse, match="temporarily unavailable \\(HTTP 502\\)"):
+            await client.credits()
+        sandbox.inject(502, "/api/tasks", times=1)
+        with pytest.raises(errors.UnexpectedResponse):
+            await client.create_session("en")
+    # A POST that might have done work is never repeated.
+    assert sandbox.count("/api/tasks") == 1
+
+
+async def test_an_unreachable_backend_is_a_clear_error(settings, identity) -> None:
+    dead = settings.with_api_url("http://127.0.0.1:9")
+    sleep = RecordingSleep()
+    async with client_for(dead, identity, sleep) as client:
+        with pytest.raises(errors.BackendUnavailable, match="Cannot reach NemoVideo"):
+            await client.credits()
+    assert sleep.waits == []  # it failed while minting, a POST: no retries
+
+
+@pytest.mark.parametrize(
+    ("code", "error_type", "advice"),
+    [
+        (1002, errors.SessionNotFound, "new, empty project|new project"),
+        (2001, errors.OutOfCredits, "Register"),
+        (4001, errors.UnsupportedFileType, "mp4, mov, avi, webm, mkv, jpg, png, gif, webp, mp3, wav, m4a, aac"),
+        (4002, errors.FileTooLarge, "Compress it or trim it"),
+        (402, errors.ExportBlocked, "not about credits: register or upgrade"),
+        (400, errors.MissingClientId, "client id"),
+    ],
+)
+async def test_each_backend_code_maps_to_its_advice(sandbox, settings, identity, code, error_type, advice) -> None:
+    async with client_for(settings, identity) as client:
+        await client.credits()
+        sandbox.inject(code, "/api/credits")
+        with pytest.raises(error_type, match=advice):
+            await client.credits()
+
+
+async def test_out_of_credits_links_registration_to_the_project(sandbox, settings, identity) -> None:
+    async with client_for(settings, identity) as client:
+        created = await client.create_session("en")
+        client.bind_id = created.task_id
+        sandbox.inject(2001, "/api/credits")
+        with pytest.raises(errors.OutOfCredits) as caught:
+            await client.credits()
+    assert f"{settings.web_url}/?bind={created.task_id}" in str(caught.value)
+
+
+async def test_registered_users_out_of_credits_are_told_to_top_up(sandbox, settings, identity) -> None:
+    user_settings = settings.model_copy(update={"token": SecretStr("nemo_sk_registered_user_000002")})
+    async with client_for(user_settings, identity) as client:
+        sandbox.inject(2001, "/api/credits")
+        with pytest.raises(errors.OutOfCredits, match="Top up"):
+            await client.credits()
+
+
+def test_every_backend_code_has_an_error_with_advice() -> None:
+    assert set(errors.ERRORS_BY_CODE) == {1001, 1002, 2001, 4001, 4002, 400, 402, 429}
+    for code, error_type in errors.ERRORS_BY_CODE.items():
+        error = error_type(anonymous=True) if code == 2001 else error_type()
+        assert error.code == code
+        assert len(error.message) > 30 and "{" not in error.message

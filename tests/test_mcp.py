@@ -1,0 +1,155 @@
+"""The MCP tools through `mcp.Client`: in memory, and over stdio against `python -m server`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from server.tools import build_server
+from tests.conftest import REPO, subprocess_env
+from tests.test_timeline import SEED_DRAFT
+
+pytestmark = pytest.mark.anyio
+
+SEED_SUMMARY = (
+    'Timeline (3 tracks): 1. Video: city timelapse (0-10s) 2. BGM: Lo-fi (0-10s, 35%) 3. Title: "Urban Dreams" (0-3s)'
+)
+
+
+def stdio_params(env: dict[str, str], *args: str) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=["-m", "server", *args], env=subprocess_env(env), cwd=REPO)
+
+
+def cached_token(settings) -> str:
+    entries = json.loads((settings.config_dir / "anonymous_token.json").read_text())
+    return entries[settings.api_url]["token"]
+
+
+async def test_tools_are_declared_read_only_with_output_schemas(settings, identity) -> None:
+    async with Client(build_server(settings, identity)) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert set(tools) == {"credits", "state"}
+    for tool in tools.values():
+        assert tool.annotations.read_only_hint and tool.annotations.open_world_hint
+        assert not tool.annotations.destructive_hint
+        assert tool.output_schema and "summary" in tool.output_schema["properties"]
+        assert tool.description
+
+
+async def test_credits_and_state_in_memory(sandbox, settings, identity) -> None:
+    server = build_server(settings, identity)
+    async with Client(server) as client:
+        credits = await client.call_tool("credits", {})
+        empty = await client.call_tool("state", {})
+    assert not credits.is_error
+    assert credits.structured_content["available"] == 100
+    assert credits.structured_content["summary"] == "You have 100 credits available."
+    assert empty.structured_content["empty"] is True
+    assert "nothing has been made yet" in empty.structured_content["summary"]
+
+
+async def test_state_shows_the_seed_summary_and_tracks(sandbox, settings, identity) -> None:
+    from server.service import VideoService
+
+    service = VideoService(settings, identity)
+    session = await service.sessions.ensure("make a video")
+    await service.aclose()
+    sandbox.set_draft(session.session_id, SEED_DRAFT)
+    async with Client(build_server(settings, identity)) as client:
+        result = await client.call_tool("state", {})
+    assert result.structured_content["summary"] == SEED_SUMMARY
+    assert [t["kind"] for t in result.structured_content["tracks"]] == ["Video", "BGM", "Title"]
+    assert result.content[0].text == SEED_SUMMARY  # the text block is for people, not JSON
+
+
+async def test_backend_errors_reach_the_host_as_clean_tool_errors(sandbox, settings, identity) -> None:
+    async with Client(build_server(settings, identity)) as client:
+        await client.call_tool("credits", {})
+        sandbox.inject(502, "/api/credits", times=3)
+        outage = await client.call_tool("credits", {})
+        sandbox.inject(2001, "/api/credits")
+        broke = await client.call_tool("credits", {})
+    assert outage.is_error and outage.content[0].text.endswith("temporarily unavailable (HTTP 502). Try again in a minute.")
+    assert broke.is_error and "out of free credits" in broke.content[0].text
+    for result in (outage, broke):
+        text = result.content[0].text
+        assert "Traceback" not in text and '"code"' not in text and "<html" not in text
+
+
+async def test_credits_and_state_over_stdio(sandbox, env, settings) -> None:
+    async with Client(stdio_params(env)) as client:
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+        credits = await client.call_tool("credits", {})
+        state = await client.call_tool("state", {})
+    assert tools == {"credits", "state"}
+    assert credits.structured_content["total"] == 100
+    assert state.structured_content["empty"] is True
+    assert sandbox.requests[-1].headers["x-skill-source"] == "generator-from-music"
+
+
+async def test_two_servers_sharing_a_home_mint_one_token(sandbox, env) -> None:
+    results = []
+
+    async def one_server() -> None:
+        async with Client(stdio_params(env)) as client:
+            results.append(await client.call_tool("credits", {}))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(one_server)
+        group.start_soon(one_server)
+    assert [r.structured_content["total"] for r in results] == [100, 100]
+    assert sandbox.count("/api/auth/anonymous-token") == 1
+    assert sandbox.count("/api/credits") == 2
+
+
+def rpc(message_id: int, method: str, params: dict) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": message_id, "method": method, "params": params}) + "\n"
+
+
+def test_stdout_is_json_rpc_only_and_no_output_holds_the_token(sandbox, env, settings, tmp_path) -> None:
+    """A raw stdio session at DEBUG log level: every stdout line is JSON-RPC; the token is nowhere."""
+    sandbox.inject(2001, "/api/credits")  # an error path too, so its message is checked as well
+    messages = "".join(
+        [
+            rpc(1, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                  "clientInfo": {"name": "test", "version": "0"}}),
+            json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n",
+            rpc(2, "tools/list", {}),
+            rpc(3, "tools/call", {"name": "credits", "arguments": {}}),
+            rpc(4, "tools/call", {"name": "credits", "arguments": {}}),
+            rpc(5, "tools/call", {"name": "state", "arguments": {}}),
+        ]
+    )
+    # stderr to a file: a full stderr pipe would stall the server while we read stdout.
+    stderr_file = (tmp_path / "stderr.txt").open("w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "--log-level", "DEBUG"], cwd=REPO, env=subprocess_env(env),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr_file, text=True,
+    )
+    process.stdin.write(messages)
+    process.stdin.flush()
+    lines, replies = [], {}
+    while len(replies) < 5:  # replies come in any order: the calls run concurrently
+        line = process.stdout.readline()
+        assert line, "the server closed stdout early"
+        lines.append(line)
+        message = json.loads(line)
+        replies[message.get("id")] = message
+    rest, _ = process.communicate(timeout=30)
+    lines += rest.splitlines(keepends=True)
+    stderr_file.close()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    for line in lines:
+        assert json.loads(line)["jsonrpc"] == "2.0"
+    credit_calls = sorted((replies[3]["result"], replies[4]["result"]), key=lambda result: result.get("isError", False))
+    assert credit_calls[0]["structuredContent"]["total"] == 100
+    assert credit_calls[1]["isError"] is True and "credits" in credit_calls[1]["content"][0]["text"]
+    token = cached_token(settings)
+    assert token not in "".join(lines)
+    assert token not in stderr
+    assert "DEBUG" in stderr  # the log really was verbose, and on stderr

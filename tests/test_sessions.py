@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import pytest
+
+from server.service import VideoService
+from server.sessions import NEW_SESSION_NOTICE, detect_language
+from server.timeline import EMPTY_TIMELINE
+from tests.test_timeline import SEED_DRAFT
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        ("make a video synced to this track", {}, "en"),
+        ("做一个和这首歌同步的视频", {}, "zh"),
+        ("この曲に合わせた動画を作って", {}, "ja"),
+        ("漢字だけ", {}, "ja"),
+        ("이 노래에 맞춰 영상을 만들어 줘", {}, "ko"),
+        ("mach ein Video", {"LANG": "de_DE.UTF-8"}, "de"),
+        (None, {"LC_ALL": "fr_FR.UTF-8", "LANG": "de_DE.UTF-8"}, "fr"),
+        ("hello", {"LANG": "C.UTF-8"}, "en"),
+        ("", {"LANG": "POSIX"}, "en"),
+    ],
+)
+def test_language_by_script_then_locale(text, env, expected) -> None:
+    assert detect_language(text, env) == expected
+
+
+@pytest.fixture
+async def service(settings, identity):
+    service = VideoService(settings, identity)
+    yield service
+    await service.aclose()
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_state_without_a_project_creates_nothing(sandbox, service) -> None:
+    result = await service.state()
+    assert result.empty and result.summary == EMPTY_TIMELINE
+    assert sandbox.count("/api/tasks") == 0
+
+
+async def test_a_session_is_created_once_with_the_detected_language(sandbox, service) -> None:
+    first = await service.sessions.ensure("做一个视频")
+    second = await service.sessions.ensure("another message")
+    assert first == second
+    assert sandbox.sessions[first.session_id].language == "zh"
+    assert sandbox.count("/api/tasks") == 1
+
+
+async def test_a_restart_continues_the_same_project(sandbox, settings, identity, service) -> None:
+    session = await service.sessions.ensure("make a video")
+    sandbox.set_draft(session.session_id, SEED_DRAFT)
+    restarted = VideoService(settings, identity)
+    try:
+        result = await restarted.state()
+    finally:
+        await restarted.aclose()
+    assert result.summary.startswith("Timeline (3 tracks): 1. Video: city timelapse")
+    assert result.notice is None
+    assert sandbox.count("/api/tasks") == 1
+
+
+async def test_a_lost_session_is_replaced_and_the_result_says_so(sandbox, service) -> None:
+    lost = await service.sessions.ensure("make a video")
+    sandbox.forget_session(lost.session_id)
+    result = await service.state()
+    assert result.notice == NEW_SESSION_NOTICE and result.empty
+    assert service.sessions.current.session_id != lost.session_id
+    assert service.sessions.current.language == lost.language
+    again = await service.state()
+    assert again.notice is None
+
+
+async def test_a_project_started_by_another_server_process_is_picked_up(sandbox, settings, identity, service) -> None:
+    assert (await service.state()).empty  # this server has no project yet
+    other = VideoService(settings, identity)
+    try:
+        started = await other.sessions.ensure("make a video")
+    finally:
+        await other.aclose()
+    sandbox.set_draft(started.session_id, SEED_DRAFT)
+    result = await service.state()
+    assert not result.empty and service.sessions.current.session_id == started.session_id
+    assert service.client.bind_id == started.task_id

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from server.timeline import EMPTY_TIMELINE, summarize, tracks_of
+
+SEED_DRAFT = {
+    "t": [
+        {"tt": 0, "sg": [{"st": 0, "d": 10000, "m": {"name": "city timelapse"}}]},
+        {"tt": 1, "sg": [{"st": 0, "d": 10000, "m": {"name": "Lo-fi", "vol": 0.35, "role": "bgm"}}]},
+        {"tt": 7, "sg": [{"st": 0, "d": 3000, "m": {"text": "Urban Dreams", "role": "title"}}]},
+    ]
+}
+
+
+def test_the_seed_summary_exactly() -> None:
+    assert summarize(tracks_of(SEED_DRAFT)) == (
+        'Timeline (3 tracks): 1. Video: city timelapse (0-10s) 2. BGM: Lo-fi (0-10s, 35%) 3. Title: "Urban Dreams" (0-3s)'
+    )
+
+
+def test_structured_tracks_carry_the_same_facts() -> None:
+    video, music, title = tracks_of(SEED_DRAFT)
+    assert (video.kind, video.start_seconds, video.end_seconds) == ("Video", 0, 10)
+    assert (music.kind, music.volume_percent) == ("BGM", 35)
+    assert (title.kind, title.label, title.volume_percent) == ("Title", "Urban Dreams", None)
+
+
+def test_empty_drafts_say_how_to_start() -> None:
+    for draft in (None, {}, {"t": []}, {"t": [{"tt": 0, "sg": []}]}):
+        assert tracks_of(draft) == []
+        assert summarize(tracks_of(draft)) == EMPTY_TIMELINE
+    assert "upload" in EMPTY_TIMELINE and "Describe" in EMPTY_TIMELINE
+
+
+def test_segments_span_and_odd_shapes_are_tolerated() -> None:
+    draft = {
+        "t": [
+            {"tt": 0, "unknown": 1, "sg": [{"s": 2000, "d": 1500, "m": {"name": "a"}}, {"start": 4000, "d": 2500}]},
+            {"tt": 1, "sg": [{"st": 0, "d": 5000, "m": {"name": "Narration", "role": "voice", "volume": 80}}]},
+            {"tt": 7, "sg": [{"st": 1500, "d": 1000, "m": {"text": "Download now", "role": "caption"}}]},
+            {"tt": 99, "sg": [{"d": 1000}]},
+            "not a track",
+        ]
+    }
+    assert summarize(tracks_of(draft)) == (
+        "Timeline (4 tracks): 1. Video: a (2-6.5s) 2. Audio: Narration (0-5s, 80%) "
+        '3. Text: "Download now" (1.5-2.5s) 4. Track: item (0-1s)'
+    )
