@@ -11,7 +11,8 @@ Retry rules (backend.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
@@ -30,17 +31,30 @@ from .errors import (
     OutOfCredits,
     RateLimited,
     SessionNotFound,
+    StreamInterrupted,
     TokenRejected,
     UnexpectedResponse,
 )
 from .identity import SkillIdentity
 from .logs import get_logger
-from .models import AnonymousToken, Credits, Envelope, SessionCreated, StateReply
+from .models import (
+    AnonymousToken,
+    ClaimToken,
+    Credits,
+    Envelope,
+    RenderJob,
+    SessionCreated,
+    StateReply,
+    UploadReply,
+)
 from .settings import Settings
+from .sse import MAX_EVENT_BYTES, AdkDecoder, AdkEvent, UndecodableFrame
 
 log = get_logger("client")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+T = TypeVar("T")
+BodyFactory = Callable[[], AsyncIterable[bytes]]
 
 IDEMPOTENT_ATTEMPTS = 3
 RETRY_BACKOFF_SECONDS = (0.25, 1.0)
@@ -102,6 +116,99 @@ class NemoClient:
     async def state(self, session_id: str) -> StateReply:
         return await self._call("GET", f"/api/state/nemo_agent/me/{session_id}/latest", StateReply, idempotent=True)
 
+    async def upload_files(self, session_id: str, body: BodyFactory, content_type: str, length: int) -> UploadReply:
+        # Not idempotent: a repeat after a connection error could store the file twice.
+        # A known length avoids chunked encoding, which some upload proxies refuse.
+        return await self._call("POST", f"/api/upload-video/nemo_agent/me/{session_id}", UploadReply,
+                                body=body, headers={"Content-Type": content_type, "Content-Length": str(length)})
+
+    async def upload_urls(self, session_id: str, urls: list[str]) -> UploadReply:
+        return await self._call("POST", f"/api/upload-video/nemo_agent/me/{session_id}", UploadReply,
+                                json={"urls": urls, "source_type": "url"})
+
+    async def start_render(self, render_id: str, session_id: str, draft: dict[str, Any]) -> RenderJob:
+        return await self._call("POST", "/api/render/proxy/lambda", RenderJob, json={
+            "id": render_id, "sessionId": session_id, "draft": draft, "output": {"format": "mp4", "quality": "high"},
+        })
+
+    async def render_status(self, render_id: str) -> RenderJob:
+        return await self._call("GET", f"/api/render/proxy/lambda/{render_id}", RenderJob, idempotent=True)
+
+    async def claim_token(self, task_id: str, session_id: str) -> ClaimToken:
+        return await self._call("POST", "/api/auth/claim-token", ClaimToken,
+                                json={"task_id": task_id, "session_id": session_id})
+
+    def is_api_url(self, url: str) -> bool:
+        target, api = httpx2.URL(url), httpx2.URL(self.settings.api_url)
+        return (target.scheme, target.host, target.port) == (api.scheme, api.host, api.port)
+
+    @asynccontextmanager
+    async def download(self, url: str) -> AsyncIterator[httpx2.Response]:
+        """Stream a file. The bearer token and attribution go to the API host only, never to a CDN."""
+        timeout = httpx2.Timeout(self.settings.request_timeout_seconds, connect=10.0)
+        if url.startswith("/") or self.is_api_url(url):
+            token = await self.auth.token()
+            async with self._http.stream("GET", url, headers={"Authorization": f"Bearer {token}"},
+                                         timeout=timeout) as response:
+                yield response
+            return
+        async with httpx2.AsyncClient(timeout=timeout, headers={"User-Agent": f"nemovideo-mcp/{__version__}"},
+                                      follow_redirects=True) as foreign:
+            async with foreign.stream("GET", url) as response:
+                yield response
+
+    @asynccontextmanager
+    async def run_sse(self, session_id: str, message: str) -> AsyncIterator[AsyncIterator[AdkEvent]]:
+        """Open a chat turn and yield its decoded events.
+
+        The message may start paid work, so once the request is sent it is never sent
+        again: only a 1001 or 429 refusal (nothing was done) is retried. A stream that
+        breaks mid-turn raises `StreamInterrupted`.
+        """
+        body = {"app_name": "nemo_agent", "user_id": "me", "session_id": session_id,
+                "new_message": {"parts": [{"text": message}]}}
+        # Comment heartbeats keep bytes flowing, so the read timeout only catches a silent, dead connection.
+        timeout = httpx2.Timeout(self.settings.request_timeout_seconds, read=self.settings.turn_quiet_seconds)
+
+        async def open_stream(auth_headers: dict[str, str]) -> httpx2.Response:
+            request = self._http.build_request(
+                "POST", "/run_sse", json=body, headers={"Accept": "text/event-stream", **auth_headers}, timeout=timeout
+            )
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx2.TransportError as exc:
+                log.warning("POST /run_sse failed: %s", type(exc).__name__)
+                raise BackendUnavailable() from None
+            if response.status_code == 200 and response.headers.get("content-type", "").startswith("text/event-stream"):
+                return response
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+            self._decode(response)
+            raise UnexpectedResponse(response.status_code)  # a success envelope where a stream belongs
+
+        response = await self._with_auth(open_stream)
+        try:
+            yield self._turn_events(response)
+        finally:
+            await response.aclose()
+
+    async def _turn_events(self, response: httpx2.Response) -> AsyncIterator[AdkEvent]:
+        decoder = AdkDecoder()
+        try:
+            async for frame in httpx2.EventSource(response, max_event_size=MAX_EVENT_BYTES):
+                try:
+                    events = decoder.feed(frame.data)
+                except UndecodableFrame:
+                    log.warning("Skipped an undecodable /run_sse frame (%d bytes)", len(frame.data))
+                    continue
+                for event in events:
+                    yield event
+        except httpx2.TransportError as exc:  # includes SSEError for an oversized frame
+            log.warning("/run_sse stream broke: %s", type(exc).__name__)
+            raise StreamInterrupted() from None
+
     # Request machinery
 
     async def _call(self, method: str, path: str, model: type[ModelT], **kwargs: Any) -> ModelT:
@@ -118,33 +225,49 @@ class NemoClient:
         path: str,
         *,
         json: Any = None,
+        body: BodyFactory | None = None,
         idempotent: bool = False,
         authenticated: bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
-        """Send one API request and return the envelope's `data`, applying the retry rules."""
-        renewed_token = waited_for_rate_limit = False
+        """Send one API request and return the envelope's `data`, applying the retry rules.
+
+        `body` makes a fresh streamed body for each attempt (a refused request is sent again).
+        """
+
+        async def send(auth_headers: dict[str, str]) -> Any:
+            response = await self._send(method, path, json=json, content=body() if body else None,
+                                        headers={**(headers or {}), **auth_headers}, idempotent=idempotent)
+            return self._decode(response)
+
+        return await self._with_auth(send, authenticated=authenticated)
+
+    async def _send(self, method: str, path: str, *, json: Any, content: AsyncIterable[bytes] | None,
+                    headers: dict[str, str], idempotent: bool) -> httpx2.Response:
+        """One request; an idempotent one is repeated on connection errors and 5xx, a bounded number of times."""
         attempt = 0
         while True:
             attempt += 1
-            request_headers = dict(headers or {})
-            token = await self.auth.token() if authenticated else None
-            if token is not None:
-                request_headers["Authorization"] = f"Bearer {token}"
+            may_retry = idempotent and attempt < IDEMPOTENT_ATTEMPTS
             try:
-                response = await self._http.request(method, path, json=json, headers=request_headers)
+                response = await self._http.request(method, path, json=json, content=content, headers=headers)
             except httpx2.TransportError as exc:
                 log.warning("%s %s failed: %s", method, path, type(exc).__name__)
-                if idempotent and attempt < IDEMPOTENT_ATTEMPTS:
-                    await self._sleep(RETRY_BACKOFF_SECONDS[attempt - 1])
-                    continue
-                raise BackendUnavailable() from None
-            log.debug("%s %s -> %s", method, path, response.status_code)
-            if response.status_code >= 500 and idempotent and attempt < IDEMPOTENT_ATTEMPTS:
-                await self._sleep(RETRY_BACKOFF_SECONDS[attempt - 1])
-                continue
+                if not may_retry:
+                    raise BackendUnavailable() from None
+            else:
+                log.debug("%s %s -> %s", method, path, response.status_code)
+                if response.status_code < 500 or not may_retry:
+                    return response
+            await self._sleep(RETRY_BACKOFF_SECONDS[attempt - 1])
+
+    async def _with_auth(self, send: Callable[[dict[str, str]], Awaitable[T]], *, authenticated: bool = True) -> T:
+        """Run `send` with the bearer token; renew a rejected anonymous token once, wait out one 429."""
+        renewed_token = waited_for_rate_limit = False
+        while True:
+            token = await self.auth.token() if authenticated else None
             try:
-                return self._decode(response)
+                return await send({"Authorization": f"Bearer {token}"} if token is not None else {})
             except AuthenticationError:
                 if self.auth.is_user_token:
                     raise TokenRejected() from None
@@ -158,7 +281,7 @@ class NemoClient:
                     raise
                 waited_for_rate_limit = True
                 wait = min(exc.retry_after if exc.retry_after is not None else DEFAULT_RATE_LIMIT_WAIT, MAX_RATE_LIMIT_WAIT)
-                log.info("Rate limited on %s %s; waiting %.0f s before one retry", method, path, wait)
+                log.info("Rate limited; waiting %.0f s before one retry", wait)
                 await self._sleep(wait)
 
     def _decode(self, response: httpx2.Response) -> Any:

@@ -17,17 +17,10 @@ from mcp import Client
 
 from .cli import load_startup
 from .sandbox import Sandbox, SandboxServer
-from .service import VideoService
 from .settings import Settings
 from .tools import build_server
 
-DEMO_DRAFT = {
-    "t": [
-        {"tt": 0, "sg": [{"st": 0, "d": 10000, "m": {"name": "city timelapse"}}]},
-        {"tt": 1, "sg": [{"st": 0, "d": 10000, "m": {"name": "Lo-fi", "vol": 0.35, "role": "bgm"}}]},
-        {"tt": 7, "sg": [{"st": 0, "d": 3000, "m": {"text": "Urban Dreams", "role": "title"}}]},
-    ]
-}
+GENERATE = "create a video with visuals synced to this music track"
 
 
 class Narrator:
@@ -42,10 +35,8 @@ class Narrator:
         self.say(f'\n👤 user: "{user_says}"')
         self.say(f"🔧 host calls {tool}({json.dumps(arguments, ensure_ascii=False)})")
         result = await client.call_tool(tool, arguments)
-        if result.is_error:
-            self.say(f"⚠️  tool error: {result.content[0].text}")
-        else:
-            self.say(f"🤖 host shows: {result.structured_content['summary']}")
+        shown = result.content[0].text.replace("\n", "\n             ")
+        self.say(f"⚠️  tool error: {shown}" if result.is_error else f"🤖 host shows: {shown}")
         return result
 
 
@@ -60,17 +51,18 @@ async def run_demo(out: TextIO) -> None:
             narrator.say("Tools: " + ", ".join(tool.name for tool in tools))
             await narrator.call(client, "credits", {}, "how many credits do I have left?")
             await narrator.call(client, "state", {}, "what's on the timeline?")
+            await narrator.call(client, "chat", {"message": GENERATE}, GENERATE)
+            await narrator.call(client, "chat", {"message": "add a title 'Summer Nights'"},
+                                "add a title 'Summer Nights'  (the backend edits silently; the server reports the change)")
+            await narrator.call(client, "chat", {"message": "what next?"},
+                                "what next?  (the backend answers with GUI directions; the server translates them)")
+            await narrator.call(client, "chat", {"message": "what's my balance?"}, "what's my balance?  (routed, no agent turn)")
 
-            # Until the `chat` tool lands, the sandbox stands in for a generated project.
-            narrator.say("\n(sandbox: a project is created and filled with a generated 3-track draft)")
-            service = VideoService(settings, identity)
-            session = await service.sessions.ensure("create a video with visuals synced to this music track")
-            await service.aclose()
-            backend.sandbox.set_draft(session.session_id, DEMO_DRAFT)
+            backend.sandbox.turn_seconds = 3.0  # a slow turn, to show the handle a host gets back
+            working = await narrator.call(client, "chat", {"message": "make the music quieter", "wait_seconds": 1},
+                                          "make the music quieter  (a long turn: the tool returns a handle in time)")
+            await narrator.call(client, "wait", {"job_id": working.structured_content["job_id"]}, "(host keeps waiting)")
             await narrator.call(client, "state", {}, "show tracks")
-
-            backend.sandbox.inject(2001, "/api/credits")
-            await narrator.call(client, "credits", {}, "what's my balance?")
         narrator.say("\nDone. Everything above went over real HTTP to the embedded sandbox.")
 
 

@@ -131,6 +131,12 @@ class UnexpectedResponse(NemoError):
         super().__init__(message)
 
 
+class StreamInterrupted(NemoError):
+    """The chat stream broke mid-turn; the work may still be going on at NemoVideo."""
+
+    default_message = "The connection to NemoVideo dropped while it was working on your request."
+
+
 ERRORS_BY_CODE: dict[int, type[NemoError]] = {
     cls.code: cls
     for cls in (AuthenticationError, SessionNotFound, OutOfCredits, UnsupportedFileType, FileTooLarge,

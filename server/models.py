@@ -54,3 +54,30 @@ class SessionState(WireModel):
 
 class StateReply(WireModel):
     state: SessionState = Field(default_factory=SessionState)
+
+
+class UploadedMedia(WireModel):
+    id: str | None = None
+    name: str | None = None
+    size: int | None = None
+    type: str | None = None
+
+
+class UploadReply(WireModel):
+    files: list[UploadedMedia] = Field(default_factory=list)
+
+
+class RenderOutput(WireModel):
+    url: str | None = None
+
+
+class RenderJob(WireModel):
+    id: str | None = None
+    status: str = "pending"
+    progress: float | None = None
+    output: RenderOutput | None = None
+    error: str | None = None
+
+
+class ClaimToken(WireModel):
+    claim_token: str = Field(repr=False)

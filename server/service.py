@@ -1,46 +1,34 @@
 """What the skill can do, in plain Python: the MCP layer only adapts these calls.
 
-Results are pydantic models: they become the tools' structured output, and their
-`summary`/`reply` fields are what a host should show the user.
+Results are pydantic models (`results.py`, `chat.py`): they become the tools'
+structured output, and their text is what a host shows the user.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pathlib import Path
+from types import TracebackType
 
+from .chat import ChatResult, NextAction, TurnRunner
 from .client import NemoClient
+from .errors import NemoError, SessionNotFound
+from .export import Exporter, ExportResult
+from .gui import translate
 from .identity import SkillIdentity
-from .sessions import Session, SessionManager
+from .intents import Intent, route
+from .jobs import Job, JobRunner, ProgressCallback, format_elapsed
+from .models import StateReply
+from .results import CreditsResult, StateResult
+from .sessions import NEW_SESSION_NOTICE, Session, SessionManager
 from .settings import Settings
-from .timeline import TrackSummary, summarize, tracks_of
+from .timeline import summarize, tracks_of
+from .upload import ByteProgress, UploadedItem, UploadResult, check_sources, summarize_uploads, upload_sources
+
+DEFAULT_WAIT_SECONDS = 45.0
 
 
-class ToolResult(BaseModel):
-    """A result with a text for people; hosts that ignore structured content show only that text."""
-
-    def as_text(self) -> str:
-        raise NotImplementedError
-
-
-class CreditsResult(ToolResult):
-    available: float = Field(description="credits that can be spent now")
-    frozen: float = Field(description="credits reserved by work that is still running")
-    total: float
-    summary: str = Field(description="one sentence to show the user")
-
-    def as_text(self) -> str:
-        return self.summary
-
-
-class StateResult(ToolResult):
-    summary: str = Field(description="the timeline in one line, to show the user as it is")
-    tracks: list[TrackSummary]
-    empty: bool = Field(description="true when nothing has been made yet")
-    uploads: int = Field(description="media files uploaded to this project")
-    notice: str | None = Field(default=None, description="something the user should know, e.g. a new project was started")
-
-    def as_text(self) -> str:
-        return f"{self.notice}\n{self.summary}" if self.notice else self.summary
+class TurnInProgress(NemoError):
+    pass
 
 
 def _amount(value: float) -> str:
@@ -48,13 +36,27 @@ def _amount(value: float) -> str:
 
 
 class VideoService:
+    """Use as `async with VideoService(settings, identity) as service:`; jobs live as long as it does."""
+
     def __init__(self, settings: Settings, identity: SkillIdentity) -> None:
         self.settings = settings
         self.client = NemoClient(settings, identity)
         self.sessions = SessionManager(self.client)
+        self.jobs = JobRunner()
+        self._turns = TurnRunner(self.client, settings)
+        self.exporter = Exporter(self.client, self.sessions, settings)
+        self._render_jobs: dict[str, Job] = {}
 
-    async def aclose(self) -> None:
-        await self.client.aclose()
+    async def __aenter__(self) -> VideoService:
+        await self.jobs.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            await self.jobs.__aexit__(exc_type, exc, tb)
+        finally:
+            await self.client.aclose()
 
     async def credits(self) -> CreditsResult:
         balance = await self.client.credits()
@@ -70,7 +72,7 @@ class VideoService:
             # No project yet: creating one just to report it empty would waste a session.
             return StateResult(summary=summarize([]), tracks=[], empty=True, uploads=0)
 
-        async def fetch(session: Session):
+        async def fetch(session: Session) -> StateReply:
             return await self.client.state(session.session_id)
 
         reply, notice = await self.sessions.run(fetch)
@@ -81,4 +83,99 @@ class VideoService:
             empty=not tracks,
             uploads=len(reply.state.video_infos),
             notice=notice,
+        )
+
+    # Conversation
+
+    async def chat(self, message: str, wait_seconds: float = DEFAULT_WAIT_SECONDS,
+                   on_progress: ProgressCallback | None = None) -> ChatResult:
+        """Route first: only edit requests go to the agent; the rest run their action directly."""
+        intent = route(message)
+        if intent.action == "credits":
+            credits = await self.credits()
+            return ChatResult(reply=credits.summary, action="credits", status="done")
+        if intent.action == "state":
+            state = await self.state()
+            return ChatResult(reply=state.summary, action="state", status="done", timeline=state.summary,
+                              notice=state.notice)
+        if intent.action == "export":
+            exported = await self.export(None, wait_seconds, on_progress)
+            return ChatResult(reply=exported.reply, action="export", status=exported.status, job_id=exported.job_id)
+        if intent.action == "upload":
+            return await self._upload_then_chat(intent, wait_seconds, on_progress)
+        return await self.start_turn(message, wait_seconds, on_progress)
+
+    async def _upload_then_chat(self, intent: Intent, wait_seconds: float,
+                                on_progress: ProgressCallback | None) -> ChatResult:
+        sources = [*intent.paths, *intent.urls]
+        if not sources:
+            return ChatResult(reply="Which file should I upload? Give its full path or an http(s) link.",
+                              action="upload", status="done")
+        uploaded = await self.upload(sources)
+        if not intent.instruction:
+            return ChatResult(reply=uploaded.summary, action="upload", status="done", notice=uploaded.notice)
+        turn = await self.start_turn(intent.instruction, wait_seconds, on_progress)
+        return turn.model_copy(update={"reply": f"{uploaded.summary}\n{turn.reply}", "action": "upload"})
+
+    # Media in and out
+
+    async def upload(self, sources: list[str], progress: ByteProgress | None = None) -> UploadResult:
+        files, urls = check_sources(sources, self.settings)  # before any request, even the session's
+
+        async def send(session: Session) -> list[UploadedItem]:
+            return await upload_sources(self.client, session.session_id, files, urls, progress)
+
+        items, notice = await self.sessions.run(send)
+        return UploadResult(uploads=items, summary=summarize_uploads(items), notice=notice)
+
+    async def export(self, output_dir: str | None = None, wait_seconds: float = DEFAULT_WAIT_SECONDS,
+                     on_progress: ProgressCallback | None = None) -> ExportResult:
+        directory = Path(output_dir).expanduser() if output_dir else self.settings.output_dir
+        record = await self.exporter.prepare()
+        job = self._render_jobs.get(record.render_id)
+        if job is None or job.finished.is_set():
+            job = self.jobs.start("export", lambda job: self.exporter.finish(job, record, directory))
+            self._render_jobs[record.render_id] = job
+        return await self.wait(job.id, wait_seconds, on_progress)
+
+    async def start_turn(self, message: str, wait_seconds: float, on_progress: ProgressCallback | None) -> ChatResult:
+        running = self.jobs.running("turn")
+        if running is not None:
+            raise TurnInProgress(
+                f'NemoVideo is still working on the previous request. Call `wait` with job_id "{running.id}" '
+                "to follow it, then send this message again."
+            )
+        session = await self.sessions.ensure(message)
+        try:
+            before = await self.client.state(session.session_id)
+            notice = None
+        except SessionNotFound:
+            session, notice = await self.sessions.replace(session), NEW_SESSION_NOTICE
+            before = await self.client.state(session.session_id)
+
+        async def turn(job: Job[ChatResult]) -> ChatResult:
+            result = await self._turns.run(job, session.session_id, message, before)
+            return result.model_copy(update={"notice": notice}) if notice else result
+
+        job = self.jobs.start("turn", turn)
+        return await self.wait(job.id, wait_seconds, on_progress)
+
+    async def wait(self, job_id: str, wait_seconds: float = DEFAULT_WAIT_SECONDS,
+                   on_progress: ProgressCallback | None = None) -> ChatResult | ExportResult:
+        job = self.jobs.get(job_id)
+        if await self.jobs.wait(job, wait_seconds, on_progress):
+            if job.error is not None:
+                raise job.error
+            return job.result
+        if job.kind == "export":
+            return ExportResult(reply=f"⏳ Still working… {job.step} ({format_elapsed(job.elapsed)} so far).",
+                                status="working", job_id=job.id)
+        said = translate(job.partial_text).text.strip()
+        so_far = f"\nSo far NemoVideo said: {said}" if said else ""
+        return ChatResult(
+            reply=f"⏳ Still working… {job.step} ({format_elapsed(job.elapsed)} so far).{so_far}",
+            action="chat",
+            status="working",
+            job_id=job.id,
+            next_actions=[NextAction(tool="wait", arguments={"job_id": job.id}, why="Continue waiting for the result.")],
         )

@@ -83,10 +83,11 @@ class SessionManager:
             return await operation(session), None
         except SessionNotFound:
             log.info("Session %s is gone; starting a new one", session.session_id)
-            replacement = await self._replace(session)
+            replacement = await self.replace(session)
             return await operation(replacement), NEW_SESSION_NOTICE
 
-    async def _replace(self, lost: Session) -> Session:
+    async def replace(self, lost: Session) -> Session:
+        """A new session in place of one the backend no longer knows (same language)."""
         async with self._lock:
             # A concurrent call may have replaced it already.
             if self._session is None or self._session.session_id == lost.session_id:

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 DEFAULT_API_URL = "https://mega-api-prod.nemovideo.ai"
 DEFAULT_WEB_URL = "https://nemovideo.com"
+# backend.md's list; one seed also names flac, so the list is configurable (NEMO_ACCEPTED_FORMATS).
+DEFAULT_ACCEPTED_FORMATS = ("mp4", "mov", "avi", "webm", "mkv", "jpg", "png", "gif", "webp", "mp3", "wav", "m4a", "aac")
+DEFAULT_MAX_UPLOAD_MB = 500
 
 
 class Settings(BaseModel):
@@ -27,7 +30,16 @@ class Settings(BaseModel):
     output_dir: Path
     config_dir: Path
     state_dir: Path
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
+    accepted_formats: tuple[str, ...] = DEFAULT_ACCEPTED_FORMATS
     request_timeout_seconds: float = 30.0
+    # Chat turns (backend.md): at most 15 minutes; 10 minutes without a real event means the turn died.
+    turn_max_seconds: float = 15 * 60
+    turn_quiet_seconds: float = 10 * 60
+    # After a dropped stream, state is polled on this schedule (the last delay repeats) until
+    # it changes, or until recovery_give_up_seconds pass unchanged.
+    recovery_delays_seconds: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 30.0)
+    recovery_give_up_seconds: float = 5 * 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -41,6 +53,13 @@ class Settings(BaseModel):
         config_home = env_path("XDG_CONFIG_HOME", home / ".config")
         state_home = env_path("XDG_STATE_HOME", home / ".local" / "state")
         token = env.get("NEMO_TOKEN", "").strip()
+        formats = tuple(
+            part.strip().lower().lstrip(".") for part in env.get("NEMO_ACCEPTED_FORMATS", "").split(",") if part.strip()
+        )
+        try:
+            max_upload_mb = float(env.get("NEMO_MAX_UPLOAD_MB", "").strip() or DEFAULT_MAX_UPLOAD_MB)
+        except ValueError:
+            max_upload_mb = DEFAULT_MAX_UPLOAD_MB
         return cls(
             token=SecretStr(token) if token else None,
             api_url=(env.get("NEMO_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/"),
@@ -50,6 +69,8 @@ class Settings(BaseModel):
             output_dir=env_path("NEMO_OUTPUT_DIR", home / "Downloads"),
             config_dir=config_home / "nemovideo",
             state_dir=state_home / "nemovideo",
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            accepted_formats=formats or DEFAULT_ACCEPTED_FORMATS,
         )
 
     def with_api_url(self, api_url: str) -> Settings:

@@ -110,3 +110,49 @@ def summarize(tracks: list[TrackSummary]) -> str:
         return EMPTY_TIMELINE
     noun = "track" if len(tracks) == 1 else "tracks"
     return f"Timeline ({len(tracks)} {noun}): " + " ".join(track.describe() for track in tracks)
+
+
+TRACK_NOUNS: dict[str, str] = {
+    "Video": "video clip", "BGM": "background music", "Audio": "audio",
+    "Title": "title", "Text": "text", "Track": "track",
+}
+
+
+def _named(track: TrackSummary) -> str:
+    label = f'"{track.label}"' if track.kind in ("Title", "Text") else track.label
+    return f"{TRACK_NOUNS[track.kind]} {label}"
+
+
+def _span(track: TrackSummary) -> str:
+    return f"{_seconds(track.start_seconds)}–{_seconds(track.end_seconds)} s"
+
+
+def _keyed(tracks: list[TrackSummary]) -> dict[tuple[str, str, int], TrackSummary]:
+    """Tracks keyed by kind, label and occurrence, so two identical titles stay two."""
+    seen: dict[tuple[str, str], int] = {}
+    keyed = {}
+    for track in tracks:
+        occurrence = seen[(track.kind, track.label)] = seen.get((track.kind, track.label), 0) + 1
+        keyed[(track.kind, track.label, occurrence)] = track
+    return keyed
+
+
+def describe_changes(before: list[TrackSummary], after: list[TrackSummary]) -> list[str]:
+    """What a turn changed, in plain words: added, removed and changed tracks."""
+    old, new = _keyed(before), _keyed(after)
+    changes = [f"🗑️ Removed {_named(track)}" for key, track in old.items() if key not in new]
+    for key, track in new.items():
+        previous = old.get(key)
+        if previous is None:
+            changes.append(f"✅ Added {_named(track)} ({_span(track)})")
+            continue
+        details = []
+        if (previous.start_seconds, previous.end_seconds) != (track.start_seconds, track.end_seconds):
+            details.append(f"time {_span(previous)} → {_span(track)}")
+        if previous.volume_percent != track.volume_percent:
+            details.append(f"volume {previous.volume_percent}% → {track.volume_percent}%")
+        if previous.segments != track.segments:
+            details.append(f"{previous.segments} → {track.segments} segments")
+        if details:
+            changes.append(f"✏️ Changed {_named(track)}: " + ", ".join(details))
+    return changes

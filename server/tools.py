@@ -13,27 +13,53 @@ from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
 
 from . import __version__
 from .errors import NemoError
 from .identity import SkillIdentity
 from .logs import get_logger
-from .service import CreditsResult, StateResult, ToolResult, VideoService
+from .chat import ChatResult
+from .export import ExportResult
+from .jobs import Job, ProgressCallback, format_elapsed
+from .results import CreditsResult, StateResult, ToolResult
+from .service import DEFAULT_WAIT_SECONDS, VideoService
+from .upload import UploadResult
 from .settings import Settings
 
 INSTRUCTIONS = """\
-NemoVideo makes and edits videos in the cloud. Use `credits` for the balance and
-`state` to show what is on the timeline. Show the `summary` field to the user as it
-is; never show tokens, ids or raw JSON. Tool errors are written for the user: pass
-them on and follow the advice they give."""
+NemoVideo makes and edits videos in the cloud. Send what the user wants (generate,
+edit, add music or titles) to `chat`; it routes balance and timeline questions itself.
+`upload` sends the user's files or links, `export` renders and saves the MP4 and
+returns its path, `credits` shows the balance and `state` the timeline. Show the `reply` or `summary`
+to the user as it is; never show tokens, ids or raw JSON. When a result says
+status "working", tell the user it is still in progress and call `wait` with its
+job_id. Tool errors are written for the user: pass them on and follow their advice."""
 
 log = get_logger("tools")
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
+EDITS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+WAIT_SECONDS = Field(
+    default=DEFAULT_WAIT_SECONDS, ge=0, le=600,
+    description="How long to wait before returning a job handle; keep it under the host's tool time limit.",
+)
 
 
 def service_of(ctx: Context) -> VideoService:
     return ctx.request_context.lifespan_context
+
+
+def progress_reporter(ctx: Context) -> ProgressCallback:
+    """MCP progress for a waiting call: elapsed seconds (always increasing) and the current step."""
+    last = -1.0
+
+    async def report(job: Job) -> None:
+        nonlocal last
+        last = max(job.elapsed, last + 0.001)
+        await ctx.report_progress(round(last, 3), None, f"⏳ Still working… {job.step} ({format_elapsed(job.elapsed)})")
+
+    return report
 
 
 async def adapt(call: Awaitable[ToolResult]) -> CallToolResult:
@@ -45,7 +71,7 @@ async def adapt(call: Awaitable[ToolResult]) -> CallToolResult:
         log.info("Tool failed: %s: %s", type(error).__name__, error.message)
         return CallToolResult(content=[TextContent(type="text", text=error.message)], is_error=True)
     return CallToolResult(
-        content=[TextContent(type="text", text=result.as_text())],
+        content=[TextContent(type="text", text=result.as_text()), *result.extra_content()],
         structured_content=result.model_dump(mode="json"),
     )
 
@@ -53,11 +79,8 @@ async def adapt(call: Awaitable[ToolResult]) -> CallToolResult:
 def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[VideoService]:
-        service = VideoService(settings, identity)
-        try:
+        async with VideoService(settings, identity) as service:
             yield service
-        finally:
-            await service.aclose()
 
     server = MCPServer("nemovideo", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
 
@@ -81,5 +104,66 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
     )
     async def state(ctx: Context) -> Annotated[CallToolResult, StateResult]:
         return await adapt(service_of(ctx).state())
+
+    @server.tool(
+        name="chat",
+        title="Make or edit the video",
+        description="Send the user's request to NemoVideo's video agent: generate a video, edit it, add or change "
+        "music, titles, captions, timing. Balance and timeline questions are answered directly. Returns the reply "
+        "to show, what changed, and next_actions. Long work returns status 'working' with a job_id: call `wait`.",
+        annotations=EDITS,
+    )
+    async def chat(
+        message: Annotated[str, Field(min_length=1, description="the user's request, in their words")],
+        ctx: Context,
+        wait_seconds: Annotated[float, WAIT_SECONDS] = DEFAULT_WAIT_SECONDS,
+    ) -> Annotated[CallToolResult, ChatResult]:
+        return await adapt(service_of(ctx).chat(message, wait_seconds, progress_reporter(ctx)))
+
+    @server.tool(
+        name="wait",
+        title="Continue waiting",
+        description="Continue waiting for a job that a previous call returned as status 'working'. "
+        "Returns the same result shape; call again while it is still working.",
+        annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True),
+    )
+    async def wait(
+        job_id: Annotated[str, Field(min_length=1, description="the job_id of a 'working' result")],
+        ctx: Context,
+        wait_seconds: Annotated[float, WAIT_SECONDS] = DEFAULT_WAIT_SECONDS,
+    ) -> CallToolResult:
+        # No output schema: the result has the shape of whichever tool started the job (chat or export).
+        return await adapt(service_of(ctx).wait(job_id, wait_seconds, progress_reporter(ctx)))
+
+    @server.tool(
+        name="upload",
+        title="Upload media",
+        description="Upload local files (absolute paths) and/or http(s) links to the current project: video, audio "
+        "or images. Checks each file first (exists, accepted type, size limit) and sends nothing if one is wrong.",
+        annotations=EDITS,
+    )
+    async def upload(
+        sources: Annotated[list[str], Field(min_length=1, description="local file paths or http(s) URLs")],
+        ctx: Context,
+    ) -> Annotated[CallToolResult, UploadResult]:
+        async def report(sent: int, total: int, message: str) -> None:
+            await ctx.report_progress(sent, total or None, message)
+
+        return await adapt(service_of(ctx).upload(sources, report))
+
+    @server.tool(
+        name="export",
+        title="Export the video",
+        description="Render the current project as an MP4 and save it on this computer (default ~/Downloads or "
+        "NEMO_OUTPUT_DIR). Costs no credits. Returns the file path. Renders take 30-90 s: a 'working' result "
+        "carries a job_id for `wait`; calling export again re-attaches instead of rendering twice.",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True),
+    )
+    async def export(
+        ctx: Context,
+        output_dir: Annotated[str | None, Field(description="folder to save into; default NEMO_OUTPUT_DIR or ~/Downloads")] = None,
+        wait_seconds: Annotated[float, WAIT_SECONDS] = DEFAULT_WAIT_SECONDS,
+    ) -> Annotated[CallToolResult, ExportResult]:
+        return await adapt(service_of(ctx).export(output_dir, wait_seconds, progress_reporter(ctx)))
 
     return server

@@ -30,15 +30,18 @@ def cached_token(settings) -> str:
     return entries[settings.api_url]["token"]
 
 
-async def test_tools_are_declared_read_only_with_output_schemas(settings, identity) -> None:
+async def test_tools_are_annotated_with_output_schemas(settings, identity) -> None:
     async with Client(build_server(settings, identity)) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert set(tools) == {"credits", "state"}
+    assert {"credits", "state", "chat", "wait"} <= set(tools)
+    for name in ("credits", "state"):
+        assert tools[name].annotations.read_only_hint and tools[name].annotations.open_world_hint
+        assert "summary" in tools[name].output_schema["properties"]
+    assert not tools["chat"].annotations.read_only_hint
     for tool in tools.values():
-        assert tool.annotations.read_only_hint and tool.annotations.open_world_hint
-        assert not tool.annotations.destructive_hint
-        assert tool.output_schema and "summary" in tool.output_schema["properties"]
-        assert tool.description
+        assert not tool.annotations.destructive_hint and tool.description
+        # `wait` returns whatever shape the job it continues has (chat or export).
+        assert (tool.output_schema is None) == (tool.name == "wait")
 
 
 async def test_credits_and_state_in_memory(sandbox, settings, identity) -> None:
@@ -56,9 +59,8 @@ async def test_credits_and_state_in_memory(sandbox, settings, identity) -> None:
 async def test_state_shows_the_seed_summary_and_tracks(sandbox, settings, identity) -> None:
     from server.service import VideoService
 
-    service = VideoService(settings, identity)
-    session = await service.sessions.ensure("make a video")
-    await service.aclose()
+    async with VideoService(settings, identity) as service:
+        session = await service.sessions.ensure("make a video")
     sandbox.set_draft(session.session_id, SEED_DRAFT)
     async with Client(build_server(settings, identity)) as client:
         result = await client.call_tool("state", {})
@@ -86,7 +88,7 @@ async def test_credits_and_state_over_stdio(sandbox, env, settings) -> None:
         tools = {tool.name for tool in (await client.list_tools()).tools}
         credits = await client.call_tool("credits", {})
         state = await client.call_tool("state", {})
-    assert tools == {"credits", "state"}
+    assert {"credits", "state", "chat", "wait"} <= tools
     assert credits.structured_content["total"] == 100
     assert state.structured_content["empty"] is True
     assert sandbox.requests[-1].headers["x-skill-source"] == "generator-from-music"

@@ -28,9 +28,8 @@ def test_language_by_script_then_locale(text, env, expected) -> None:
 
 @pytest.fixture
 async def service(settings, identity):
-    service = VideoService(settings, identity)
-    yield service
-    await service.aclose()
+    async with VideoService(settings, identity) as service:
+        yield service
 
 
 pytestmark = pytest.mark.anyio
@@ -53,11 +52,8 @@ async def test_a_session_is_created_once_with_the_detected_language(sandbox, ser
 async def test_a_restart_continues_the_same_project(sandbox, settings, identity, service) -> None:
     session = await service.sessions.ensure("make a video")
     sandbox.set_draft(session.session_id, SEED_DRAFT)
-    restarted = VideoService(settings, identity)
-    try:
+    async with VideoService(settings, identity) as restarted:
         result = await restarted.state()
-    finally:
-        await restarted.aclose()
     assert result.summary.startswith("Timeline (3 tracks): 1. Video: city timelapse")
     assert result.notice is None
     assert sandbox.count("/api/tasks") == 1
@@ -76,11 +72,8 @@ async def test_a_lost_session_is_replaced_and_the_result_says_so(sandbox, servic
 
 async def test_a_project_started_by_another_server_process_is_picked_up(sandbox, settings, identity, service) -> None:
     assert (await service.state()).empty  # this server has no project yet
-    other = VideoService(settings, identity)
-    try:
+    async with VideoService(settings, identity) as other:
         started = await other.sessions.ensure("make a video")
-    finally:
-        await other.aclose()
     sandbox.set_draft(started.session_id, SEED_DRAFT)
     result = await service.state()
     assert not result.empty and service.sessions.current.session_id == started.session_id

@@ -45,3 +45,27 @@ def test_segments_span_and_odd_shapes_are_tolerated() -> None:
         "Timeline (4 tracks): 1. Video: a (2-6.5s) 2. Audio: Narration (0-5s, 80%) "
         '3. Text: "Download now" (1.5-2.5s) 4. Track: item (0-1s)'
     )
+
+
+def test_change_reports_name_added_removed_and_changed_tracks() -> None:
+    from server.timeline import describe_changes
+
+    before = tracks_of(SEED_DRAFT)
+    quieter = {"t": [SEED_DRAFT["t"][0], {"tt": 1, "sg": [{"st": 0, "d": 10000, "m": {"name": "Lo-fi", "vol": 0.2}}]}]}
+    assert describe_changes(before, tracks_of(quieter)) == [
+        '🗑️ Removed title "Urban Dreams"',
+        "✏️ Changed background music Lo-fi: volume 35% → 20%",
+    ]
+    assert describe_changes([], before) == [
+        "✅ Added video clip city timelapse (0–10 s)",
+        "✅ Added background music Lo-fi (0–10 s)",
+        '✅ Added title "Urban Dreams" (0–3 s)',
+    ]
+    assert describe_changes(before, before) == []
+
+
+def test_two_identical_titles_are_two_tracks() -> None:
+    from server.timeline import describe_changes
+
+    title = {"tt": 7, "sg": [{"st": 0, "d": 3000, "m": {"text": "Hi"}}]}
+    assert describe_changes(tracks_of({"t": [title]}), tracks_of({"t": [title, title]})) == ['✅ Added title "Hi" (0–3 s)']

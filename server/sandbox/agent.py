@@ -121,7 +121,7 @@ _RULES: tuple[tuple[Callable[[str], object], Callable[[str], Turn]], ...] = (
     (lambda m: "add" in m and _has(m, "title", "caption", "text") and _QUOTED.search(m), _add_text),
     (lambda m: _has(m, "remove", "delete") and "title" in m, _remove_titles),
     (lambda m: _has(m, "music", "bgm") and _has(m, "quieter", "louder", "volume"), _set_music_volume),
-    (lambda m: _has(m, "export", "download") and _is_question(m), _explain_export),
+    (lambda m: (_has(m, "export", "download") and _is_question(m)) or _has(m, "what next", "next step"), _explain_export),
     (lambda m: _has(m, "generate", "create", "make", "生成", "制作"), _generate),
 )
 

@@ -1,0 +1,285 @@
+"""Export: render the draft in the cloud and land the MP4 whole on disk.
+
+The seeds poll every 30 s and lose the render when the client goes away. Here every
+render is recorded (session, draft hash, status) in the state dir before it is waited
+for, so `export` of an unchanged draft re-attaches to its render, also after a
+restart, and a finished render whose file was not delivered is delivered next time.
+Polling follows the render's own progress (it asks again shortly before the expected
+end), so a finished video is noticed within about a second without hammering the API.
+Downloads go to `<name>.part` and are renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import httpx2
+from mcp.types import ContentBlock, ResourceLink
+from pydantic import BaseModel, Field
+
+from .client import NemoClient
+from .errors import BackendError, BackendUnavailable, NemoError, UnexpectedResponse
+from .jobs import Job
+from .logs import get_logger
+from .results import ToolResult
+from .sessions import SessionManager
+from .settings import Settings
+from .storage import read_json_map, write_json_map
+from .upload import human_size
+
+log = get_logger("export")
+
+RENDER_GIVE_UP_SECONDS = 15 * 60
+DOWNLOAD_ATTEMPTS = 3
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+REDIRECTS = (301, 302, 303, 307, 308)
+MIN_POLL_SECONDS = 0.5
+MAX_POLL_SECONDS = 30.0  # the seeds' cadence: never slower than that
+
+
+class NothingToExport(NemoError):
+    default_message = "Nothing to export yet — describe or upload something first."
+
+
+class RenderFailed(NemoError):
+    pass
+
+
+class DownloadFailed(NemoError):
+    default_message = (
+        "The video was rendered but could not be downloaded completely. "
+        "Call export again: it fetches the finished render without rendering again."
+    )
+
+
+class ExportResult(ToolResult):
+    reply: str = Field(description="what to show the user")
+    status: Literal["done", "working"]
+    job_id: str | None = Field(default=None, description="when working: pass it to `wait` to continue")
+    path: str | None = Field(default=None, description="absolute path of the saved MP4")
+    size_bytes: int | None = None
+    url: str | None = Field(default=None, description="where the backend serves the rendered file")
+    render_id: str | None = None
+    project_link: str | None = Field(default=None, description="a browser link to the project on NemoVideo")
+
+    def as_text(self) -> str:
+        if self.status == "working":
+            return f'{self.reply}\n(Still rendering: call `wait` with job_id "{self.job_id}" to continue.)'
+        return self.reply
+
+    def extra_content(self) -> list[ContentBlock]:
+        if not self.path:
+            return []
+        path = Path(self.path)
+        return [ResourceLink(type="resource_link", uri=path.as_uri(), name=path.name, mime_type="video/mp4",
+                             size=self.size_bytes)]
+
+
+class RenderRecord(BaseModel):
+    render_id: str
+    api_url: str
+    session_id: str
+    task_id: str | None = None
+    draft_hash: str
+    started_at: float
+    status: Literal["rendering", "completed", "delivered", "failed"] = "rendering"
+    url: str | None = None
+    path: str | None = None
+    size_bytes: int | None = None
+
+
+def draft_hash(draft: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(draft, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def has_content(draft: dict[str, Any] | None) -> bool:
+    return any(isinstance(track, dict) and track.get("sg") for track in (draft or {}).get("t") or [])
+
+
+def next_poll_delay(elapsed: float, progress: float | None, polls: int) -> float:
+    """Ask again shortly before the render should end, judging by its progress; else back off to 30 s."""
+    if progress is not None and 0 < progress < 100 and elapsed > 0:
+        remaining = elapsed * (100 - progress) / progress
+        return min(max(remaining * 0.6, MIN_POLL_SECONDS), MAX_POLL_SECONDS)
+    return min(2.0 * 1.5 ** polls, MAX_POLL_SECONDS)
+
+
+def unique_target(directory: Path, stem: str) -> Path:
+    candidate = directory / f"{stem}.mp4"
+    number = 2
+    while candidate.exists() or candidate.with_name(candidate.name + ".part").exists():
+        candidate = directory / f"{stem}-{number}.mp4"
+        number += 1
+    return candidate
+
+
+class RenderRegistry:
+    """Renders this user started, per API host, in `renders.json` of the state dir."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.state_dir / "renders.json"
+
+    def all(self) -> list[RenderRecord]:
+        records = []
+        for entry in read_json_map(self.path).values():
+            try:
+                records.append(RenderRecord.model_validate(entry))
+            except ValueError:
+                continue
+        return records
+
+    def save(self, record: RenderRecord) -> None:
+        entries = read_json_map(self.path)
+        entries[record.render_id] = record.model_dump()
+        write_json_map(self.path, entries)
+
+    def reusable(self, api_url: str, session_id: str, digest: str) -> RenderRecord | None:
+        """The newest render of this exact draft that is still usable: in flight, finished, or delivered and on disk."""
+        for record in sorted(self.all(), key=lambda r: r.started_at, reverse=True):
+            if (record.api_url, record.session_id, record.draft_hash) != (api_url, session_id, digest):
+                continue
+            if record.status in ("rendering", "completed"):
+                return record
+            if record.status == "delivered" and record.path and Path(record.path).is_file():
+                return record
+        return None
+
+
+class Exporter:
+    def __init__(self, client: NemoClient, sessions: SessionManager, settings: Settings) -> None:
+        self._client = client
+        self._sessions = sessions
+        self._settings = settings
+        self.registry = RenderRegistry(settings)
+
+    async def prepare(self) -> RenderRecord:
+        """Check there is something to render, then re-attach to its render or start one."""
+        session = self._sessions.current
+        if session is None:
+            raise NothingToExport()
+        state = await self._client.state(session.session_id)
+        draft = state.state.draft
+        if not has_content(draft):
+            raise NothingToExport()
+        digest = draft_hash(draft)
+        existing = self.registry.reusable(self._settings.api_url, session.session_id, digest)
+        if existing is not None:
+            log.info("Re-attaching to render %s (%s)", existing.render_id, existing.status)
+            return existing
+        render_id = await self._start(session.session_id, draft)
+        record = RenderRecord(render_id=render_id, api_url=self._settings.api_url, session_id=session.session_id,
+                              task_id=session.task_id, draft_hash=digest, started_at=time.time())
+        self.registry.save(record)
+        return record
+
+    async def _start(self, session_id: str, draft: dict[str, Any]) -> str:
+        for attempt in (1, 2):
+            render_id = f"render_{int(time.time() * 1000)}"
+            try:
+                await self._client.start_render(render_id, session_id, draft)
+                return render_id
+            except (BackendError, BackendUnavailable, UnexpectedResponse):
+                if attempt == 2:
+                    raise
+                log.info("Render start failed; retrying once with a new id")
+                await anyio.sleep(0.01)  # a new millisecond, hence a new id
+        raise AssertionError("unreachable")
+
+    async def finish(self, job: Job, record: RenderRecord, output_dir: Path) -> ExportResult:
+        if record.status == "delivered" and record.path and Path(record.path).is_file():
+            return await self._result(record, already=True)
+        if record.status == "rendering":
+            record = await self._poll(job, record)
+        return await self._result(await self._deliver(job, record, output_dir), already=False)
+
+    async def _poll(self, job: Job, record: RenderRecord) -> RenderRecord:
+        polls = 0
+        while True:
+            status = await self._client.render_status(record.render_id)
+            polls += 1
+            elapsed = time.time() - record.started_at
+            if status.status == "completed" and status.output and status.output.url:
+                record = record.model_copy(update={"status": "completed", "url": status.output.url})
+                self.registry.save(record)
+                return record
+            if status.status == "completed":
+                record = record.model_copy(update={"status": "completed"})  # only the fallback URL then
+                self.registry.save(record)
+                return record
+            if status.status == "failed":
+                self.registry.save(record.model_copy(update={"status": "failed"}))
+                reason = f" ({status.error})" if status.error else ""
+                raise RenderFailed(f"The render failed on NemoVideo's side{reason}. Call export again to retry.")
+            if elapsed > RENDER_GIVE_UP_SECONDS:
+                raise RenderFailed("The render is taking unusually long. Call export again later: it picks this render up.")
+            progress = f" {status.progress:.0f}%" if status.progress is not None else ""
+            job.update(f"🎞️ Rendering{progress}…")
+            await anyio.sleep(next_poll_delay(elapsed, status.progress, polls))
+
+    async def _deliver(self, job: Job, record: RenderRecord, output_dir: Path) -> RenderRecord:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        target = unique_target(output_dir, f"nemovideo-{time.strftime('%Y%m%d-%H%M%S')}")
+        fallback = f"/api/render/proxy/{record.render_id}/download"
+        # The render's own URL first (retried: downloads are safe to repeat), the API's fallback last.
+        sources = [record.url] * (DOWNLOAD_ATTEMPTS - 1) + [fallback] if record.url else [fallback] * DOWNLOAD_ATTEMPTS
+        for attempt, source in enumerate(sources, start=1):
+            job.update("⬇️ Downloading the video…")
+            try:
+                size = await self._download(source, target)
+            except (httpx2.TransportError, NemoError) as error:
+                log.warning("Download attempt %d of %s failed: %s", attempt, record.render_id, type(error).__name__)
+                continue
+            delivered = record.model_copy(update={"status": "delivered", "path": str(target), "size_bytes": size})
+            self.registry.save(delivered)
+            return delivered
+        raise DownloadFailed()
+
+    async def _download(self, url: str, target: Path, redirects: int = 3) -> int:
+        part = target.with_name(target.name + ".part")
+        try:
+            async with self._client.download(url) as response:
+                if response.status_code in REDIRECTS and response.headers.get("location") and redirects:
+                    location = str(response.url.join(response.headers["location"]))
+                    return await self._download(location, target, redirects - 1)
+                if response.status_code != 200:
+                    raise DownloadFailed()
+                expected = int(response.headers.get("content-length", "0") or 0)
+                written = 0
+                async with await anyio.open_file(part, "wb") as handle:
+                    async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK_BYTES):
+                        await handle.write(chunk)
+                        written += len(chunk)
+                if expected and written != expected:
+                    raise DownloadFailed()
+            os.replace(part, target)
+            return written
+        finally:
+            # A cut download never leaves a partial file where the user looks.
+            part.unlink(missing_ok=True)
+
+    async def _result(self, record: RenderRecord, *, already: bool) -> ExportResult:
+        assert record.path is not None
+        path = Path(record.path)
+        link = await self._project_link(record)
+        lead = "Already exported" if already else "✅ Exported"
+        reply = f"{lead}: {path} ({human_size(record.size_bytes or path.stat().st_size)})."
+        if link:
+            reply += f"\nOpen the project in the browser: {link}"
+        return ExportResult(reply=reply, status="done", path=str(path), size_bytes=record.size_bytes,
+                            url=record.url, render_id=record.render_id, project_link=link)
+
+    async def _project_link(self, record: RenderRecord) -> str | None:
+        """A claim link when the backend offers one; silently none otherwise."""
+        if not record.task_id:
+            return None
+        try:
+            claim = await self._client.claim_token(record.task_id, record.session_id)
+        except NemoError:
+            return None
+        return f"{self._settings.web_url}/workspace/claim?ct={claim.claim_token}"

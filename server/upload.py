@@ -1,0 +1,185 @@
+"""Uploads: local files streamed from disk as multipart, and http(s) URLs in one JSON request.
+
+Every source is checked before anything is sent (exists, regular, non-empty, accepted
+type, within the size limit), so a bad input costs no request. A file is read in
+chunks while it is sent: memory does not grow with its size, and progress is
+reported by bytes.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+import anyio
+from pydantic import BaseModel, Field
+
+from .client import NemoClient
+from .errors import FileTooLarge, NemoError, UnsupportedFileType
+from .results import ToolResult
+from .settings import Settings
+
+CHUNK_BYTES = 1024 * 1024
+MEDIA_KINDS = {
+    **dict.fromkeys(("mp4", "mov", "avi", "webm", "mkv"), "video"),
+    **dict.fromkeys(("jpg", "jpeg", "png", "gif", "webp"), "image"),
+    **dict.fromkeys(("mp3", "wav", "m4a", "aac", "flac"), "audio"),
+}
+
+ByteProgress = Callable[[int, int, str], Awaitable[None]]
+
+
+class InvalidSource(NemoError):
+    """A source that cannot be uploaded at all (missing, a folder, empty, a non-http link)."""
+
+
+class UploadedItem(BaseModel):
+    name: str
+    size_bytes: int | None = Field(description="size of the local file; unknown for URLs")
+    type: str = Field(description="video, audio or image")
+    id: str | None = Field(description="the backend's id for the media")
+    source: Literal["file", "url"]
+
+
+class UploadResult(ToolResult):
+    uploads: list[UploadedItem]
+    summary: str
+    notice: str | None = None
+
+    def as_text(self) -> str:
+        return f"{self.notice}\n{self.summary}" if self.notice else self.summary
+
+
+def human_size(size: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+class LocalFile(BaseModel):
+    path: Path
+    size: int
+    extension: str
+
+
+def check_file(source: str, settings: Settings) -> LocalFile:
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise InvalidSource(f"There is no file at {source}. Check the path (an absolute path is safest) and try again.")
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise InvalidSource(f"{source} is {kind}. Upload the media files themselves.")
+    size = path.stat().st_size
+    if size == 0:
+        raise InvalidSource(f"{source} is empty (0 bytes). Check that the file was saved completely.")
+    extension = path.suffix.lower().lstrip(".")
+    if extension not in settings.accepted_formats:
+        raise UnsupportedFileType(
+            f"{path.name}: NemoVideo does not accept .{extension or '(no extension)'} files. "
+            f"Accepted formats: {', '.join(settings.accepted_formats)}."
+        )
+    if size > settings.max_upload_bytes:
+        raise FileTooLarge(
+            f"{path.name} is {human_size(size)}, over the {human_size(settings.max_upload_bytes)} limit. "
+            "Trim it to a shorter clip or compress it (lower resolution or bitrate), then upload again."
+        )
+    return LocalFile(path=path.resolve(), size=size, extension=extension)
+
+
+def check_url(source: str) -> str:
+    scheme = urlsplit(source).scheme.lower()
+    if scheme not in ("http", "https") or not urlsplit(source).netloc:
+        raise InvalidSource(
+            f"{source} cannot be uploaded: only local files and http(s) links are supported"
+            + (f", not {scheme}:// links." if scheme else ".")
+            + (" Give the file's path instead of a file:// link." if scheme == "file" else "")
+        )
+    return source
+
+
+def is_url(source: str) -> bool:
+    return "://" in source
+
+
+def check_sources(sources: list[str], settings: Settings) -> tuple[list[LocalFile], list[str]]:
+    """Every source checked before any request; the first problem stops the whole upload."""
+    cleaned = [source.strip().strip("'\"") for source in sources if source.strip()]
+    if not cleaned:
+        raise InvalidSource("Nothing to upload: give the path of a local file or an http(s) link.")
+    files = [check_file(source, settings) for source in cleaned if not is_url(source)]
+    urls = [check_url(source) for source in cleaned if is_url(source)]
+    return files, urls
+
+
+def _quoted(name: str) -> str:
+    return name.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")
+
+
+def multipart_body(file: LocalFile, boundary: str, on_bytes: Callable[[int], Awaitable[None]]):
+    """A `files` form field streamed from disk; returns (body factory, content length)."""
+    content_type = mimetypes.guess_type(file.path.name)[0] or "application/octet-stream"
+    # RFC 7578: UTF-8 file names go as they are inside the quoted filename parameter.
+    head = (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="files"; filename="{_quoted(file.path.name)}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode("utf-8")
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield head
+        sent = 0
+        async with await anyio.open_file(file.path, "rb") as handle:
+            while chunk := await handle.read(CHUNK_BYTES):
+                sent += len(chunk)
+                yield chunk
+                await on_bytes(sent)
+        yield tail
+
+    return body, len(head) + file.size + len(tail)
+
+
+async def upload_sources(
+    client: NemoClient, session_id: str, files: list[LocalFile], urls: list[str], progress: ByteProgress | None = None
+) -> list[UploadedItem]:
+    items: list[UploadedItem] = []
+    total = sum(file.size for file in files)
+    done_before = 0
+    for file in files:
+        boundary = f"nemovideo-{uuid.uuid4().hex}"
+
+        async def on_bytes(sent: int, file: LocalFile = file, base: int = done_before) -> None:
+            if progress is not None:
+                await progress(base + sent, total, f"Uploading {file.path.name} ({human_size(sent)} of {human_size(file.size)})")
+
+        body, length = multipart_body(file, boundary, on_bytes)
+        reply = await client.upload_files(session_id, body, f"multipart/form-data; boundary={boundary}", length)
+        media = reply.files[0] if reply.files else None
+        items.append(UploadedItem(
+            name=file.path.name, size_bytes=file.size, type=MEDIA_KINDS.get(file.extension, "video"),
+            id=media.id if media else None, source="file",
+        ))
+        done_before += file.size
+    if urls:
+        reply = await client.upload_urls(session_id, urls)
+        by_position = reply.files + [None] * (len(urls) - len(reply.files))
+        for url, media in zip(urls, by_position):
+            name = unquote(Path(urlsplit(url).path).name) or urlsplit(url).netloc
+            kind = (media.type if media and media.type else MEDIA_KINDS.get(Path(name).suffix.lower().lstrip("."), "video"))
+            items.append(UploadedItem(name=name, size_bytes=None, type=kind, id=media.id if media else None, source="url"))
+    return items
+
+
+def summarize_uploads(items: list[UploadedItem]) -> str:
+    described = [
+        f"{item.name} ({item.type}{', ' + human_size(item.size_bytes) if item.size_bytes else ''})" for item in items
+    ]
+    noun = "file" if len(items) == 1 else "files"
+    return f"Uploaded {len(items)} {noun}: " + "; ".join(described) + ". Now describe what to make with it."
+

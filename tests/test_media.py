@@ -1,0 +1,240 @@
+"""Uploads and exports against the sandbox over loopback: checks before requests, files that land whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from server import errors
+from server.export import NothingToExport, RenderFailed, next_poll_delay
+from server.service import VideoService
+from server.tools import build_server
+from server.upload import InvalidSource
+from tests.test_mcp import stdio_params
+from tests.test_timeline import SEED_DRAFT
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    return tmp_path / "Videos"
+
+
+@pytest.fixture
+async def service(settings, identity, out):
+    async with VideoService(settings.model_copy(update={"output_dir": out}), identity) as service:
+        yield service
+
+
+def media(folder: Path, name: str, size: int = 4096) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(b"\x00" * size)
+    return path
+
+
+async def project_with_content(service: VideoService, sandbox) -> None:
+    session = await service.sessions.ensure("make a video")
+    sandbox.set_draft(session.session_id, SEED_DRAFT)
+
+
+def mp4s(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*")) if folder.exists() else []
+
+
+# Uploads
+
+
+@pytest.mark.parametrize(
+    ("make_source", "error_type", "advice"),
+    [
+        (lambda tmp: str(tmp / "missing.mp3"), InvalidSource, "There is no file at"),
+        (lambda tmp: str(tmp), InvalidSource, "is a folder"),
+        (lambda tmp: str(media(tmp, "empty.mp3", 0)), InvalidSource, "is empty"),
+        (lambda tmp: str(media(tmp, "setup.exe")), errors.UnsupportedFileType, "Accepted formats: mp4, mov"),
+        (lambda tmp: str(media(tmp, "noext")), errors.UnsupportedFileType, "Accepted formats"),
+        (lambda tmp: str(media(tmp, "huge.mp4", 3 * 1024 * 1024)), errors.FileTooLarge, "over the 2.0 MB limit. Trim"),
+        (lambda tmp: "file:///tmp/song.mp3", InvalidSource, "not file:// links"),
+        (lambda tmp: "ftp://example.com/song.mp3", InvalidSource, "not ftp:// links"),
+    ],
+)
+async def test_bad_inputs_are_refused_before_any_request(sandbox, settings, identity, tmp_path, make_source,
+                                                         error_type, advice) -> None:
+    limited = settings.model_copy(update={"max_upload_bytes": 2 * 1024 * 1024})
+    source = make_source(tmp_path)
+    async with VideoService(limited, identity) as service:
+        with pytest.raises(error_type, match=advice):
+            await service.upload([str(media(tmp_path, "fine.mp3")), source])
+    assert sandbox.requests == []
+
+
+async def test_several_files_and_a_url_including_a_unicode_name(sandbox, service, tmp_path) -> None:
+    song = media(tmp_path, "café – ñandú 🎵.mp3", 5000)
+    clip = media(tmp_path, "clip.MOV", 7000)
+    result = await service.upload([str(song), f"  '{clip}' ", "https://cdn.example.com/b-roll%20one.mp4"])
+    assert [(item.name, item.type, item.size_bytes, item.source) for item in result.uploads] == [
+        ("café – ñandú 🎵.mp3", "audio", 5000, "file"),
+        ("clip.MOV", "video", 7000, "file"),
+        ("b-roll one.mp4", "video", None, "url"),
+    ]
+    assert all(item.id for item in result.uploads)
+    stored = sandbox.sessions[service.sessions.current.session_id].video_infos
+    assert [entry["name"] for entry in stored] == ["café – ñandú 🎵.mp3", "clip.MOV", "b-roll one.mp4"]
+    assert [entry.get("size") for entry in stored[:2]] == [5000, 7000]
+    assert result.summary.startswith("Uploaded 3 files: café – ñandú 🎵.mp3 (audio")
+
+
+async def test_the_backend_limit_is_reported_with_advice(sandbox, service, tmp_path) -> None:
+    sandbox.max_upload_bytes = 1000
+    with pytest.raises(errors.FileTooLarge, match="Compress it or trim it"):
+        await service.upload([str(media(tmp_path, "song.mp3", 5000))])
+
+
+async def test_upload_progress_by_bytes_through_mcp(sandbox, settings, identity, tmp_path) -> None:
+    song = media(tmp_path, "song.wav", 3 * 1024 * 1024 + 17)
+    updates: list[tuple[float, float | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.append((progress, total))
+
+    async with Client(build_server(settings, identity)) as client:
+        result = await client.call_tool("upload", {"sources": [str(song)]}, progress_callback=on_progress)
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["uploads"][0]["size_bytes"] == song.stat().st_size
+    sent = [progress for progress, _ in updates]
+    assert sent == sorted(sent) and len(sent) >= 4 and sent[-1] == song.stat().st_size
+    assert {total for _, total in updates} == {song.stat().st_size}
+
+
+# Exports
+
+
+async def test_nothing_to_export_without_content(sandbox, service) -> None:
+    with pytest.raises(NothingToExport, match="describe or upload something first"):
+        await service.export()
+    await service.sessions.ensure("hi")
+    with pytest.raises(NothingToExport):
+        await service.export()
+    assert sandbox.count("/api/render") == 0
+
+
+async def test_export_lands_a_whole_mp4_and_keeps_the_token_at_the_api(sandbox, service, out, sandbox_server) -> None:
+    await project_with_content(service, sandbox)
+    result = await service.export(wait_seconds=20)
+    assert result.status == "done"
+    path = Path(result.path)
+    assert path.parent == out and path.is_absolute() and path.suffix == ".mp4"
+    assert path.read_bytes()[4:8] == b"ftyp" and path.stat().st_size == result.size_bytes
+    assert mp4s(out) == [path]  # no .part left behind
+    assert result.url.startswith(sandbox_server.download_url)
+    assert result.project_link.startswith("https://nemovideo.com/workspace/claim?ct=clm_")
+    downloads = [r for r in sandbox.requests if r.host == "download"]
+    assert downloads and all("authorization" not in r.headers and "x-skill-source" not in r.headers for r in downloads)
+    assert sandbox.count("/api/render/proxy/lambda", "POST") == 1
+
+
+async def test_an_unchanged_draft_is_not_rendered_twice(sandbox, service, out) -> None:
+    await project_with_content(service, sandbox)
+    first = await service.export(wait_seconds=20)
+    again = await service.export(wait_seconds=20)
+    assert again.path == first.path and again.reply.startswith("Already exported")
+    assert sandbox.count("/api/render/proxy/lambda", "POST") == 1
+
+
+async def test_a_cut_download_is_retried_and_leaves_no_partial_file(sandbox, service, out) -> None:
+    await project_with_content(service, sandbox)
+    sandbox.cut_next_download = True
+    result = await service.export(wait_seconds=20)
+    assert Path(result.path).stat().st_size == result.size_bytes
+    assert mp4s(out) == [Path(result.path)]
+
+
+async def test_a_failed_download_leaves_nothing_and_the_next_export_delivers(sandbox, service, out) -> None:
+    await project_with_content(service, sandbox)
+    sandbox.inject(502, "/files/", times=2)
+    sandbox.inject(502, "/api/render/proxy/render_", times=1)  # the fallback download
+    with pytest.raises(Exception, match="could not be downloaded completely"):
+        await service.export(wait_seconds=20)
+    assert mp4s(out) == []
+    result = await service.export(wait_seconds=20)
+    assert mp4s(out) == [Path(result.path)]
+    assert sandbox.count("/api/render/proxy/lambda", "POST") == 1
+
+
+async def test_402_is_about_the_plan_not_credits(sandbox, service) -> None:
+    await project_with_content(service, sandbox)
+    sandbox.inject(402, "/api/render/proxy/lambda")
+    with pytest.raises(errors.ExportBlocked, match="not about credits: register or upgrade"):
+        await service.export()
+
+
+async def test_a_failed_render_is_a_clear_error(sandbox, service) -> None:
+    await project_with_content(service, sandbox)
+    sandbox.fail_renders = True
+    with pytest.raises(RenderFailed, match="failed on NemoVideo's side"):
+        await service.export(wait_seconds=20)
+
+
+async def test_a_render_start_failure_is_retried_once_with_a_new_id(sandbox, service) -> None:
+    await project_with_content(service, sandbox)
+    sandbox.inject(502, "/api/render/proxy/lambda", times=1)
+    result = await service.export(wait_seconds=20)
+    assert result.status == "done"
+    starts = [r for r in sandbox.requests if r.path == "/api/render/proxy/lambda"]
+    assert len(starts) == 2
+
+
+async def test_a_long_render_returns_a_handle_and_wait_delivers(sandbox, service) -> None:
+    await project_with_content(service, sandbox)
+    sandbox.render_seconds = 1.5
+    working = await service.export(wait_seconds=0.2)
+    assert working.status == "working" and working.job_id
+    done = await service.wait(working.job_id, wait_seconds=20)
+    assert done.status == "done" and Path(done.path).is_file()
+
+
+async def test_chat_routes_export_and_upload_directly(sandbox, service, tmp_path) -> None:
+    song = media(tmp_path, "track.mp3")
+    uploaded = await service.chat(f"make a video synced to {song}")
+    assert uploaded.action == "upload" and uploaded.reply.startswith("Uploaded 1 file: track.mp3")
+    assert sandbox.count("/run_sse") == 1  # the instruction went on to the agent after the upload
+    exported = await service.chat("send me the video")
+    assert exported.action == "export" and "✅ Exported" in exported.reply
+
+
+async def test_export_through_mcp_returns_a_resource_link(sandbox, settings, identity, out) -> None:
+    async with VideoService(settings, identity) as seeding:
+        await project_with_content(seeding, sandbox)
+    async with Client(build_server(settings, identity)) as client:
+        result = await client.call_tool("export", {"output_dir": str(out), "wait_seconds": 20})
+    assert not result.is_error, result.content[0].text
+    link = result.content[1]
+    assert link.type == "resource_link" and link.uri == Path(result.structured_content["path"]).as_uri()
+    assert link.mime_type == "video/mp4"
+
+
+async def test_a_restarted_server_re_attaches_to_the_render(sandbox, settings, identity, env, out) -> None:
+    """Kill the server mid-render, export again: one render start, one file."""
+    async with VideoService(settings, identity) as seeding:
+        await project_with_content(seeding, sandbox)
+    sandbox.render_seconds = 2.0
+    env = {**env, "NEMO_OUTPUT_DIR": str(out)}
+    async with Client(stdio_params(env)) as first:
+        working = await first.call_tool("export", {"wait_seconds": 0.2})
+    assert working.structured_content["status"] == "working"
+    async with Client(stdio_params(env)) as second:
+        done = await second.call_tool("export", {"wait_seconds": 30})
+    assert done.structured_content["status"] == "done", done.content[0].text
+    assert sandbox.count("/api/render/proxy/lambda", "POST") == 1
+    assert mp4s(out) == [Path(done.structured_content["path"])]
+
+
+def test_polling_asks_again_just_before_the_expected_end() -> None:
+    assert next_poll_delay(elapsed=2, progress=4, polls=1) == pytest.approx(48 * 0.6)
+    assert next_poll_delay(elapsed=40, progress=90, polls=5) == pytest.approx(40 * 10 / 90 * 0.6)
+    assert next_poll_delay(elapsed=44.5, progress=99, polls=8) == 0.5
+    assert next_poll_delay(elapsed=5, progress=None, polls=0) == 2.0
+    assert next_poll_delay(elapsed=500, progress=None, polls=20) == 30.0
