@@ -7,9 +7,13 @@ the demo never touches the user's token or project), and an in-memory MCP client
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 import tempfile
+import wave
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
@@ -40,7 +44,21 @@ class Narrator:
         return result
 
 
-async def run_demo(out: TextIO) -> None:
+def write_sample_track(path: Path) -> Path:
+    """Two seconds of a quiet 220 Hz tone: a real WAV file for the upload step."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = 8000
+    samples = b"".join(int(3000 * math.sin(2 * math.pi * 220 * n / rate)).to_bytes(2, "little", signed=True)
+                       for n in range(rate * 2))
+    with wave.open(str(path), "wb") as sound:
+        sound.setnchannels(1)
+        sound.setsampwidth(2)
+        sound.setframerate(rate)
+        sound.writeframes(samples)
+    return path
+
+
+async def run_demo(out: TextIO, output_dir: Path) -> None:
     narrator = Narrator(out)
     with tempfile.TemporaryDirectory(prefix="nemovideo-demo-") as home, SandboxServer(Sandbox()) as backend:
         settings = Settings.from_env({"HOME": home}).with_api_url(backend.url)
@@ -51,7 +69,10 @@ async def run_demo(out: TextIO) -> None:
             narrator.say("Tools: " + ", ".join(tool.name for tool in tools))
             await narrator.call(client, "credits", {}, "how many credits do I have left?")
             await narrator.call(client, "state", {}, "what's on the timeline?")
-            await narrator.call(client, "chat", {"message": GENERATE}, GENERATE)
+            track = write_sample_track(Path(home) / "Music" / "city nights.wav")
+            request = f'{GENERATE} "{track}"'
+            await narrator.call(client, "chat", {"message": request},
+                                f"{request}  (routed: the file is checked and uploaded, then the request goes to the agent)")
             await narrator.call(client, "chat", {"message": "add a title 'Summer Nights'"},
                                 "add a title 'Summer Nights'  (the backend edits silently; the server reports the change)")
             await narrator.call(client, "chat", {"message": "what next?"},
@@ -63,9 +84,14 @@ async def run_demo(out: TextIO) -> None:
                                           "make the music quieter  (a long turn: the tool returns a handle in time)")
             await narrator.call(client, "wait", {"job_id": working.structured_content["job_id"]}, "(host keeps waiting)")
             await narrator.call(client, "state", {}, "show tracks")
-        narrator.say("\nDone. Everything above went over real HTTP to the embedded sandbox.")
+            exported = await narrator.call(client, "export", {"output_dir": str(output_dir)}, "export it as an MP4")
+        if not exported.is_error:
+            narrator.say(f"\n🎞️  The MP4 is on disk: {exported.structured_content['path']}")
+        narrator.say("Done. Everything above went over real HTTP to the embedded sandbox.")
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    anyio.run(run_demo, sys.stdout)
+    # The demo's HOME is temporary; the video goes where the user can find it afterwards.
+    output_dir = Path(os.environ.get("NEMO_OUTPUT_DIR") or Path.cwd() / "demo-output").expanduser().resolve()
+    anyio.run(run_demo, sys.stdout, output_dir)
     return 0

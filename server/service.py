@@ -31,6 +31,14 @@ class TurnInProgress(NemoError):
     pass
 
 
+def _destination(paths: list[str]) -> str | None:
+    """"export to ~/Desktop" names a folder; "save it as ~/x/final.mp4" names a file, whose folder is used."""
+    if not paths:
+        return None
+    target = Path(paths[0]).expanduser()
+    return str(target.parent if target.suffix else target)
+
+
 def _amount(value: float) -> str:
     return f"{value:g}"
 
@@ -99,7 +107,7 @@ class VideoService:
             return ChatResult(reply=state.summary, action="state", status="done", timeline=state.summary,
                               notice=state.notice)
         if intent.action == "export":
-            exported = await self.export(None, wait_seconds, on_progress)
+            exported = await self.export(_destination(intent.paths), wait_seconds, on_progress)
             return ChatResult(reply=exported.reply, action="export", status=exported.status, job_id=exported.job_id)
         if intent.action == "upload":
             return await self._upload_then_chat(intent, wait_seconds, on_progress)

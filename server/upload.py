@@ -51,7 +51,8 @@ class UploadResult(ToolResult):
     notice: str | None = None
 
     def as_text(self) -> str:
-        return f"{self.notice}\n{self.summary}" if self.notice else self.summary
+        text = f"{self.summary} Now describe what to make with it."
+        return f"{self.notice}\n{text}" if self.notice else text
 
 
 def human_size(size: float) -> str:
@@ -181,5 +182,5 @@ def summarize_uploads(items: list[UploadedItem]) -> str:
         f"{item.name} ({item.type}{', ' + human_size(item.size_bytes) if item.size_bytes else ''})" for item in items
     ]
     noun = "file" if len(items) == 1 else "files"
-    return f"Uploaded {len(items)} {noun}: " + "; ".join(described) + ". Now describe what to make with it."
+    return f"Uploaded {len(items)} {noun}: " + "; ".join(described) + "."
 

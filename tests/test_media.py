@@ -203,6 +203,10 @@ async def test_chat_routes_export_and_upload_directly(sandbox, service, tmp_path
     assert sandbox.count("/run_sse") == 1  # the instruction went on to the agent after the upload
     exported = await service.chat("send me the video")
     assert exported.action == "export" and "✅ Exported" in exported.reply
+    elsewhere = tmp_path / "Desktop"
+    await service.chat("add a title 'Two'")  # a changed draft, so a new render
+    saved = await service.chat(f"export it to {elsewhere}")
+    assert saved.action == "export" and f"{elsewhere}/nemovideo-" in saved.reply
 
 
 async def test_export_through_mcp_returns_a_resource_link(sandbox, settings, identity, out) -> None:
