@@ -77,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import main as demo_main
 
             return demo_main(argv[1:])
+        if argv[:1] == ["pack"]:
+            from .pack import main as pack_main
+
+            return pack_main(argv[1:])
         return serve(argv)
     except ConfigurationError as error:
         print(f"nemovideo-mcp: {error}", file=sys.stderr)

@@ -1,0 +1,153 @@
+"""The five published variants: SKILL.md frontmatter by the Agent Skills and ClawHub rules, and
+manifest.yaml against the server's real tools. The rules are restated here, not imported, so
+a mistake in `server/variants.py` cannot vouch for itself."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from mcp import Client
+
+from server.identity import load_identity, read_frontmatter
+from server.pack import pack, render_manifest
+from server.tools import build_server
+from server.variants import TOOLS, TOP_LEVEL_VARIANT, VARIANTS, Variant, render_skill_md, variant_named
+from tests.conftest import REPO
+
+SEEDS = {  # seed number → the name it is published under and the version it states
+    "000": ("generator-from-music", "1.0.0"),
+    "001": ("ai-music-generator-free-ab-old", "1.0.0"),
+    "002": ("video-to-generator", "1.0.0"),
+    "003": ("ai-with-music", "1.0.0"),
+    "004": ("music-ab2n-0330", "1.0.0"),
+}
+OPTIONAL_ENV = {"NEMO_TOKEN", "NEMO_OUTPUT_DIR", "NEMO_API_URL", "NEMO_WEB_URL", "NEMO_CLIENT_ID", "SKILL_SOURCE",
+                "NEMO_MAX_UPLOAD_MB"}
+REGENERATE = "regenerate with: python -m server pack generator-from-music --in-place"
+
+by_name = pytest.mark.parametrize("variant", VARIANTS, ids=lambda variant: variant.name)
+
+
+def is_agent_skills_name(name: str) -> bool:
+    return (
+        0 < len(name) <= 64
+        and all(char in "abcdefghijklmnopqrstuvwxyz0123456789-" for char in name)
+        and not name.startswith("-")
+        and not name.endswith("-")
+        and "--" not in name
+    )
+
+
+def split_skill_md(text: str) -> tuple[dict, str]:
+    assert text.startswith("---\n")
+    header, separator, body = text[4:].partition("\n---\n")
+    assert separator, "the frontmatter is not closed"
+    return yaml.safe_load(header), body
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [("generator-from-music", True), ("a" * 64, True), ("a" * 65, False), ("Music", False), ("-music", False),
+     ("music-", False), ("music--video", False), ("music_video", False), ("", False)],
+)
+def test_the_name_rule_itself(name: str, valid: bool) -> None:
+    assert is_agent_skills_name(name) is valid
+
+
+def test_the_variants_are_the_five_seeds() -> None:
+    assert {variant.seed: (variant.name, variant.version) for variant in VARIANTS} == SEEDS
+    assert variant_named("ai-with-music").seed == "003"
+    with pytest.raises(KeyError, match="generator-from-music"):
+        variant_named("no-such-skill")
+
+
+@by_name
+def test_frontmatter_follows_agent_skills_and_clawhub_rules(variant: Variant, tmp_path: Path) -> None:
+    folder = pack(variant, tmp_path)
+    frontmatter, body = split_skill_md((folder / "SKILL.md").read_text(encoding="utf-8"))
+
+    assert is_agent_skills_name(frontmatter["name"]) and frontmatter["name"] == folder.name == variant.name
+    description = frontmatter["description"]
+    assert isinstance(description, str) and 0 < len(description) <= 1024
+    assert "<" not in description and ">" not in description  # Agent Skills forbid XML-like markup here
+    assert frontmatter["version"] == SEEDS[variant.seed][1]
+
+    openclaw = frontmatter["metadata"]["openclaw"]
+    assert openclaw["emoji"] == variant.emoji and openclaw["emoji"].strip()
+    assert openclaw["primaryEnv"] == "NEMO_TOKEN"
+    assert openclaw["requires"] == {"bins": ["python3"]}  # no `env`: a required token would block installs
+    assert "requires" not in frontmatter
+    env_vars = {entry["name"]: entry for entry in openclaw["envVars"]}
+    assert set(env_vars) == OPTIONAL_ENV
+    for entry in env_vars.values():
+        assert entry["required"] is False and entry["description"]
+    assert str(variant.max_upload_mb) in env_vars["NEMO_MAX_UPLOAD_MB"]["description"]
+
+    # What the server itself reads from the packed folder: the attribution it will send.
+    identity = load_identity(folder / "SKILL.md", skill_source=None, home=tmp_path)
+    assert (identity.name, identity.version) == (variant.name, variant.version)
+    assert read_frontmatter(folder / "SKILL.md") == frontmatter
+
+
+@by_name
+def test_body_tells_the_host_which_tool_to_use_and_how_to_talk(variant: Variant) -> None:
+    _, body = split_skill_md(render_skill_md(variant))
+    table = re.findall(r"^\| `(\w+)` \| (.+) \|$", body, flags=re.MULTILINE)
+    assert [name for name, _ in table] == ["chat", "upload", "export", "wait", "credits", "state"]
+    assert all(description.strip() for _, description in table)
+    assert "Still working" in body and "`wait`" in body and "job_id" in body
+    assert "Never show tokens" in body and "raw JSON" in body
+    assert f"up to {variant.max_upload_mb} MB" in body
+    for example in variant.try_saying:
+        assert f'- "{example}"' in body
+    for tip in variant.tips:
+        assert tip in body
+    assert body.startswith(f"\n# {variant.title}\n")
+
+
+def test_each_variant_speaks_for_itself() -> None:
+    assert len({variant.description for variant in VARIANTS}) == len(VARIANTS)
+    assert len({variant.emoji for variant in VARIANTS}) == len(VARIANTS)
+    assert variant_named("generator-from-music").max_upload_mb == 200
+    assert "FLAC" in variant_named("generator-from-music").recommended_formats
+    assert {variant.max_upload_mb for variant in VARIANTS if variant.seed != "000"} == {500}
+
+
+@by_name
+def test_manifest_fields(variant: Variant) -> None:
+    manifest = yaml.safe_load(render_manifest(variant))
+    assert manifest["manifest_version"] == "0.3"
+    assert (manifest["name"], manifest["version"], manifest["description"]) == (
+        variant.name, variant.version, variant.description)
+    assert manifest["display_name"].startswith(variant.display_name) and manifest["author"]["name"]
+    server = manifest["server"]
+    assert server["type"] == "python" and (REPO / server["entry_point"]).is_file()
+    config = server["mcp_config"]
+    assert (config["command"], config["args"]) == ("python3", ["-m", "server"])
+    assert config["env"]["NEMO_MAX_UPLOAD_MB"] == str(variant.max_upload_mb)
+    assert config["env"]["NEMO_TOKEN"] == "${user_config.nemo_token}"
+    assert config["env"]["NEMO_OUTPUT_DIR"] == "${user_config.output_dir}"
+    assert config["env"]["NEMO_API_URL"] == "${user_config.api_url}"
+    user_config = manifest["user_config"]
+    assert user_config["nemo_token"]["sensitive"] is True and user_config["nemo_token"]["required"] is False
+    assert user_config["output_dir"]["type"] == "directory"
+    assert user_config["api_url"]["default"] == "https://mega-api-prod.nemovideo.ai"
+    assert [tool["name"] for tool in manifest["tools"]] == [tool.name for tool in TOOLS]
+
+
+def test_top_level_skill_files_are_the_top_level_variant() -> None:
+    top = variant_named(TOP_LEVEL_VARIANT)
+    assert (REPO / "SKILL.md").read_text(encoding="utf-8") == render_skill_md(top), REGENERATE
+    assert (REPO / "manifest.yaml").read_text(encoding="utf-8") == render_manifest(top), REGENERATE
+
+
+@pytest.mark.anyio
+async def test_manifest_tools_are_the_servers_tools(settings, identity) -> None:
+    async with Client(build_server(settings, identity)) as client:
+        served = {tool.name for tool in (await client.list_tools()).tools}
+    declared = yaml.safe_load((REPO / "manifest.yaml").read_text(encoding="utf-8"))["tools"]
+    assert {tool["name"] for tool in declared} == served
+    assert all(tool["description"].strip() for tool in declared)
