@@ -23,6 +23,7 @@ class SkillIdentity(BaseModel):
     version: str
     platform: str
     skill_md: Path
+    max_upload_mb: float | None = None  # the limit this skill states (metadata.nemovideo.max_upload_mb)
 
     def headers(self) -> dict[str, str]:
         return {
@@ -91,9 +92,12 @@ def load_identity(skill_md: Path, *, skill_source: str | None, home: Path) -> Sk
         raise ConfigurationError(f"{skill_md}: the frontmatter has no 'name'.")
     if version is None or not str(version).strip():
         raise ConfigurationError(f"{skill_md}: the frontmatter has no 'version' (nor 'metadata.version').")
+    ours = metadata.get("nemovideo") if isinstance(metadata.get("nemovideo"), dict) else {}
+    limit = ours.get("max_upload_mb")
     return SkillIdentity(
         name=name.strip(),
         version=str(version).strip(),
         platform=detect_platform(skill_md, skill_source, home),
         skill_md=skill_md,
+        max_upload_mb=float(limit) if isinstance(limit, (int, float)) and limit > 0 else None,
     )

@@ -50,7 +50,6 @@ def render_manifest(variant: Variant) -> str:
                     "NEMO_TOKEN": "${user_config.nemo_token}",
                     "NEMO_OUTPUT_DIR": "${user_config.output_dir}",
                     "NEMO_API_URL": "${user_config.api_url}",
-                    "NEMO_MAX_UPLOAD_MB": str(variant.max_upload_mb),
                 },
             },
         },
@@ -104,7 +103,7 @@ A host config (Claude Desktop, Cursor) points at the installed server:
   "mcpServers": {{
     "{variant.name}": {{
       "command": "/absolute/path/to/{variant.name}/.venv/bin/nemovideo-mcp",
-      "env": {{ "NEMO_OUTPUT_DIR": "/absolute/path/for/videos", "NEMO_MAX_UPLOAD_MB": "{variant.max_upload_mb}" }}
+      "env": {{ "NEMO_OUTPUT_DIR": "/absolute/path/for/videos" }}
     }}
   }}
 }}

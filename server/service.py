@@ -47,6 +47,7 @@ class VideoService:
     """Use as `async with VideoService(settings, identity) as service:`; jobs live as long as it does."""
 
     def __init__(self, settings: Settings, identity: SkillIdentity) -> None:
+        settings = settings.with_skill_limits(identity.max_upload_mb)
         self.settings = settings
         self.client = NemoClient(settings, identity)
         self.sessions = SessionManager(self.client)

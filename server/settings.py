@@ -30,7 +30,8 @@ class Settings(BaseModel):
     output_dir: Path
     config_dir: Path
     state_dir: Path
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
+    # None: the skill's own limit (its SKILL.md), else DEFAULT_MAX_UPLOAD_MB; see `with_skill_limits`.
+    max_upload_bytes: int | None = None
     accepted_formats: tuple[str, ...] = DEFAULT_ACCEPTED_FORMATS
     request_timeout_seconds: float = 30.0
     # Chat turns (backend.md): at most 15 minutes; 10 minutes without a real event means the turn died.
@@ -57,9 +58,11 @@ class Settings(BaseModel):
             part.strip().lower().lstrip(".") for part in env.get("NEMO_ACCEPTED_FORMATS", "").split(",") if part.strip()
         )
         try:
-            max_upload_mb = float(env.get("NEMO_MAX_UPLOAD_MB", "").strip() or DEFAULT_MAX_UPLOAD_MB)
+            max_upload_mb: float | None = float(env.get("NEMO_MAX_UPLOAD_MB", "").strip() or "nan")
         except ValueError:
-            max_upload_mb = DEFAULT_MAX_UPLOAD_MB
+            max_upload_mb = None
+        if max_upload_mb is not None and not max_upload_mb > 0:  # also catches NaN: not set
+            max_upload_mb = None
         return cls(
             token=SecretStr(token) if token else None,
             api_url=(env.get("NEMO_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/"),
@@ -69,9 +72,16 @@ class Settings(BaseModel):
             output_dir=env_path("NEMO_OUTPUT_DIR", home / "Downloads"),
             config_dir=config_home / "nemovideo",
             state_dir=state_home / "nemovideo",
-            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024) if max_upload_mb else None,
             accepted_formats=formats or DEFAULT_ACCEPTED_FORMATS,
         )
+
+    def with_skill_limits(self, skill_max_upload_mb: float | None) -> Settings:
+        """NEMO_MAX_UPLOAD_MB when set, else the limit the skill's SKILL.md states, else the default."""
+        if self.max_upload_bytes is not None:
+            return self
+        megabytes = skill_max_upload_mb or DEFAULT_MAX_UPLOAD_MB
+        return self.model_copy(update={"max_upload_bytes": int(megabytes * 1024 * 1024)})
 
     def with_api_url(self, api_url: str) -> Settings:
         return self.model_copy(update={"api_url": api_url.rstrip("/")})

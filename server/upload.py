@@ -70,6 +70,7 @@ class LocalFile(BaseModel):
 
 
 def check_file(source: str, settings: Settings) -> LocalFile:
+    assert settings.max_upload_bytes is not None, "resolve limits with Settings.with_skill_limits first"
     path = Path(source).expanduser()
     if not path.exists():
         raise InvalidSource(f"There is no file at {source}. Check the path (an absolute path is safest) and try again.")

@@ -92,7 +92,7 @@ ENV_VARS: tuple[tuple[str, str], ...] = (
     ("NEMO_WEB_URL", "Web app base URL for links shown to the user (default https://nemovideo.com)."),
     ("NEMO_CLIENT_ID", "Client id for anonymous tokens (default a UUID kept in ~/.config/nemovideo/client_id)."),
     ("SKILL_SOURCE", "Overrides the detected install platform sent as X-Skill-Platform."),
-    ("NEMO_MAX_UPLOAD_MB", "Largest file the upload tool accepts, in MB (this skill's manifest sets {max_upload_mb})."),
+    ("NEMO_MAX_UPLOAD_MB", "Largest file the upload tool accepts, in MB (default this skill's {max_upload_mb})."),
 )
 
 VARIANTS: tuple[Variant, ...] = (
@@ -306,7 +306,9 @@ def frontmatter(variant: Variant) -> dict:
                      "description": description.format(max_upload_mb=variant.max_upload_mb)}
                     for name, description in ENV_VARS
                 ],
-            }
+            },
+            # Read by the server (identity.py): the upload limit this skill states.
+            "nemovideo": {"max_upload_mb": variant.max_upload_mb},
         },
     }
 

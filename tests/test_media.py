@@ -71,6 +71,21 @@ async def test_bad_inputs_are_refused_before_any_request(sandbox, settings, iden
     assert sandbox.requests == []
 
 
+async def test_the_skill_states_the_limit_and_the_environment_overrides_it(sandbox, settings, identity, env,
+                                                                          tmp_path) -> None:
+    from server.settings import Settings
+
+    song = str(media(tmp_path, "song.mp3", 4096))
+    strict = identity.model_copy(update={"max_upload_mb": 0.002})  # about 2 KB, as SKILL.md would state it
+    async with VideoService(settings, strict) as service:
+        with pytest.raises(errors.FileTooLarge, match="over the 2.0 KB limit"):
+            await service.upload([song])
+    overridden = Settings.from_env({**env, "NEMO_MAX_UPLOAD_MB": "1"})
+    async with VideoService(overridden, strict) as service:
+        assert (await service.upload([song])).uploads[0].size_bytes == 4096
+    assert identity.max_upload_mb == 200  # the repository's skill is generator-from-music
+
+
 async def test_several_files_and_a_url_including_a_unicode_name(sandbox, service, tmp_path) -> None:
     song = media(tmp_path, "café – ñandú 🎵.mp3", 5000)
     clip = media(tmp_path, "clip.MOV", 7000)

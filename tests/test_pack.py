@@ -145,7 +145,7 @@ async def test_the_manifest_starts_a_clawhub_install_from_its_folder(sandbox, sa
     params = host_reading_the_manifest(
         folder, {"nemo_token": "", "output_dir": str(tmp_path / "videos"), "api_url": sandbox_server.url}, home
     )
-    assert params.env["NEMO_MAX_UPLOAD_MB"] == "500"
+    assert "NEMO_MAX_UPLOAD_MB" not in params.env  # the limit travels in the skill's own SKILL.md
     async with Client(params) as client:
         credits = await client.call_tool("credits", {})
     assert not credits.is_error and credits.structured_content["total"] == 100

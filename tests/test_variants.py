@@ -127,7 +127,7 @@ def test_manifest_fields(variant: Variant) -> None:
     assert server["type"] == "python" and (REPO / server["entry_point"]).is_file()
     config = server["mcp_config"]
     assert (config["command"], config["args"]) == ("python3", ["-m", "server"])
-    assert config["env"]["NEMO_MAX_UPLOAD_MB"] == str(variant.max_upload_mb)
+    assert "NEMO_MAX_UPLOAD_MB" not in config["env"]
     assert config["env"]["NEMO_TOKEN"] == "${user_config.nemo_token}"
     assert config["env"]["NEMO_OUTPUT_DIR"] == "${user_config.output_dir}"
     assert config["env"]["NEMO_API_URL"] == "${user_config.api_url}"
@@ -151,3 +151,13 @@ async def test_manifest_tools_are_the_servers_tools(settings, identity) -> None:
     declared = yaml.safe_load((REPO / "manifest.yaml").read_text(encoding="utf-8"))["tools"]
     assert {tool["name"] for tool in declared} == served
     assert all(tool["description"].strip() for tool in declared)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda variant: variant.name)
+def test_the_server_reads_the_upload_limit_the_variant_states(variant: Variant, tmp_path) -> None:
+    from server.identity import load_identity
+
+    skill_md = tmp_path / variant.name / "SKILL.md"
+    skill_md.parent.mkdir()
+    skill_md.write_text(render_skill_md(variant), encoding="utf-8")
+    assert load_identity(skill_md, skill_source=None, home=tmp_path).max_upload_mb == variant.max_upload_mb
