@@ -3,7 +3,7 @@
 Both run on this interpreter, alternated in one run so machine noise hits both alike.
 Prints both medians and the ratio (target <= 1.10).
 
-    python bench/coldstart.py [--rounds 15]
+    python bench/coldstart.py [--rounds 25]
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def time_one(command: list[str], env: dict[str, str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=25)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         env = {"HOME": home, "PATH": os.environ.get("PATH", ""), "NEMO_API_URL": "http://127.0.0.1:9"}

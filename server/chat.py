@@ -9,51 +9,20 @@ paid work) but by polling the project until the change shows up or time runs out
 from __future__ import annotations
 
 import itertools
-from typing import Any, Literal
 
 import anyio
-from pydantic import BaseModel, Field
-
 from .client import NemoClient
 from .errors import NemoError, StreamInterrupted
 from .gui import translate
-from .intents import Action
 from .jobs import Job, format_elapsed
 from .logs import get_logger
 from .models import StateReply
-from .results import ToolResult
+from .results import ChatResult, NextAction
 from .settings import Settings
 from .sse import AgentError, StateDelta, StreamError, TextDelta, ToolCall, ToolResponse
 from .timeline import describe_changes, summarize, tracks_of
 
 log = get_logger("chat")
-
-NextTool = Literal["export", "state", "credits", "chat", "upload", "wait"]
-
-
-class NextAction(BaseModel):
-    tool: NextTool
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    why: str
-
-
-class ChatResult(ToolResult):
-    reply: str = Field(description="what to show the user, as it is")
-    action: Action = Field(description="what the message was routed to")
-    status: Literal["done", "working"]
-    job_id: str | None = Field(default=None, description="when working: pass it to `wait` to continue")
-    changes: list[str] = Field(default_factory=list, description="what this turn changed on the timeline")
-    timeline: str | None = Field(default=None, description="the timeline summary, when it is relevant")
-    next_actions: list[NextAction] = Field(default_factory=list, description="tool calls that would help next")
-    notice: str | None = None
-
-    def as_text(self) -> str:
-        parts = [self.notice, self.reply]
-        if self.status == "working":
-            parts.append(f'(Still running: call `wait` with job_id "{self.job_id}" to continue.)')
-        parts += [f"Next: `{action.tool}` — {action.why}" for action in self.next_actions if action.tool != "wait"]
-        return "\n".join(part for part in parts if part)
-
 
 class TurnFailed(NemoError):
     pass

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import httpx2
@@ -48,7 +48,9 @@ from .models import (
     UploadReply,
 )
 from .settings import Settings
-from .sse import MAX_EVENT_BYTES, AdkDecoder, AdkEvent, UndecodableFrame
+
+if TYPE_CHECKING:
+    from .sse import AdkEvent
 
 log = get_logger("client")
 
@@ -195,6 +197,8 @@ class NemoClient:
             await response.aclose()
 
     async def _turn_events(self, response: httpx2.Response) -> AsyncIterator[AdkEvent]:
+        from .sse import MAX_EVENT_BYTES, AdkDecoder, UndecodableFrame  # off the cold start, like chat
+
         decoder = AdkDecoder()
         try:
             async for frame in httpx2.EventSource(response, max_event_size=MAX_EVENT_BYTES):

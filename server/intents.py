@@ -21,7 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Action = Literal["export", "credits", "state", "upload", "chat"]
+from .results import Action
+
 
 # Recognised here so a bare "song.mp3" counts as a file; whether the backend accepts a
 # format is decided where the upload happens.

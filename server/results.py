@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from mcp.types import ContentBlock
+from typing import Any, Literal
+
 from pydantic import BaseModel, Field
 
 from .timeline import TrackSummary
+
+# What a user message is routed to (intents.py decides).
+Action = Literal["export", "credits", "state", "upload", "chat"]
 
 
 class ToolResult(BaseModel):
@@ -38,3 +43,30 @@ class StateResult(ToolResult):
 
     def as_text(self) -> str:
         return f"{self.notice}\n{self.summary}" if self.notice else self.summary
+
+
+NextTool = Literal["export", "state", "credits", "chat", "upload", "wait"]
+
+
+class NextAction(BaseModel):
+    tool: NextTool
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    why: str
+
+
+class ChatResult(ToolResult):
+    reply: str = Field(description="what to show the user, as it is")
+    action: Action = Field(description="what the message was routed to")
+    status: Literal["done", "working"]
+    job_id: str | None = Field(default=None, description="when working: pass it to `wait` to continue")
+    changes: list[str] = Field(default_factory=list, description="what this turn changed on the timeline")
+    timeline: str | None = Field(default=None, description="the timeline summary, when it is relevant")
+    next_actions: list[NextAction] = Field(default_factory=list, description="tool calls that would help next")
+    notice: str | None = None
+
+    def as_text(self) -> str:
+        parts = [self.notice, self.reply]
+        if self.status == "working":
+            parts.append(f'(Still running: call `wait` with job_id "{self.job_id}" to continue.)')
+        parts += [f"Next: `{action.tool}` — {action.why}" for action in self.next_actions if action.tool != "wait"]
+        return "\n".join(part for part in parts if part)

@@ -6,23 +6,29 @@ structured output, and their text is what a host shows the user.
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from .chat import ChatResult, NextAction, TurnRunner
 from .client import NemoClient
 from .errors import NemoError, SessionNotFound
 from .export import Exporter, ExportResult
-from .gui import translate
 from .identity import SkillIdentity
-from .intents import Intent, route
 from .jobs import Job, JobRunner, ProgressCallback, format_elapsed
 from .models import StateReply
-from .results import CreditsResult, StateResult
+from .results import ChatResult, CreditsResult, NextAction, StateResult
 from .sessions import NEW_SESSION_NOTICE, Session, SessionManager
 from .settings import Settings
 from .timeline import summarize, tracks_of
 from .upload import ByteProgress, UploadedItem, UploadResult, check_sources, summarize_uploads, upload_sources
+
+if TYPE_CHECKING:
+    from .chat import TurnRunner
+    from .intents import Intent
+
+# The conversation modules (intent rules, GUI phrases, the ADK decoder) compile their tables
+# at import, about 80 ms: they are imported on the first conversation, not at every server start.
 
 DEFAULT_WAIT_SECONDS = 45.0
 
@@ -52,9 +58,14 @@ class VideoService:
         self.client = NemoClient(settings, identity)
         self.sessions = SessionManager(self.client)
         self.jobs = JobRunner()
-        self._turns = TurnRunner(self.client, settings)
         self.exporter = Exporter(self.client, self.sessions, settings)
         self._render_jobs: dict[str, Job] = {}
+
+    @cached_property
+    def _turns(self) -> TurnRunner:
+        from .chat import TurnRunner
+
+        return TurnRunner(self.client, self.settings)
 
     async def __aenter__(self) -> VideoService:
         await self.jobs.__aenter__()
@@ -99,6 +110,8 @@ class VideoService:
     async def chat(self, message: str, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                    on_progress: ProgressCallback | None = None) -> ChatResult:
         """Route first: only edit requests go to the agent; the rest run their action directly."""
+        from .intents import route
+
         intent = route(message)
         if intent.action == "credits":
             credits = await self.credits()
@@ -179,6 +192,8 @@ class VideoService:
         if job.kind == "export":
             return ExportResult(reply=f"⏳ Still working… {job.step} ({format_elapsed(job.elapsed)} so far).",
                                 status="working", job_id=job.id)
+        from .gui import translate
+
         said = translate(job.partial_text).text.strip()
         so_far = f"\nSo far NemoVideo said: {said}" if said else ""
         return ChatResult(

@@ -19,10 +19,9 @@ from . import __version__
 from .errors import NemoError
 from .identity import SkillIdentity
 from .logs import get_logger
-from .chat import ChatResult
 from .export import ExportResult
 from .jobs import Job, ProgressCallback, format_elapsed
-from .results import CreditsResult, StateResult, ToolResult
+from .results import ChatResult, CreditsResult, StateResult, ToolResult
 from .service import DEFAULT_WAIT_SECONDS, VideoService
 from .upload import UploadResult
 from .settings import Settings
