@@ -124,7 +124,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         title="Continue waiting",
         description="Continue waiting for a job that a previous call returned as status 'working'. "
         "Returns the same result shape; call again while it is still working.",
-        annotations=ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True),
+        annotations=READ_ONLY,
     )
     async def wait(
         job_id: Annotated[str, Field(min_length=1, description="the job_id of a 'working' result")],

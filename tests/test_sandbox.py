@@ -484,6 +484,10 @@ def test_standalone_cli_serves_until_interrupted() -> None:
             assert config["render_seconds"] == 5
         finally:
             process.send_signal(signal.SIGINT)
-            stdout, _ = process.communicate(timeout=5)
+            try:
+                stdout, _ = process.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()  # never leave the suite waiting on a child that ignored the signal
+                raise
     assert banner.startswith("NemoVideo sandbox on http://127.0.0.1:")
     assert process.returncode == 0 and stdout == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -109,10 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--turn-seconds", type=float, default=0.0)
     args = parser.parse_args(argv)
     sandbox = Sandbox(render_seconds=args.render_seconds, turn_seconds=args.turn_seconds)
+    stopping = threading.Event()
+    # Explicit handlers: a shell starts background jobs with SIGINT ignored, and Python then
+    # never raises KeyboardInterrupt, so Ctrl-C or a test's SIGINT would not stop the sandbox.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: stopping.set())
     with SandboxServer(sandbox, host=args.host, port=args.port) as server:
         print(f"NemoVideo sandbox on {server.url} (downloads on {server.download_url})", file=sys.stderr, flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+        stopping.wait()
     return 0
