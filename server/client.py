@@ -178,9 +178,13 @@ class NemoClient:
             )
             try:
                 response = await self._http.send(request, stream=True)
-            except httpx2.TransportError as exc:
+            except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
                 log.warning("POST /run_sse failed: %s", type(exc).__name__)
                 raise BackendUnavailable() from None
+            except httpx2.TransportError as exc:
+                # The message may have arrived and started paid work: never "try again", poll instead.
+                log.warning("POST /run_sse broke before its reply: %s", type(exc).__name__)
+                raise StreamInterrupted() from None
             if response.status_code == 200 and response.headers.get("content-type", "").startswith("text/event-stream"):
                 return response
             try:

@@ -11,14 +11,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+import anyio
+
 from .client import NemoClient
-from .errors import NemoError, SessionNotFound
+from .errors import NemoError
 from .export import Exporter, ExportResult
 from .identity import SkillIdentity
 from .jobs import Job, JobRunner, ProgressCallback, format_elapsed
 from .models import StateReply
 from .results import ChatResult, CreditsResult, NextAction, StateResult
-from .sessions import NEW_SESSION_NOTICE, Session, SessionManager
+from .sessions import Session, SessionManager
 from .settings import Settings
 from .timeline import summarize, tracks_of
 from .upload import ByteProgress, UploadedItem, UploadResult, check_sources, summarize_uploads, upload_sources
@@ -60,6 +62,7 @@ class VideoService:
         self.jobs = JobRunner()
         self.exporter = Exporter(self.client, self.sessions, settings)
         self._render_jobs: dict[str, Job] = {}
+        self._turn_lock = anyio.Lock()
 
     @cached_property
     def _turns(self) -> TurnRunner:
@@ -161,25 +164,24 @@ class VideoService:
         return await self.wait(job.id, wait_seconds, on_progress)
 
     async def start_turn(self, message: str, wait_seconds: float, on_progress: ProgressCallback | None) -> ChatResult:
-        running = self.jobs.running("turn")
-        if running is not None:
-            raise TurnInProgress(
-                f'NemoVideo is still working on the previous request. Call `wait` with job_id "{running.id}" '
-                "to follow it, then send this message again."
-            )
-        session = await self.sessions.ensure(message)
-        try:
-            before = await self.client.state(session.session_id)
-            notice = None
-        except SessionNotFound:
-            session, notice = await self.sessions.replace(session), NEW_SESSION_NOTICE
-            before = await self.client.state(session.session_id)
+        async def snapshot(session: Session) -> tuple[Session, StateReply]:
+            return session, await self.client.state(session.session_id)
 
-        async def turn(job: Job[ChatResult]) -> ChatResult:
-            result = await self._turns.run(job, session.session_id, message, before)
-            return result.model_copy(update={"notice": notice}) if notice else result
+        # Held from the check to the start: two calls at once must not both start a paid turn.
+        async with self._turn_lock:
+            running = self.jobs.running("turn")
+            if running is not None:
+                raise TurnInProgress(
+                    f'NemoVideo is still working on the previous request. Call `wait` with job_id "{running.id}" '
+                    "to follow it, then send this message again."
+                )
+            (session, before), notice = await self.sessions.run(snapshot, text=message)
 
-        job = self.jobs.start("turn", turn)
+            async def turn(job: Job[ChatResult]) -> ChatResult:
+                result = await self._turns.run(job, session.session_id, message, before)
+                return result.model_copy(update={"notice": notice}) if notice else result
+
+            job = self.jobs.start("turn", turn)
         return await self.wait(job.id, wait_seconds, on_progress)
 
     async def wait(self, job_id: str, wait_seconds: float = DEFAULT_WAIT_SECONDS,

@@ -140,3 +140,25 @@ async def test_chat_and_wait_through_mcp(sandbox, fast_settings, identity) -> No
     assert working.structured_content["status"] == "working"
     assert done.structured_content["status"] == "done" and GENERATED_TEXT in done.content[0].text
     assert unknown.is_error and "no running job" in unknown.content[0].text
+
+
+async def test_two_messages_at_once_start_one_paid_turn(sandbox, service) -> None:
+    import anyio
+
+    sandbox.turn_seconds, sandbox.heartbeat_seconds = 0.5, 0.1
+    outcomes: list[object] = []
+
+    async def send(message: str) -> None:
+        try:
+            outcomes.append(await service.chat(message, wait_seconds=0))
+        except TurnInProgress as refused:
+            outcomes.append(refused)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(send, GENERATE)
+        group.start_soon(send, "add a title 'Two'")
+    refused = [outcome for outcome in outcomes if isinstance(outcome, TurnInProgress)]
+    accepted = [outcome for outcome in outcomes if not isinstance(outcome, TurnInProgress)]
+    assert len(refused) == 1 and len(accepted) == 1
+    await service.wait(accepted[0].job_id, wait_seconds=30)
+    assert sandbox.count("/run_sse") == 1

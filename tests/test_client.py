@@ -6,6 +6,8 @@ import json
 import stat
 from pathlib import Path
 
+import anyio
+import anyio.abc
 import pytest
 from pydantic import SecretStr
 
@@ -216,3 +218,27 @@ def test_every_backend_code_has_an_error_with_advice() -> None:
         error = error_type(anonymous=True) if code == 2001 else error_type()
         assert error.code == code
         assert len(error.message) > 30 and "{" not in error.message
+
+
+async def test_a_chat_request_cut_before_its_reply_is_an_interrupted_stream(settings, identity) -> None:
+    """The backend read the message, then the connection died: that must not read as "try again"."""
+    received = []
+
+    async def read_then_hang_up(stream) -> None:
+        async with stream:
+            received.append(await stream.receive(65536))
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        # A user-set token: nothing needs minting from this half-broken backend.
+        broken = settings.with_api_url(f"http://127.0.0.1:{port}").model_copy(
+            update={"token": SecretStr("nemo_sk_registered_user_000003")})
+        async with anyio.create_task_group() as group:
+            group.start_soon(listener.serve, read_then_hang_up)
+            async with client_for(broken, identity) as client:
+                with pytest.raises(errors.StreamInterrupted):
+                    async with client.run_sse("sess_1", "make a video") as events:
+                        async for _ in events:
+                            pass
+            group.cancel_scope.cancel()
+    assert b"POST /run_sse" in received[0]
