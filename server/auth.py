@@ -9,21 +9,16 @@ find the fresh token in the cache.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import AsyncIterator
 
 import anyio
 
 from .logs import get_logger, register_secret
 from .models import AnonymousToken
 from .settings import Settings
-from .storage import read_json_map, write_json_map, write_private
+from .storage import file_lock, read_json_map, write_json_map, write_private
 
 log = get_logger("auth")
 
@@ -58,16 +53,11 @@ class ClientIdStore:
         return client_id
 
 
-@asynccontextmanager
-async def file_lock(path: Path) -> AsyncIterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def _expires_at_of(entry: object) -> float:
     try:
-        # flock blocks; a worker thread keeps the event loop (and MCP pings) alive meanwhile.
-        await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
+        return float(entry["expires_at"])  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        return 0.0  # a damaged entry counts as expired
 
 
 class TokenProvider:
@@ -133,9 +123,6 @@ class TokenProvider:
         entries = read_json_map(self.cache_path)
         now = self._clock()
         # Tokens are per API host; drop the expired ones of other hosts (old sandbox ports) on the way.
-        entries = {
-            url: entry for url, entry in entries.items()
-            if isinstance(entry, dict) and float(entry.get("expires_at", 0)) > now
-        }
+        entries = {url: entry for url, entry in entries.items() if _expires_at_of(entry) > now}
         entries[self._api_url] = {"token": minted.token, "expires_at": self._expires_at(minted), "client_id": client_id}
         write_json_map(self.cache_path, entries)

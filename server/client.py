@@ -62,7 +62,10 @@ IDEMPOTENT_ATTEMPTS = 3
 RETRY_BACKOFF_SECONDS = (0.25, 1.0)
 DEFAULT_RATE_LIMIT_WAIT = 30.0
 MAX_RATE_LIMIT_WAIT = 60.0
-HTTP_STATUS_CODES = {401: 1001, 400: 400, 402: 402, 429: 429}
+# A bare HTTP 400 is just a bad request; only the envelope code 400 means a missing client id.
+HTTP_STATUS_CODES = {401: 1001, 402: 402, 429: 429}
+# Downloads are saved byte for byte; a compressed transfer would only be decompressed again.
+IDENTITY_ENCODING = {"Accept-Encoding": "identity"}
 
 
 class NemoClient:
@@ -150,13 +153,13 @@ class NemoClient:
         timeout = httpx2.Timeout(self.settings.request_timeout_seconds, connect=10.0)
         if url.startswith("/") or self.is_api_url(url):
             token = await self.auth.token()
-            async with self._http.stream("GET", url, headers={"Authorization": f"Bearer {token}"},
+            async with self._http.stream("GET", url, headers={"Authorization": f"Bearer {token}", **IDENTITY_ENCODING},
                                          timeout=timeout) as response:
                 yield response
             return
         async with httpx2.AsyncClient(timeout=timeout, headers={"User-Agent": f"nemovideo-mcp/{__version__}"},
                                       follow_redirects=True) as foreign:
-            async with foreign.stream("GET", url) as response:
+            async with foreign.stream("GET", url, headers=IDENTITY_ENCODING) as response:
                 yield response
 
     @asynccontextmanager

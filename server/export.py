@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -30,12 +31,13 @@ from .logs import get_logger
 from .results import ToolResult
 from .sessions import SessionManager
 from .settings import Settings
-from .storage import read_json_map, write_json_map
+from .storage import brief_lock, file_lock, read_json_map, write_json_map
 from .upload import human_size
 
 log = get_logger("export")
 
 RENDER_GIVE_UP_SECONDS = 15 * 60
+FINISHED_RENDERS_KEPT_SECONDS = 30 * 24 * 3600
 DOWNLOAD_ATTEMPTS = 3
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -56,6 +58,26 @@ class DownloadFailed(NemoError):
         "The video was rendered but could not be downloaded completely. "
         "Call export again: it fetches the finished render without rendering again."
     )
+
+
+class OutputDirUnusable(NemoError):
+    pass
+
+
+def usable_output_dir(requested: str | None, default: Path) -> Path:
+    """The folder to save into, created if needed; checked before any render starts."""
+    try:
+        directory = Path(requested).expanduser() if requested else default
+        directory.mkdir(parents=True, exist_ok=True)
+    except (OSError, RuntimeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise OutputDirUnusable(
+            f"Cannot save videos into {requested or default} ({reason}). "
+            "Choose another folder with output_dir, or set NEMO_OUTPUT_DIR."
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputDirUnusable(f"Cannot write into {directory}. Choose another folder with output_dir, or set NEMO_OUTPUT_DIR.")
+    return directory.resolve()
 
 
 class ExportResult(ToolResult):
@@ -110,13 +132,22 @@ def next_poll_delay(elapsed: float, progress: float | None, polls: int) -> float
     return min(2.0 * 1.5 ** polls, MAX_POLL_SECONDS)
 
 
-def unique_target(directory: Path, stem: str) -> Path:
-    candidate = directory / f"{stem}.mp4"
-    number = 2
-    while candidate.exists() or candidate.with_name(candidate.name + ".part").exists():
-        candidate = directory / f"{stem}-{number}.mp4"
+def part_of(target: Path) -> Path:
+    return target.with_name(target.name + ".part")
+
+
+def reserve_target(directory: Path, stem: str) -> Path:
+    """A free `<stem>[-n].mp4`, reserved by creating its `.part` exclusively (safe across exports and processes)."""
+    number = 1
+    while True:
+        candidate = directory / (f"{stem}.mp4" if number == 1 else f"{stem}-{number}.mp4")
+        if not candidate.exists():
+            try:
+                os.close(os.open(part_of(candidate), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                return candidate
+            except FileExistsError:
+                pass
         number += 1
-    return candidate
 
 
 class RenderRegistry:
@@ -124,6 +155,9 @@ class RenderRegistry:
 
     def __init__(self, settings: Settings) -> None:
         self.path = settings.state_dir / "renders.json"
+        self._write_lock = settings.state_dir / ".renders.write.lock"
+        # Held across "is there a render of this draft? no: start one", so two exports never start two.
+        self.start_lock = settings.state_dir / ".renders.start.lock"
 
     def all(self) -> list[RenderRecord]:
         records = []
@@ -135,16 +169,24 @@ class RenderRegistry:
         return records
 
     def save(self, record: RenderRecord) -> None:
-        entries = read_json_map(self.path)
-        entries[record.render_id] = record.model_dump()
-        write_json_map(self.path, entries)
+        with brief_lock(self._write_lock):
+            entries = read_json_map(self.path)
+            entries[record.render_id] = record.model_dump()
+            stale = time.time() - FINISHED_RENDERS_KEPT_SECONDS
+            write_json_map(self.path, {
+                render_id: entry for render_id, entry in entries.items()
+                if not isinstance(entry, dict) or entry.get("status") == "rendering"
+                or float(entry.get("started_at") or 0) > stale
+            })
 
     def reusable(self, api_url: str, session_id: str, digest: str) -> RenderRecord | None:
         """The newest render of this exact draft that is still usable: in flight, finished, or delivered and on disk."""
         for record in sorted(self.all(), key=lambda r: r.started_at, reverse=True):
             if (record.api_url, record.session_id, record.draft_hash) != (api_url, session_id, digest):
                 continue
-            if record.status in ("rendering", "completed"):
+            if record.status == "completed":
+                return record
+            if record.status == "rendering" and time.time() - record.started_at < RENDER_GIVE_UP_SECONDS:
                 return record
             if record.status == "delivered" and record.path and Path(record.path).is_file():
                 return record
@@ -168,15 +210,16 @@ class Exporter:
         if not has_content(draft):
             raise NothingToExport()
         digest = draft_hash(draft)
-        existing = self.registry.reusable(self._settings.api_url, session.session_id, digest)
-        if existing is not None:
-            log.info("Re-attaching to render %s (%s)", existing.render_id, existing.status)
-            return existing
-        render_id = await self._start(session.session_id, draft)
-        record = RenderRecord(render_id=render_id, api_url=self._settings.api_url, session_id=session.session_id,
-                              task_id=session.task_id, draft_hash=digest, started_at=time.time())
-        self.registry.save(record)
-        return record
+        async with file_lock(self.registry.start_lock):
+            existing = self.registry.reusable(self._settings.api_url, session.session_id, digest)
+            if existing is not None:
+                log.info("Re-attaching to render %s (%s)", existing.render_id, existing.status)
+                return existing
+            render_id = await self._start(session.session_id, draft)
+            record = RenderRecord(render_id=render_id, api_url=self._settings.api_url, session_id=session.session_id,
+                                  task_id=session.task_id, draft_hash=digest, started_at=time.time())
+            self.registry.save(record)
+            return record
 
     async def _start(self, session_id: str, draft: dict[str, Any]) -> str:
         for attempt in (1, 2):
@@ -193,7 +236,9 @@ class Exporter:
 
     async def finish(self, job: Job, record: RenderRecord, output_dir: Path) -> ExportResult:
         if record.status == "delivered" and record.path and Path(record.path).is_file():
-            return await self._result(record, already=True)
+            if Path(record.path).parent == output_dir:
+                return await self._result(record, already=True)
+            return await self._result(await self._copy(record, output_dir), already=False)
         if record.status == "rendering":
             record = await self._poll(job, record)
         return await self._result(await self._deliver(job, record, output_dir), already=False)
@@ -217,14 +262,35 @@ class Exporter:
                 reason = f" ({status.error})" if status.error else ""
                 raise RenderFailed(f"The render failed on NemoVideo's side{reason}. Call export again to retry.")
             if elapsed > RENDER_GIVE_UP_SECONDS:
-                raise RenderFailed("The render is taking unusually long. Call export again later: it picks this render up.")
+                self.registry.save(record.model_copy(update={"status": "failed"}))
+                raise RenderFailed(
+                    f"The render did not finish within {RENDER_GIVE_UP_SECONDS // 60} minutes and was given up. "
+                    "Call export again to start a new one."
+                )
             progress = f" {status.progress:.0f}%" if status.progress is not None else ""
             job.update(f"🎞️ Rendering{progress}…")
             await anyio.sleep(next_poll_delay(elapsed, status.progress, polls))
 
+    async def _copy(self, record: RenderRecord, output_dir: Path) -> RenderRecord:
+        """The same finished video, asked for in another folder: a copy, not a second render."""
+        target = reserve_target(output_dir, Path(record.path or "").stem)
+        try:
+            await anyio.to_thread.run_sync(shutil.copyfile, record.path, part_of(target))
+            os.replace(part_of(target), target)
+        except OSError as error:
+            part_of(target).unlink(missing_ok=True)
+            raise OutputDirUnusable(f"Cannot save the video into {output_dir} ({error.strerror}).") from None
+        return record.model_copy(update={"path": str(target)})
+
     async def _deliver(self, job: Job, record: RenderRecord, output_dir: Path) -> RenderRecord:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        target = unique_target(output_dir, f"nemovideo-{time.strftime('%Y%m%d-%H%M%S')}")
+        target = reserve_target(output_dir, f"nemovideo-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            return await self._download_into(job, record, target)
+        finally:
+            # A cut or failed download never leaves a partial file where the user looks.
+            part_of(target).unlink(missing_ok=True)
+
+    async def _download_into(self, job: Job, record: RenderRecord, target: Path) -> RenderRecord:
         fallback = f"/api/render/proxy/{record.render_id}/download"
         # The render's own URL first (retried: downloads are safe to repeat), the API's fallback last.
         sources = [record.url] * (DOWNLOAD_ATTEMPTS - 1) + [fallback] if record.url else [fallback] * DOWNLOAD_ATTEMPTS
@@ -232,7 +298,12 @@ class Exporter:
             job.update("⬇️ Downloading the video…")
             try:
                 size = await self._download(source, target)
-            except (httpx2.TransportError, NemoError) as error:
+            except OSError as error:
+                raise DownloadFailed(
+                    f"The video was rendered but could not be saved in {target.parent} ({error.strerror}). "
+                    "Free some space or choose another folder with output_dir, then call export again."
+                ) from None
+            except (httpx2.HTTPError, httpx2.InvalidURL, NemoError) as error:
                 log.warning("Download attempt %d of %s failed: %s", attempt, record.render_id, type(error).__name__)
                 continue
             delivered = record.model_copy(update={"status": "delivered", "path": str(target), "size_bytes": size})
@@ -241,27 +312,24 @@ class Exporter:
         raise DownloadFailed()
 
     async def _download(self, url: str, target: Path, redirects: int = 3) -> int:
-        part = target.with_name(target.name + ".part")
-        try:
-            async with self._client.download(url) as response:
-                if response.status_code in REDIRECTS and response.headers.get("location") and redirects:
-                    location = str(response.url.join(response.headers["location"]))
-                    return await self._download(location, target, redirects - 1)
-                if response.status_code != 200:
-                    raise DownloadFailed()
-                expected = int(response.headers.get("content-length", "0") or 0)
-                written = 0
-                async with await anyio.open_file(part, "wb") as handle:
-                    async for chunk in response.aiter_bytes(DOWNLOAD_CHUNK_BYTES):
-                        await handle.write(chunk)
-                        written += len(chunk)
-                if expected and written != expected:
-                    raise DownloadFailed()
-            os.replace(part, target)
-            return written
-        finally:
-            # A cut download never leaves a partial file where the user looks.
-            part.unlink(missing_ok=True)
+        """Stream `url` into the target's `.part` and rename it into place once complete."""
+        async with self._client.download(url) as response:
+            if response.status_code in REDIRECTS and response.headers.get("location") and redirects:
+                location = str(response.url.join(response.headers["location"]))
+                return await self._download(location, target, redirects - 1)
+            if response.status_code != 200:
+                raise DownloadFailed()
+            expected = int(response.headers.get("content-length", "0") or 0)
+            written = 0
+            async with await anyio.open_file(part_of(target), "wb") as handle:
+                # Raw bytes: Content-Length counts them as sent, before any content decoding.
+                async for chunk in response.aiter_raw(DOWNLOAD_CHUNK_BYTES):
+                    await handle.write(chunk)
+                    written += len(chunk)
+            if expected and written != expected:
+                raise DownloadFailed()
+        os.replace(part_of(target), target)
+        return written
 
     async def _result(self, record: RenderRecord, *, already: bool) -> ExportResult:
         assert record.path is not None

@@ -15,7 +15,7 @@ import anyio
 
 from .client import NemoClient
 from .errors import NemoError
-from .export import Exporter, ExportResult
+from .export import Exporter, ExportResult, usable_output_dir
 from .identity import SkillIdentity
 from .jobs import Job, JobRunner, ProgressCallback, format_elapsed
 from .models import StateReply
@@ -155,7 +155,7 @@ class VideoService:
 
     async def export(self, output_dir: str | None = None, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                      on_progress: ProgressCallback | None = None) -> ExportResult:
-        directory = Path(output_dir).expanduser() if output_dir else self.settings.output_dir
+        directory = usable_output_dir(output_dir, self.settings.output_dir)
         record = await self.exporter.prepare()
         job = self._render_jobs.get(record.render_id)
         if job is None or job.finished.is_set():

@@ -1,4 +1,4 @@
-"""Small private files in the config and state dirs (token cache, session, later renders).
+"""Small private files in the config and state dirs (token cache, session, renders), and their locks.
 
 Every file is written atomically with mode 0600 from its first byte: they hold
 tokens or identify the user's projects.
@@ -6,10 +6,15 @@ tokens or identify the user's projects.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 
 def write_private(path: Path, text: str) -> None:
@@ -37,3 +42,27 @@ def read_json_map(path: Path) -> dict[str, Any]:
 
 def write_json_map(path: Path, entries: dict[str, Any]) -> None:
     write_private(path, json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
+
+
+@asynccontextmanager
+async def file_lock(path: Path) -> AsyncIterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        # flock blocks; a worker thread keeps the event loop (and MCP pings) alive meanwhile.
+        await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+@contextmanager
+def brief_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock held only around a read-modify-write of a small file; safe to take in the event loop."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

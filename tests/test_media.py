@@ -257,3 +257,62 @@ def test_polling_asks_again_just_before_the_expected_end() -> None:
     assert next_poll_delay(elapsed=44.5, progress=99, polls=8) == 0.5
     assert next_poll_delay(elapsed=5, progress=None, polls=0) == 2.0
     assert next_poll_delay(elapsed=500, progress=None, polls=20) == 30.0
+
+
+async def test_two_exports_at_once_share_one_render_and_one_file(sandbox, service, out) -> None:
+    import anyio
+
+    await project_with_content(service, sandbox)
+    results = []
+
+    async def export() -> None:
+        results.append(await service.export(wait_seconds=20))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(export)
+        group.start_soon(export)
+    assert sandbox.count("/api/render/proxy/lambda", "POST") == 1
+    assert {result.path for result in results} == {str(mp4s(out)[0])} and len(mp4s(out)) == 1
+
+
+async def test_a_render_abandoned_long_ago_does_not_block_new_exports(sandbox, service, settings) -> None:
+    import time
+
+    from server.export import RenderRecord, draft_hash
+
+    await project_with_content(service, sandbox)
+    session = service.sessions.current
+    service.exporter.registry.save(RenderRecord(
+        render_id="render_lost", api_url=settings.api_url, session_id=session.session_id,
+        draft_hash=draft_hash(SEED_DRAFT), started_at=time.time() - 16 * 60,
+    ))
+    result = await service.export(wait_seconds=20)
+    assert result.status == "done" and result.render_id != "render_lost"
+    assert sandbox.count("/api/render/proxy/lambda", "POST") == 1
+
+
+async def test_a_delivered_video_asked_for_elsewhere_is_copied_not_rendered_again(sandbox, service, tmp_path) -> None:
+    await project_with_content(service, sandbox)
+    first = await service.export(wait_seconds=20)
+    second = await service.export(str(tmp_path / "Desktop"), wait_seconds=20)
+    assert Path(second.path).parent == tmp_path / "Desktop"
+    assert Path(second.path).read_bytes() == Path(first.path).read_bytes()
+    assert sandbox.count("/api/render/proxy/lambda", "POST") == 1
+
+
+@pytest.mark.parametrize("make_dir", [lambda tmp: str(media(tmp, "a-file.mp4")), lambda tmp: "~nosuchuser_x/videos"])
+async def test_an_unusable_output_folder_is_refused_before_rendering(sandbox, service, tmp_path, make_dir) -> None:
+    from server.export import OutputDirUnusable
+
+    await project_with_content(service, sandbox)
+    with pytest.raises(OutputDirUnusable, match="Choose another folder"):
+        await service.export(make_dir(tmp_path))
+    assert sandbox.count("/api/render") == 0
+
+
+def test_target_names_are_reserved(tmp_path) -> None:
+    from server.export import reserve_target
+
+    first, second = reserve_target(tmp_path, "clip"), reserve_target(tmp_path, "clip")
+    assert (first.name, second.name) == ("clip.mp4", "clip-2.mp4")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip-2.mp4.part", "clip.mp4.part"]
