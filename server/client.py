@@ -34,6 +34,7 @@ from .errors import (
     StreamInterrupted,
     TokenRejected,
     UnexpectedResponse,
+    UnsupportedFileType,
 )
 from .identity import SkillIdentity
 from .logs import get_logger
@@ -325,6 +326,10 @@ class NemoClient:
             anonymous = not self.auth.is_user_token
             url = f"{self.settings.web_url}/?bind={self.bind_id}" if anonymous and self.bind_id else None
             return OutOfCredits(anonymous=anonymous, registration_url=url)
+        if code == UnsupportedFileType.code:
+            return UnsupportedFileType(
+                "NemoVideo does not accept this file type. Accepted formats: " + ", ".join(self.settings.accepted_formats) + "."
+            )
         error_type = ERRORS_BY_CODE.get(code)
         if error_type is None:
             return BackendError(code, envelope.text if envelope else None)

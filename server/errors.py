@@ -7,7 +7,8 @@ the MCP layer shows `str(error)` as it is.
 
 from __future__ import annotations
 
-ACCEPTED_EXTENSIONS = ("mp4", "mov", "avi", "webm", "mkv", "jpg", "png", "gif", "webp", "mp3", "wav", "m4a", "aac")
+from .settings import DEFAULT_ACCEPTED_FORMATS
+
 
 
 class NemoError(Exception):
@@ -68,7 +69,7 @@ class OutOfCredits(NemoError):
 
 class UnsupportedFileType(NemoError):
     code = 4001
-    default_message = "NemoVideo does not accept this file type. Accepted formats: " + ", ".join(ACCEPTED_EXTENSIONS) + "."
+    default_message = "NemoVideo does not accept this file type. Accepted formats: " + ", ".join(DEFAULT_ACCEPTED_FORMATS) + "."
 
 
 class FileTooLarge(NemoError):

@@ -18,7 +18,7 @@ from pydantic import Field
 from . import __version__
 from .errors import NemoError
 from .identity import SkillIdentity
-from .logs import get_logger
+from .logs import get_logger, redact
 from .export import ExportResult
 from .jobs import Job, ProgressCallback, format_elapsed
 from .results import ChatResult, CreditsResult, StateResult, ToolResult
@@ -68,9 +68,10 @@ async def adapt(call: Awaitable[ToolResult]) -> CallToolResult:
     except NemoError as error:
         # Returned rather than raised: the SDK would prefix a raised error with "Error executing tool …".
         log.info("Tool failed: %s: %s", type(error).__name__, error.message)
-        return CallToolResult(content=[TextContent(type="text", text=error.message)], is_error=True)
+        return CallToolResult(content=[TextContent(type="text", text=redact(error.message))], is_error=True)
+    # Replies can quote the backend; a token must not reach the host even if the backend echoed one.
     return CallToolResult(
-        content=[TextContent(type="text", text=result.as_text()), *result.extra_content()],
+        content=[TextContent(type="text", text=redact(result.as_text())), *result.extra_content()],
         structured_content=result.model_dump(mode="json"),
     )
 

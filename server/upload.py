@@ -9,6 +9,7 @@ reported by bytes.
 from __future__ import annotations
 
 import mimetypes
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -64,19 +65,25 @@ def human_size(size: float) -> str:
 
 
 class LocalFile(BaseModel):
-    path: Path
+    path: Path = Field(description="where the bytes are read from (links resolved)")
+    name: str = Field(description="the name the user gave it, sent to the backend and checked for its type")
     size: int
     extension: str
 
 
 def check_file(source: str, settings: Settings) -> LocalFile:
     assert settings.max_upload_bytes is not None, "resolve limits with Settings.with_skill_limits first"
-    path = Path(source).expanduser()
+    try:
+        path = Path(source).expanduser()
+    except RuntimeError:  # "~someone/…" for a user that does not exist
+        raise InvalidSource(f"There is no file at {source}. Give the full path (for example /Users/me/Music/song.mp3).") from None
     if not path.exists():
         raise InvalidSource(f"There is no file at {source}. Check the path (an absolute path is safest) and try again.")
     if not path.is_file():
         kind = "a folder" if path.is_dir() else "not a regular file"
         raise InvalidSource(f"{source} is {kind}. Upload the media files themselves.")
+    if not os.access(path, os.R_OK):
+        raise InvalidSource(f"{source} cannot be read (permission denied). Copy it somewhere readable and try again.")
     size = path.stat().st_size
     if size == 0:
         raise InvalidSource(f"{source} is empty (0 bytes). Check that the file was saved completely.")
@@ -91,7 +98,8 @@ def check_file(source: str, settings: Settings) -> LocalFile:
             f"{path.name} is {human_size(size)}, over the {human_size(settings.max_upload_bytes)} limit. "
             "Trim it to a shorter clip or compress it (lower resolution or bitrate), then upload again."
         )
-    return LocalFile(path=path.resolve(), size=size, extension=extension)
+    # A link is read through, but sent under its own name: that name is what was checked.
+    return LocalFile(path=path.resolve(), name=path.name, size=size, extension=extension)
 
 
 def check_url(source: str) -> str:
@@ -125,11 +133,11 @@ def _quoted(name: str) -> str:
 
 def multipart_body(file: LocalFile, boundary: str, on_bytes: Callable[[int], Awaitable[None]]):
     """A `files` form field streamed from disk; returns (body factory, content length)."""
-    content_type = mimetypes.guess_type(file.path.name)[0] or "application/octet-stream"
+    content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
     # RFC 7578: UTF-8 file names go as they are inside the quoted filename parameter.
     head = (
         f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="files"; filename="{_quoted(file.path.name)}"\r\n'
+        f'Content-Disposition: form-data; name="files"; filename="{_quoted(file.name)}"\r\n'
         f"Content-Type: {content_type}\r\n\r\n"
     ).encode("utf-8")
     tail = f"\r\n--{boundary}--\r\n".encode()
@@ -158,13 +166,13 @@ async def upload_sources(
 
         async def on_bytes(sent: int, file: LocalFile = file, base: int = done_before) -> None:
             if progress is not None:
-                await progress(base + sent, total, f"Uploading {file.path.name} ({human_size(sent)} of {human_size(file.size)})")
+                await progress(base + sent, total, f"Uploading {file.name} ({human_size(sent)} of {human_size(file.size)})")
 
         body, length = multipart_body(file, boundary, on_bytes)
         reply = await client.upload_files(session_id, body, f"multipart/form-data; boundary={boundary}", length)
         media = reply.files[0] if reply.files else None
         items.append(UploadedItem(
-            name=file.path.name, size_bytes=file.size, type=MEDIA_KINDS.get(file.extension, "video"),
+            name=file.name, size_bytes=file.size, type=MEDIA_KINDS.get(file.extension, "video"),
             id=media.id if media else None, source="file",
         ))
         done_before += file.size

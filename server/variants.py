@@ -12,7 +12,7 @@ from __future__ import annotations
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import ACCEPTED_EXTENSIONS
+from .settings import DEFAULT_ACCEPTED_FORMATS
 
 # Agent Skills: at most 64 lowercase letters, digits and single hyphens, no hyphen at either end.
 SKILL_NAME_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -39,7 +39,7 @@ class Variant(BaseModel):
     example_request: str = Field(description="the concrete request the seed recommends over vague ones")
     try_saying: tuple[str, ...] = Field(min_length=1)
     tips: tuple[str, ...]
-    accepted_formats: tuple[str, ...] = ACCEPTED_EXTENSIONS
+    accepted_formats: tuple[str, ...] = DEFAULT_ACCEPTED_FORMATS
     recommended_formats: tuple[str, ...]
     max_upload_mb: int = Field(gt=0)
 

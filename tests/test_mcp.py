@@ -10,6 +10,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
+from server.service import VideoService
 from server.tools import build_server
 from tests.conftest import REPO, subprocess_env
 from tests.test_timeline import SEED_DRAFT
@@ -57,8 +58,6 @@ async def test_credits_and_state_in_memory(sandbox, settings, identity) -> None:
 
 
 async def test_state_shows_the_seed_summary_and_tracks(sandbox, settings, identity) -> None:
-    from server.service import VideoService
-
     async with VideoService(settings, identity) as service:
         session = await service.sessions.ensure("make a video")
     sandbox.set_draft(session.session_id, SEED_DRAFT)
@@ -155,3 +154,16 @@ def test_stdout_is_json_rpc_only_and_no_output_holds_the_token(sandbox, env, set
     assert token not in "".join(lines)
     assert token not in stderr
     assert "DEBUG" in stderr  # the log really was verbose, and on stderr
+
+
+async def test_a_token_echoed_by_the_backend_is_redacted_in_tool_output(sandbox, settings, identity) -> None:
+    from server.logs import REDACTED, register_secret
+
+    secret = "nemo_sk_echoed_secret_token_0001"
+    register_secret(secret)
+    async with VideoService(settings, identity) as service:
+        session = await service.sessions.ensure("make a video")
+    sandbox.set_draft(session.session_id, {"t": [{"tt": 7, "sg": [{"st": 0, "d": 1000, "m": {"text": secret}}]}]})
+    async with Client(build_server(settings, identity)) as client:
+        result = await client.call_tool("state", {})
+    assert secret not in result.content[0].text and REDACTED in result.content[0].text

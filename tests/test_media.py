@@ -316,3 +316,18 @@ def test_target_names_are_reserved(tmp_path) -> None:
     first, second = reserve_target(tmp_path, "clip"), reserve_target(tmp_path, "clip")
     assert (first.name, second.name) == ("clip.mp4", "clip-2.mp4")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["clip-2.mp4.part", "clip.mp4.part"]
+
+
+async def test_a_link_is_sent_under_its_own_checked_name(sandbox, service, tmp_path) -> None:
+    blob = media(tmp_path / "store", "blob_abc123", 3000)
+    link = tmp_path / "clip.mp4"
+    link.symlink_to(blob)
+    result = await service.upload([str(link)])
+    assert result.uploads[0].name == "clip.mp4"
+    assert sandbox.sessions[service.sessions.current.session_id].video_infos[0]["name"] == "clip.mp4"
+
+
+async def test_a_path_of_an_unknown_user_is_a_clear_error(sandbox, service) -> None:
+    with pytest.raises(InvalidSource, match="There is no file at ~nosuchuser_x/a.mp4"):
+        await service.upload(["~nosuchuser_x/a.mp4"])
+    assert sandbox.requests == []
