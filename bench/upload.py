@@ -4,7 +4,7 @@ Alternates, in one run, `curl -F files=@…` (the anchor) and the `upload` tool 
 `python -m server` process, and reads that process's peak RSS (VmHWM) before and
 after its uploads. Targets: >= 0.9x curl's throughput, peak RSS growth <= 32 MiB.
 
-    python bench/upload.py [--size-mib 1024] [--rounds 2]
+    python bench/upload.py [--size-mib 1024] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def server_pid() -> int:
 
 
 def curl_upload(base: str, token: str, session_id: str, path: Path) -> float:
+    os.sync()  # the sandbox spools each upload to disk: start both tools with no writeback pending
     started = time.perf_counter()
     subprocess.run(
         ["curl", "-sS", "-f", "-o", "/dev/null", "-H", f"Authorization: Bearer {token}",
@@ -77,13 +78,21 @@ async def ours(base: str, home: Path, path: Path, rounds: int, curl_times: list[
         await client.call_tool("upload", {"sources": [str(home / "warmup.mp3")]})
         pid = server_pid()
         before = peak_rss_kib(pid)
-        for _ in range(rounds):
-            curl_times.append(await anyio.to_thread.run_sync(curl_upload, *curl_args))
+        async def upload_ours() -> None:
+            os.sync()
             started = time.perf_counter()
             result = await client.call_tool("upload", {"sources": [str(path)]})
             times.append(time.perf_counter() - started)
             if result.is_error:
                 raise SystemExit(result.content[0].text)
+
+        for round_number in range(rounds):
+            # Alternate who goes first, so neither always follows the other's disk traffic.
+            if round_number % 2:
+                await upload_ours()
+            curl_times.append(await anyio.to_thread.run_sync(curl_upload, *curl_args))
+            if not round_number % 2:
+                await upload_ours()
         growth = peak_rss_kib(pid) - before
     return times, growth
 
@@ -91,7 +100,7 @@ async def ours(base: str, home: Path, path: Path, rounds: int, curl_times: list[
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if shutil.which("curl") is None:
         raise SystemExit("curl is needed as the anchor")
