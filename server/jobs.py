@@ -46,9 +46,10 @@ def format_elapsed(seconds: float) -> str:
 
 
 class Job(Generic[ResultT]):
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, key: str | None = None) -> None:
         self.id = f"{kind}_{uuid.uuid4().hex[:12]}"
         self.kind = kind
+        self.key = key  # what the job works on (a render id), so a second request joins it
         self.started_at = anyio.current_time()
         self.step = "Starting…"
         self.partial_text = ""
@@ -100,10 +101,11 @@ class JobRunner:
         self._task_group.cancel_scope.cancel()
         return await self._task_group.__aexit__(exc_type, exc, tb)
 
-    def start(self, kind: str, work: Callable[[Job[ResultT]], Awaitable[ResultT]]) -> Job[ResultT]:
+    def start(self, kind: str, work: Callable[[Job[ResultT]], Awaitable[ResultT]],
+              key: str | None = None) -> Job[ResultT]:
         if self._task_group is None:
             raise RuntimeError("JobRunner is not running; use it as an async context manager")
-        job: Job[ResultT] = Job(kind)
+        job: Job[ResultT] = Job(kind, key)
         self._remember(job)
 
         async def run() -> None:
@@ -126,8 +128,10 @@ class JobRunner:
             raise UnknownJob()
         return job
 
-    def running(self, kind: str) -> Job | None:
-        return next((job for job in self._jobs.values() if job.kind == kind and not job.finished.is_set()), None)
+    def running(self, kind: str, key: str | None = None) -> Job | None:
+        """An unfinished job of this kind (and, when given, working on this key)."""
+        return next((job for job in self._jobs.values()
+                     if job.kind == kind and (key is None or job.key == key) and not job.finished.is_set()), None)
 
     def _remember(self, job: Job) -> None:
         self._jobs[job.id] = job

@@ -61,7 +61,6 @@ class VideoService:
         self.sessions = SessionManager(self.client)
         self.jobs = JobRunner()
         self.exporter = Exporter(self.client, self.sessions, settings)
-        self._render_jobs: dict[str, Job] = {}
         self._turn_lock = anyio.Lock()
 
     @cached_property
@@ -157,10 +156,9 @@ class VideoService:
                      on_progress: ProgressCallback | None = None) -> ExportResult:
         directory = usable_output_dir(output_dir, self.settings.output_dir)
         record = await self.exporter.prepare()
-        job = self._render_jobs.get(record.render_id)
-        if job is None or job.finished.is_set():
-            job = self.jobs.start("export", lambda job: self.exporter.finish(job, record, directory))
-            self._render_jobs[record.render_id] = job
+        job = self.jobs.running("export", record.render_id) or self.jobs.start(
+            "export", lambda job: self.exporter.finish(job, record, directory), key=record.render_id
+        )
         return await self.wait(job.id, wait_seconds, on_progress)
 
     async def start_turn(self, message: str, wait_seconds: float, on_progress: ProgressCallback | None) -> ChatResult:
