@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 
 import anyio
+
 from .client import NemoClient
 from .errors import NemoError, StreamInterrupted
 from .gui import translate
@@ -23,6 +24,7 @@ from .sse import AgentError, StateDelta, StreamError, TextDelta, ToolCall, ToolR
 from .timeline import describe_changes, summarize, tracks_of
 
 log = get_logger("chat")
+
 
 class TurnFailed(NemoError):
     pass
@@ -59,11 +61,10 @@ class TurnRunner:
 
     async def run(self, job: Job, session_id: str, message: str, before: StateReply) -> ChatResult:
         job.update("📨 Sending your request to NemoVideo…")
-        reply_parts: list[str] = []
         failure: str | None = None
         try:
             with anyio.fail_after(self._settings.turn_max_seconds):
-                failure = await self._stream(job, session_id, message, reply_parts)
+                failure = await self._stream(job, session_id, message)
             after = await self._client.state(session_id)
         except StreamInterrupted:
             after = await self._recover(job, session_id, before)
@@ -72,9 +73,10 @@ class TurnRunner:
                 "NemoVideo did not finish within its time limit. Check the project with the state tool; "
                 "if nothing changed, try again with a simpler request."
             ) from None
-        return await self._result(before, after, "".join(reply_parts), failure)
+        return await self._result(before, after, job.partial_text, failure)
 
-    async def _stream(self, job: Job, session_id: str, message: str, reply_parts: list[str]) -> str | None:
+    async def _stream(self, job: Job, session_id: str, message: str) -> str | None:
+        """Follow the turn; its text accumulates in `job.partial_text`. Returns the failure, if any."""
         failure: str | None = None
         quiet_limit = self._settings.turn_quiet_seconds
         async with self._client.run_sse(session_id, message) as events:
@@ -90,8 +92,7 @@ class TurnRunner:
                     return failure
                 match event:
                     case TextDelta(text=text):
-                        reply_parts.append(text)
-                        job.partial_text = "".join(reply_parts)
+                        job.partial_text += text
                         job.update("💬 NemoVideo is replying…")
                     case ToolCall(name=name):
                         job.update(step_for_tool(name))
@@ -141,14 +142,14 @@ class TurnRunner:
             next_actions.append(EXPORT_READY)
         if "chat" in translation.actions:
             next_actions.append(DESCRIBE_EDIT)
-        if changes:
-            reply = "\n".join(filter(None, [reply, *changes]))
+        parts = [reply, *changes]
         if "state" in translation.actions and timeline:
-            reply = "\n".join(filter(None, [reply, timeline]))
+            parts.append(timeline)
         if "credits" in translation.actions:
             balance = await self._client.credits()
-            reply = "\n".join(filter(None, [reply, f"Credits: {balance.available:g} available, {balance.total:g} in total."]))
-        if not reply:
-            reply = "NemoVideo finished, but it sent no reply and the timeline did not change. Try rephrasing the request."
+            parts.append(f"Credits: {balance.available:g} available, {balance.total:g} in total.")
+        reply = "\n".join(part for part in parts if part) or (
+            "NemoVideo finished, but it sent no reply and the timeline did not change. Try rephrasing the request."
+        )
         return ChatResult(reply=reply, action="chat", status="done", changes=changes, timeline=timeline,
                           next_actions=next_actions)

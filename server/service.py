@@ -189,15 +189,15 @@ class VideoService:
             if job.error is not None:
                 raise job.error
             return job.result
+        still_working = f"⏳ Still working… {job.step} ({format_elapsed(job.elapsed)} so far)."
         if job.kind == "export":
-            return ExportResult(reply=f"⏳ Still working… {job.step} ({format_elapsed(job.elapsed)} so far).",
-                                status="working", job_id=job.id)
+            return ExportResult(reply=still_working, status="working", job_id=job.id)
         from .gui import translate
 
         said = translate(job.partial_text).text.strip()
         so_far = f"\nSo far NemoVideo said: {said}" if said else ""
         return ChatResult(
-            reply=f"⏳ Still working… {job.step} ({format_elapsed(job.elapsed)} so far).{so_far}",
+            reply=still_working + so_far,
             action="chat",
             status="working",
             job_id=job.id,
