@@ -249,12 +249,10 @@ class Exporter:
             status = await self._client.render_status(record.render_id)
             polls += 1
             elapsed = time.time() - record.started_at
-            if status.status == "completed" and status.output and status.output.url:
-                record = record.model_copy(update={"status": "completed", "url": status.output.url})
-                self.registry.save(record)
-                return record
             if status.status == "completed":
-                record = record.model_copy(update={"status": "completed"})  # only the fallback URL then
+                # Without an output URL, delivery uses the API's fallback download.
+                url = status.output.url if status.output else None
+                record = record.model_copy(update={"status": "completed", "url": url or record.url})
                 self.registry.save(record)
                 return record
             if status.status == "failed":
