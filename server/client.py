@@ -327,9 +327,7 @@ class NemoClient:
             url = f"{self.settings.web_url}/?bind={self.bind_id}" if anonymous and self.bind_id else None
             return OutOfCredits(anonymous=anonymous, registration_url=url)
         if code == UnsupportedFileType.code:
-            return UnsupportedFileType(
-                "NemoVideo does not accept this file type. Accepted formats: " + ", ".join(self.settings.accepted_formats) + "."
-            )
+            return UnsupportedFileType(self.settings.accepted_formats)
         error_type = ERRORS_BY_CODE.get(code)
         if error_type is None:
             return BackendError(code, envelope.text if envelope else None)

@@ -69,7 +69,11 @@ class OutOfCredits(NemoError):
 
 class UnsupportedFileType(NemoError):
     code = 4001
-    default_message = "NemoVideo does not accept this file type. Accepted formats: " + ", ".join(DEFAULT_ACCEPTED_FORMATS) + "."
+
+    def __init__(self, formats: tuple[str, ...] = DEFAULT_ACCEPTED_FORMATS, *, what: str = "this file type",
+                 name: str | None = None) -> None:
+        lead = f"{name}: " if name else ""
+        super().__init__(f"{lead}NemoVideo does not accept {what}. Accepted formats: {', '.join(formats)}.")
 
 
 class FileTooLarge(NemoError):

@@ -89,10 +89,7 @@ def check_file(source: str, settings: Settings) -> LocalFile:
         raise InvalidSource(f"{source} is empty (0 bytes). Check that the file was saved completely.")
     extension = path.suffix.lower().lstrip(".")
     if extension not in settings.accepted_formats:
-        raise UnsupportedFileType(
-            f"{path.name}: NemoVideo does not accept .{extension or '(no extension)'} files. "
-            f"Accepted formats: {', '.join(settings.accepted_formats)}."
-        )
+        raise UnsupportedFileType(settings.accepted_formats, what=f".{extension or '(no extension)'} files", name=path.name)
     if size > settings.max_upload_bytes:
         raise FileTooLarge(
             f"{path.name} is {human_size(size)}, over the {human_size(settings.max_upload_bytes)} limit. "
