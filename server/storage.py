@@ -44,10 +44,15 @@ def write_json_map(path: Path, entries: dict[str, Any]) -> None:
     write_private(path, json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
 
 
+def _open_lock_file(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+
 @asynccontextmanager
 async def file_lock(path: Path) -> AsyncIterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """An exclusive lock across processes that may be held over network calls."""
+    fd = _open_lock_file(path)
     try:
         # flock blocks; a worker thread keeps the event loop (and MCP pings) alive meanwhile.
         await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
@@ -59,8 +64,7 @@ async def file_lock(path: Path) -> AsyncIterator[None]:
 @contextmanager
 def brief_lock(path: Path) -> Iterator[None]:
     """An exclusive lock held only around a read-modify-write of a small file; safe to take in the event loop."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_lock_file(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
