@@ -1,4 +1,5 @@
-"""The bearer token: a user's NEMO_TOKEN, or an anonymous token we mint and keep.
+"""The bearer token: a user's NEMO_TOKEN, the account token saved by `login`, or an anonymous
+token we mint and keep (in that order of precedence).
 
 The backend issues one anonymous token per client id per 7 days, so the client id
 is persisted and the token is cached (mode 0600) until it expires or is rejected.
@@ -27,6 +28,46 @@ TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600
 EXPIRY_MARGIN_SECONDS = 600
 
 Minter = Callable[[str], Awaitable[AnonymousToken]]
+
+
+class AccountTokenFile:
+    """The account token `nemovideo-mcp login` saves (0600, beside the client id).
+
+    Read again whenever it changes, so a server that is already running in a host
+    uses the account from its next request on, without a restart.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.config_dir / "token"
+        self._seen: tuple[float, int] | None = None
+        self._token: str | None = None
+
+    def get(self) -> str | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            self._seen, self._token = None, None
+            return None
+        if self._seen != (stat.st_mtime, stat.st_size):
+            try:
+                self._token = self.path.read_text(encoding="utf-8").strip() or None
+            except OSError:
+                self._token = None
+            self._seen = (stat.st_mtime, stat.st_size)
+            if self._token:
+                register_secret(self._token)
+        return self._token
+
+    def save(self, token: str) -> None:
+        register_secret(token)
+        write_private(self.path, token.strip() + "\n")
+
+    def remove(self) -> bool:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
 
 class ClientIdStore:
@@ -63,6 +104,7 @@ def _expires_at_of(entry: object) -> float:
 class TokenProvider:
     def __init__(self, settings: Settings, mint: Minter, clock: Callable[[], float] = time.time) -> None:
         self._user_token = settings.token.get_secret_value() if settings.token else None
+        self.account = AccountTokenFile(settings)
         self._api_url = settings.api_url
         self._mint = mint
         self._clock = clock
@@ -70,15 +112,34 @@ class TokenProvider:
         self.cache_path = settings.config_dir / "anonymous_token.json"
         self._lock_path = settings.config_dir / ".anonymous_token.lock"
         self._process_lock = anyio.Lock()
-        self._token: str | None = self._user_token
+        self._token: str | None = None
+        # The anonymous user id (`anon_…`), which a registration binds the user's projects to.
+        self._anonymous_user_id: str | None = None
         if self._user_token:
             register_secret(self._user_token)
 
     @property
     def is_user_token(self) -> bool:
-        return self._user_token is not None
+        """The token belongs to the user's account (NEMO_TOKEN or `login`): never replaced by us."""
+        return self._user_token is not None or self.account.get() is not None
+
+    @property
+    def is_login_token(self) -> bool:
+        return self._user_token is None and self.account.get() is not None
+
+    @property
+    def user_id(self) -> str | None:
+        return self._anonymous_user_id
+
+    def note_user_id(self, user_id: str | None) -> None:
+        """A user id another reply revealed (the session reply carries one too)."""
+        if user_id and not self.is_user_token:
+            self._anonymous_user_id = user_id
 
     async def token(self) -> str:
+        user_token = self._user_token or self.account.get()
+        if user_token is not None:
+            return user_token
         if self._token is None:
             self._token = await self._obtain(rejected=None)
         return self._token
@@ -100,12 +161,15 @@ class TokenProvider:
             log.info("Requesting a free anonymous NemoVideo token")
             minted = await self._mint(client_id)
             register_secret(minted.token)
+            # Cached before anything else can fail: the backend issues one token per client id per 7 days.
             self._write_cache(minted, client_id)
+            self.note_user_id(minted.user_id)
             return minted.token
 
     def _expires_at(self, minted: AnonymousToken) -> float:
-        if minted.expires_at:
+        if minted.expires_at and minted.expires_at > self._clock():
             return minted.expires_at
+        # An expiry that cannot be read (or is already past by our clock) never throws the token away.
         return self._clock() + (minted.expires_in or TOKEN_LIFETIME_SECONDS)
 
     def _read_cache(self) -> str | None:
@@ -117,6 +181,8 @@ class TokenProvider:
         if not isinstance(token, str) or expires_at - EXPIRY_MARGIN_SECONDS <= self._clock():
             return None
         register_secret(token)
+        if isinstance(entry.get("user_id"), str):
+            self.note_user_id(entry["user_id"])
         return token
 
     def _write_cache(self, minted: AnonymousToken, client_id: str) -> None:
@@ -124,5 +190,6 @@ class TokenProvider:
         now = self._clock()
         # Tokens are per API host; drop the expired ones of other hosts (old sandbox ports) on the way.
         entries = {url: entry for url, entry in entries.items() if _expires_at_of(entry) > now}
-        entries[self._api_url] = {"token": minted.token, "expires_at": self._expires_at(minted), "client_id": client_id}
+        entries[self._api_url] = {"token": minted.token, "expires_at": self._expires_at(minted), "client_id": client_id,
+                                  "user_id": minted.user_id}
         write_json_map(self.cache_path, entries)

@@ -9,6 +9,8 @@ paid work) but by polling the project until the change shows up or time runs out
 from __future__ import annotations
 
 import itertools
+import re
+from collections.abc import Iterator
 
 import anyio
 
@@ -31,8 +33,14 @@ class TurnFailed(NemoError):
 
 
 SAFETY_CODES = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION"}
+# The official skill: "Ignore trailing 'I encountered a temporary issue' if prior responses were normal".
+TEMPORARY_ISSUE_TRAILER = re.compile(r"\s*I encountered a temporary issue\b[^\n]*\s*$", re.IGNORECASE)
+# The agent's last sentence is a question to the user ("Which style do you prefer: …?").
+QUESTION_ENDING = re.compile(r"[?？]\s*[\"'”’)\]]*\s*$")
+
 EXPORT_READY = NextAction(tool="export", why="The video is ready to export with one call.")
 DESCRIBE_EDIT = NextAction(tool="chat", why="Describe the change in words (what to move, where, how long); it is applied through chat.")
+ANSWER_QUESTION = NextAction(tool="chat", why="NemoVideo asked a question: ask the user and send their answer with chat.")
 
 
 def step_for_tool(name: str) -> str:
@@ -44,6 +52,20 @@ def step_for_tool(name: str) -> str:
     if any(word in lowered for word in ("text", "title", "caption", "subtitle")):
         return "✏️ Editing the text on screen…"
     return "✏️ Editing the timeline…"
+
+
+def without_trailer(text: str, succeeded: bool) -> str:
+    """The reply without the "temporary issue" trailer, unless the trailer is all there is to say."""
+    stripped = TEMPORARY_ISSUE_TRAILER.sub("", text).rstrip()
+    return stripped if stripped or succeeded else text
+
+
+def asks_the_user(reply: str) -> bool:
+    return bool(reply.strip()) and QUESTION_ENDING.search(reply) is not None
+
+
+def is_generation(tool_names: set[str]) -> bool:
+    return any("generat" in name.lower() or "create" in name.lower() for name in tool_names)
 
 
 def failure_message(code: str | None, message: str) -> str:
@@ -59,12 +81,13 @@ class TurnRunner:
         self._client = client
         self._settings = settings
 
-    async def run(self, job: Job, session_id: str, message: str, before: StateReply) -> ChatResult:
+    async def run(self, job: Job, session_id: str, message: str, before: StateReply) -> Turn:
         job.update("📨 Sending your request to NemoVideo…")
         failure: str | None = None
+        tools: set[str] = set()
         try:
             with anyio.fail_after(self._settings.turn_max_seconds):
-                failure = await self._stream(job, session_id, message)
+                failure = await self._stream(job, session_id, message, tools)
             after = await self._client.state(session_id)
         except StreamInterrupted:
             after = await self._recover(job, session_id, before)
@@ -73,9 +96,30 @@ class TurnRunner:
                 "NemoVideo did not finish within its time limit. Check the project with the state tool; "
                 "if nothing changed, try again with a simpler request."
             ) from None
-        return await self._result(before, after, job.partial_text, failure)
+        result = await self._result(before, after, job.partial_text, failure)
+        # Generation is two-stage (music and titles land after the stream): such a turn is watched.
+        expects_more = is_generation(tools) or before.state.generated_media != after.state.generated_media
+        return Turn(result=result, after=after, expects_late_writes=expects_more and result.status != "needs_input")
 
-    async def _stream(self, job: Job, session_id: str, message: str) -> str | None:
+    async def watch_late_writes(self, job: Job, session_id: str, seen: StateReply) -> list[str]:
+        """Poll the project after a turn for work that lands late; the changes, once they settle."""
+        delays = _schedule(self._settings.late_write_delays_seconds)
+        waited = 0.0
+        changes: list[str] = []
+        while waited < self._settings.late_write_watch_seconds:
+            job.update("🎵 Waiting for NemoVideo to finish music and titles…")
+            delay = next(delays)
+            await anyio.sleep(delay)
+            waited += delay
+            after = await self._client.state(session_id)
+            if after.state.fingerprint() != seen.state.fingerprint():
+                changes += _changes_between(seen, after)
+                seen = after
+            elif changes:
+                break  # one quiet look after the late work landed: it has settled
+        return changes
+
+    async def _stream(self, job: Job, session_id: str, message: str, tools: set[str]) -> str | None:
         """Follow the turn; its text accumulates in `job.partial_text`. Returns the failure, if any."""
         failure: str | None = None
         quiet_limit = self._settings.turn_quiet_seconds
@@ -95,6 +139,7 @@ class TurnRunner:
                         job.partial_text += text
                         job.update("💬 NemoVideo is replying…")
                     case ToolCall(name=name):
+                        tools.add(name)
                         job.update(step_for_tool(name))
                     case ToolResponse() | StateDelta():
                         pass
@@ -109,8 +154,7 @@ class TurnRunner:
     async def _recover(self, job: Job, session_id: str, before: StateReply) -> StateReply:
         """The stream broke: poll the project (never re-send) until it changes or we give up."""
         log.info("Chat stream for job %s dropped; polling state instead of re-sending", job.id)
-        delays = itertools.chain(self._settings.recovery_delays_seconds,
-                                 itertools.repeat(self._settings.recovery_delays_seconds[-1]))
+        delays = _schedule(self._settings.recovery_delays_seconds)
         waited = 0.0
         while waited < self._settings.recovery_give_up_seconds:
             job.update(f"🔌 The connection dropped; checking your project ({format_elapsed(waited)})…")
@@ -118,23 +162,22 @@ class TurnRunner:
             await anyio.sleep(delay)
             waited += delay
             after = await self._client.state(session_id)
-            if after.state.draft != before.state.draft:
+            if after.state.fingerprint() != before.state.fingerprint():
                 return after
         raise TurnFailed(
             "The connection to NemoVideo dropped and your project did not change within "
             f"{format_elapsed(self._settings.recovery_give_up_seconds)}. The request was not sent again "
-            "(that could charge twice); say it again to retry."
+            "(that could charge twice). Check the project with `state` first; if your request is not there, "
+            "say it again."
         )
 
     async def _result(self, before: StateReply, after: StateReply, raw_reply: str, failure: str | None) -> ChatResult:
-        old_tracks, new_tracks = tracks_of(before.state.draft), tracks_of(after.state.draft)
-        changes = describe_changes(old_tracks, new_tracks)
-        if not changes and after.state.draft != before.state.draft:
-            changes = ["✏️ The timeline was updated."]
+        new_tracks = tracks_of(after.state.draft)
+        changes = _changes_between(before, after)
         if failure is not None:
             done = " Before it stopped: " + "; ".join(changes) if changes else ""
             raise TurnFailed(failure + done)
-        translation = translate(raw_reply)
+        translation = translate(without_trailer(raw_reply, succeeded=bool(changes)))
         reply = translation.text.strip()
         next_actions: list[NextAction] = []
         timeline = summarize(new_tracks) if changes or "state" in translation.actions else None
@@ -151,5 +194,33 @@ class TurnRunner:
         reply = "\n".join(part for part in parts if part) or (
             "NemoVideo finished, but it sent no reply and the timeline did not change. Try rephrasing the request."
         )
+        if not changes and asks_the_user(translation.text):
+            # The agent asked the user something: the host asks the user, it does not `wait`.
+            return ChatResult(reply=reply, action="chat", status="needs_input", next_actions=[ANSWER_QUESTION])
         return ChatResult(reply=reply, action="chat", status="done", changes=changes, timeline=timeline,
                           next_actions=next_actions)
+
+
+class Turn:
+    """A finished turn: its result, the project as it was left, and whether late work is expected."""
+
+    __slots__ = ("result", "after", "expects_late_writes")
+
+    def __init__(self, *, result: ChatResult, after: StateReply, expects_late_writes: bool) -> None:
+        self.result = result
+        self.after = after
+        self.expects_late_writes = expects_late_writes
+
+
+def _schedule(delays: tuple[float, ...]) -> Iterator[float]:
+    """The delays in order, then the last one forever."""
+    return itertools.chain(delays, itertools.repeat(delays[-1]))
+
+
+def _changes_between(before: StateReply, after: StateReply) -> list[str]:
+    changes = describe_changes(tracks_of(before.state.draft), tracks_of(after.state.draft))
+    if not changes and after.state.draft != before.state.draft:
+        changes = ["✏️ The timeline was updated."]
+    if not changes and after.state.fingerprint() != before.state.fingerprint():
+        changes = ["✏️ NemoVideo updated the project's media."]
+    return changes

@@ -5,18 +5,21 @@
     nemovideo-mcp --sandbox             against an embedded offline sandbox backend
     python -m server sandbox --port N   the sandbox backend alone
     python -m server demo               a scripted walk-through on the sandbox
+    nemovideo-mcp login                 save a NemoVideo account token (read from a prompt or stdin)
+    nemovideo-mcp logout                forget it and go back to a free anonymous token
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ConfigurationError
 from .identity import SkillIdentity, find_skill_md, load_identity
-from .logs import configure_logging, get_logger
+from .logs import configure_logging, get_logger, register_secret
 from .settings import Settings
 
 log = get_logger("cli")
@@ -65,6 +68,57 @@ def serve(argv: Sequence[str]) -> int:
     return 0
 
 
+def login(argv: Sequence[str]) -> int:
+    """Check an account token with one request, then keep it (0600) for every server on this machine."""
+    argparse.ArgumentParser(prog="nemovideo-mcp login", description=(
+        "Save a NemoVideo account token (nemovideo.com, Settings → API Tokens) so the skill can export. "
+        "Reads it from a prompt, or from standard input when piped. NEMO_TOKEN, when set, still wins."
+    )).parse_args(argv)
+    if sys.stdin.isatty():
+        token = getpass.getpass("NemoVideo account token: ").strip()
+    else:
+        token = sys.stdin.readline().strip()
+    if not token:
+        print("nemovideo-mcp: no token given; nothing was saved.", file=sys.stderr)
+        return 1
+    settings = Settings.from_env()
+    identity = load_startup(settings)
+    import anyio
+    from pydantic import SecretStr
+
+    from .auth import AccountTokenFile
+    from .client import NemoClient
+    from .errors import NemoError
+
+    register_secret(token)
+
+    async def check() -> float:
+        async with NemoClient(settings.model_copy(update={"token": SecretStr(token)}), identity) as client:
+            return (await client.credits()).available
+
+    try:
+        available = anyio.run(check)
+    except NemoError as error:
+        print(f"nemovideo-mcp: the token was not saved. {error}", file=sys.stderr)
+        return 1
+    AccountTokenFile(settings).save(token)
+    note = " (NEMO_TOKEN is set and still takes precedence)" if settings.token else ""
+    print(f"Logged in: {available:g} credits available. Every NemoVideo server on this computer now uses this "
+          f"account{note}.", file=sys.stderr)
+    return 0
+
+
+def logout(argv: Sequence[str]) -> int:
+    argparse.ArgumentParser(prog="nemovideo-mcp logout",
+                            description="Forget the saved account token.").parse_args(argv)
+    from .auth import AccountTokenFile
+
+    removed = AccountTokenFile(Settings.from_env()).remove()
+    print("Logged out: the skill uses a free anonymous token again." if removed else "No saved account token.",
+          file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     configure_logging()
@@ -77,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import main as demo_main
 
             return demo_main(argv[1:])
+        if argv[:1] == ["login"]:
+            return login(argv[1:])
+        if argv[:1] == ["logout"]:
+            return logout(argv[1:])
         if argv[:1] == ["pack"]:
             from .pack import main as pack_main
 

@@ -11,8 +11,10 @@ Retry rules (backend.md):
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -23,6 +25,7 @@ from . import __version__
 from .auth import TokenProvider
 from .errors import (
     ERRORS_BY_CODE,
+    AnonymousTokenLimit,
     AuthenticationError,
     BackendError,
     BackendUnavailable,
@@ -30,7 +33,6 @@ from .errors import (
     NemoError,
     OutOfCredits,
     RateLimited,
-    SessionNotFound,
     StreamInterrupted,
     TokenRejected,
     UnexpectedResponse,
@@ -42,12 +44,12 @@ from .models import (
     AnonymousToken,
     ClaimToken,
     Credits,
-    Envelope,
     RenderJob,
     SessionCreated,
     StateReply,
     UploadReply,
 )
+from .replies import Refusal, Unreadable, excerpt_of, read_reply
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -63,8 +65,6 @@ IDEMPOTENT_ATTEMPTS = 3
 RETRY_BACKOFF_SECONDS = (0.25, 1.0)
 DEFAULT_RATE_LIMIT_WAIT = 30.0
 MAX_RATE_LIMIT_WAIT = 60.0
-# A bare HTTP 400 is just a bad request; only the envelope code 400 means a missing client id.
-HTTP_STATUS_CODES = {401: 1001, 402: 402, 429: 429}
 # Downloads are saved byte for byte; a compressed transfer would only be decompressed again.
 IDENTITY_ENCODING = {"Accept-Encoding": "identity"}
 
@@ -82,8 +82,6 @@ class NemoClient:
         self._sleep = sleep
         self._client: httpx2.AsyncClient | None = None
         self.auth = TokenProvider(settings, self._mint_anonymous_token)
-        # The task id the backend binds a registration to when anonymous credits run out.
-        self.bind_id: str | None = None
 
     @property
     def _http(self) -> httpx2.AsyncClient:
@@ -140,6 +138,9 @@ class NemoClient:
     async def render_status(self, render_id: str) -> RenderJob:
         return await self._call("GET", f"/api/render/proxy/lambda/{render_id}", RenderJob, idempotent=True)
 
+    async def cancel_render(self, render_id: str) -> None:
+        await self.request("POST", f"/api/render/proxy/lambda/{render_id}/cancel")
+
     async def claim_token(self, task_id: str, session_id: str) -> ClaimToken:
         return await self._call("POST", "/api/auth/claim-token", ClaimToken,
                                 json={"task_id": task_id, "session_id": session_id})
@@ -172,7 +173,7 @@ class NemoClient:
         breaks mid-turn raises `StreamInterrupted`.
         """
         body = {"app_name": "nemo_agent", "user_id": "me", "session_id": session_id,
-                "new_message": {"parts": [{"text": message}]}}
+                "new_message": {"parts": [{"text": message}]}, "streaming": self.settings.stream_text}
         # Comment heartbeats keep bytes flowing, so the read timeout only catches a silent, dead connection.
         timeout = httpx2.Timeout(self.settings.request_timeout_seconds, read=self.settings.turn_quiet_seconds)
 
@@ -195,8 +196,9 @@ class NemoClient:
                 await response.aread()
             finally:
                 await response.aclose()
-            self._decode(response)
-            raise UnexpectedResponse(response.status_code)  # a success envelope where a stream belongs
+            self._decode(response, "POST /run_sse")
+            # A success reply where a stream belongs.
+            raise UnexpectedResponse(response.status_code, call="POST /run_sse")
 
         response = await self._with_auth(open_stream)
         try:
@@ -220,6 +222,10 @@ class NemoClient:
         except httpx2.TransportError as exc:  # includes SSEError for an oversized frame
             log.warning("/run_sse stream broke: %s", type(exc).__name__)
             raise StreamInterrupted() from None
+        if not decoder.finished:
+            # Closed cleanly before the turn's final event (a proxy, say): the work may go on.
+            log.warning("/run_sse stream closed before the turn's final event")
+            raise StreamInterrupted()
 
     # Request machinery
 
@@ -228,8 +234,10 @@ class NemoClient:
         try:
             return model.model_validate(data)
         except ValidationError:
-            log.warning("Unexpected %s reply shape from %s %s", model.__name__, method, path)
-            raise UnexpectedResponse(200) from None
+            call = f"{method} {path}"
+            excerpt = excerpt_of(json.dumps(data, default=str))
+            log.warning("Unexpected %s reply shape from %s: %r", model.__name__, call, excerpt)
+            raise UnexpectedResponse(200, call=call, excerpt=excerpt) from None
 
     async def request(
         self,
@@ -240,9 +248,10 @@ class NemoClient:
         body: BodyFactory | None = None,
         idempotent: bool = False,
         authenticated: bool = True,
+        wait_on_rate_limit: bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
-        """Send one API request and return the envelope's `data`, applying the retry rules.
+        """Send one API request and return the reply's payload, applying the retry rules.
 
         `body` makes a fresh streamed body for each attempt (a refused request is sent again).
         """
@@ -250,9 +259,9 @@ class NemoClient:
         async def send(auth_headers: dict[str, str]) -> Any:
             response = await self._send(method, path, json=json, content=body() if body else None,
                                         headers={**(headers or {}), **auth_headers}, idempotent=idempotent)
-            return self._decode(response)
+            return self._decode(response, f"{method} {path}")
 
-        return await self._with_auth(send, authenticated=authenticated)
+        return await self._with_auth(send, authenticated=authenticated, wait_on_rate_limit=wait_on_rate_limit)
 
     async def _send(self, method: str, path: str, *, json: Any, content: AsyncIterable[bytes] | None,
                     headers: dict[str, str], idempotent: bool) -> httpx2.Response:
@@ -273,16 +282,18 @@ class NemoClient:
                     return response
             await self._sleep(RETRY_BACKOFF_SECONDS[attempt - 1])
 
-    async def _with_auth(self, send: Callable[[dict[str, str]], Awaitable[T]], *, authenticated: bool = True) -> T:
+    async def _with_auth(self, send: Callable[[dict[str, str]], Awaitable[T]], *, authenticated: bool = True,
+                         wait_on_rate_limit: bool = True) -> T:
         """Run `send` with the bearer token; renew a rejected anonymous token once, wait out one 429."""
-        renewed_token = waited_for_rate_limit = False
+        renewed_token = False
+        waited_for_rate_limit = not wait_on_rate_limit
         while True:
             token = await self.auth.token() if authenticated else None
             try:
                 return await send({"Authorization": f"Bearer {token}"} if token is not None else {})
             except AuthenticationError:
                 if self.auth.is_user_token:
-                    raise TokenRejected() from None
+                    raise TokenRejected(from_login=self.auth.is_login_token) from None
                 if token is None or renewed_token:
                     raise
                 renewed_token = True
@@ -296,41 +307,31 @@ class NemoClient:
                 log.info("Rate limited; waiting %.0f s before one retry", wait)
                 await self._sleep(wait)
 
-    def _decode(self, response: httpx2.Response) -> Any:
-        status = response.status_code
-        try:
-            body = response.json()
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        envelope = None
-        if isinstance(body, dict) and "code" in body:
-            try:
-                envelope = Envelope.model_validate(body)
-            except ValidationError:
-                envelope = None
-        if envelope is not None and envelope.code == 0 and status < 400:
-            return envelope.data
-        code = envelope.code if envelope is not None and envelope.code != 0 else HTTP_STATUS_CODES.get(status)
-        if code is None and status == 404 and isinstance(body, dict) and "session not found" in str(body.get("detail", "")).lower():
-            code = SessionNotFound.code
-        if code is None:
-            if envelope is None:
-                raise UnexpectedResponse(status)
-            raise BackendError(envelope.code, envelope.text)
-        raise self._error_for(code, response, envelope)
+    def _decode(self, response: httpx2.Response, call: str) -> Any:
+        outcome = read_reply(response.status_code, response.content)
+        if isinstance(outcome, Unreadable):
+            # The excerpt helps whoever reads the log; the user gets a sentence, never the body.
+            log.warning("Unreadable reply to %s: HTTP %s, %r", call, outcome.status, outcome.excerpt)
+            raise UnexpectedResponse(outcome.status, call=call, excerpt=outcome.excerpt)
+        if isinstance(outcome, Refusal):
+            log.info("%s refused: code %s", call, outcome.code)
+            raise self._error_for(outcome, response)
+        return outcome
 
-    def _error_for(self, code: int, response: httpx2.Response, envelope: Envelope | None) -> NemoError:
+    def _error_for(self, refusal: Refusal, response: httpx2.Response) -> NemoError:
+        code = refusal.code
         if code == RateLimited.code:
             return RateLimited(_retry_after(response.headers.get("Retry-After")))
         if code == OutOfCredits.code:
             anonymous = not self.auth.is_user_token
-            url = f"{self.settings.web_url}/?bind={self.bind_id}" if anonymous and self.bind_id else None
-            return OutOfCredits(anonymous=anonymous, registration_url=url)
+            user_id = self.auth.user_id
+            url = f"{self.settings.web_url}/register?bind={quote(user_id, safe='')}" if anonymous and user_id else None
+            return OutOfCredits(anonymous=anonymous, registration_url=url, web_url=self.settings.web_url)
         if code == UnsupportedFileType.code:
             return UnsupportedFileType(self.settings.accepted_formats)
-        error_type = ERRORS_BY_CODE.get(code)
+        error_type = ERRORS_BY_CODE.get(code) if code is not None else None
         if error_type is None:
-            return BackendError(code, envelope.text if envelope else None)
+            return BackendError(code, refusal.message)
         return error_type()
 
     async def _mint_anonymous_token(self, client_id: str) -> AnonymousToken:
@@ -338,9 +339,11 @@ class NemoClient:
         while True:
             try:
                 data = await self.request(
-                    "POST", "/api/auth/anonymous-token", authenticated=False, headers={"X-Client-Id": client_id}
+                    "POST", "/api/auth/anonymous-token", authenticated=False, wait_on_rate_limit=False,
+                    headers={"X-Client-Id": client_id},
                 )
             except MissingClientId:
+                # Only for a backend that says our id is missing: a new id never answers a 429.
                 if renewed_client_id:
                     raise
                 renewed_client_id = True
@@ -348,10 +351,21 @@ class NemoClient:
                 self.auth.renew_client_id()
                 client_id = self.auth.client_ids.get()
                 continue
-            try:
-                return AnonymousToken.model_validate(data)
-            except ValidationError:
-                raise UnexpectedResponse(200) from None
+            except RateLimited:
+                raise AnonymousTokenLimit() from None
+            return _issued_token(data)
+
+
+def _issued_token(data: Any) -> AnonymousToken:
+    """The minted token; one that arrives beside unexpected fields is kept (the next mint is days away)."""
+    try:
+        return AnonymousToken.model_validate(data)
+    except ValidationError:
+        token = data.get("token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise UnexpectedResponse(200, call="POST /api/auth/anonymous-token") from None
+        log.warning("The anonymous token reply had unexpected fields; keeping the token with a 7-day lifetime")
+        return AnonymousToken(token=token)
 
 
 def _retry_after(value: str | None) -> float | None:

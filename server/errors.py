@@ -25,6 +25,13 @@ class NemoError(Exception):
         return str(self)
 
 
+# How a user hands the skill their account token, in every host, without editing its config.
+ACCOUNT_TOKEN_HINT = (
+    "Create a token at nemovideo.com (Settings → API Tokens), then run `nemovideo-mcp login` in a terminal "
+    "and paste it (or set NEMO_TOKEN in the host's settings for this server)."
+)
+
+
 class ConfigurationError(NemoError):
     """The skill cannot start or act because of local setup (SKILL.md, files, settings)."""
 
@@ -38,11 +45,31 @@ class AuthenticationError(NemoError):
 
 
 class TokenRejected(AuthenticationError):
-    """A token the user set themselves (NEMO_TOKEN) was refused; we must not replace it silently."""
+    """A token the user gave us (NEMO_TOKEN or `login`) was refused; we must not replace it silently."""
 
+    def __init__(self, *, from_login: bool = False) -> None:
+        if from_login:
+            message = (
+                "NemoVideo rejected the account token saved by `nemovideo-mcp login` (expired or invalid). "
+                "Run `nemovideo-mcp login` again with a current token, or `nemovideo-mcp logout` to use a free "
+                "anonymous token."
+            )
+        else:
+            message = (
+                "NemoVideo rejected the token set in NEMO_TOKEN (expired or invalid). "
+                "Update NEMO_TOKEN with a current token, or remove it to use a free anonymous token."
+            )
+        super().__init__(message)
+
+
+class AnonymousTokenLimit(NemoError):
+    """A 429 while minting: the backend issues one free token per client id per 7 days."""
+
+    code = 429
     default_message = (
-        "NemoVideo rejected the token set in NEMO_TOKEN (expired or invalid). "
-        "Update NEMO_TOKEN with a current token, or remove it to use a free anonymous token."
+        "NemoVideo gives each device one free anonymous token per 7 days, and this device has used its "
+        "allowance, so no new free token can be issued now. To go on, use a NemoVideo account: "
+        + ACCOUNT_TOKEN_HINT
     )
 
 
@@ -54,16 +81,15 @@ class SessionNotFound(NemoError):
 class OutOfCredits(NemoError):
     code = 2001
 
-    def __init__(self, *, anonymous: bool, registration_url: str | None = None) -> None:
-        if anonymous and registration_url:
+    def __init__(self, *, anonymous: bool, registration_url: str | None = None, web_url: str = "https://nemovideo.com") -> None:
+        if anonymous:
+            link = registration_url or f"{web_url}/register"
             message = (
-                "You are out of free credits. Register to keep your project and get more credits: "
-                f"{registration_url}"
+                f"You are out of free credits. Register here to keep your project and get more credits: {link}. "
+                "Then give this skill your account token: " + ACCOUNT_TOKEN_HINT
             )
-        elif anonymous:
-            message = "You are out of free credits. Register a NemoVideo account to get more credits."
         else:
-            message = "Your NemoVideo account is out of credits. Top up credits in your account, then try again."
+            message = f"Your NemoVideo account is out of credits. Top up at {web_url}, then try again."
         super().__init__(message)
 
 
@@ -87,11 +113,18 @@ class MissingClientId(NemoError):
 
 
 class ExportBlocked(NemoError):
+    """402: anonymous tokens lack the `render` scope; a registered account can export the same project."""
+
     code = 402
-    default_message = (
-        "Export is not available on the free plan. This is not about credits: "
-        "register or upgrade your NemoVideo plan to unlock export."
-    )
+
+    def __init__(self, project_link: str | None = None) -> None:
+        keep = f" Your project is safe; open it in the browser: {project_link}" if project_link else ""
+        super().__init__(
+            "Exporting needs a registered NemoVideo account (the free anonymous plan cannot export; this is not "
+            f"about credits).{keep} Register at nemovideo.com, then give this skill your account token: "
+            + ACCOUNT_TOKEN_HINT + " After that, ask to export again: the same project is exported."
+        )
+        self.project_link = project_link
 
 
 class RateLimited(NemoError):
@@ -125,14 +158,22 @@ class BackendUnavailable(NemoError):
 
 
 class UnexpectedResponse(NemoError):
-    """A reply that is not a JSON envelope, such as a proxy's HTML 502 page."""
+    """A reply in no documented style, such as a proxy's HTML 502 page.
 
-    def __init__(self, status_code: int) -> None:
+    `call`, `status_code` and the redacted `excerpt` are for the log; the user gets a sentence, never the body.
+    """
+
+    def __init__(self, status_code: int, *, call: str | None = None, excerpt: str | None = None) -> None:
         self.status_code = status_code
+        self.call = call
+        self.excerpt = excerpt
         if status_code >= 500:
             message = f"NemoVideo is temporarily unavailable (HTTP {status_code}). Try again in a minute."
         else:
-            message = f"NemoVideo sent a reply this skill cannot read (HTTP {status_code}). Try again; if it persists, update the skill."
+            message = (
+                f"NemoVideo sent a reply this skill cannot read (HTTP {status_code}). "
+                "Try again; if it persists, update the skill."
+            )
         super().__init__(message)
 
 

@@ -25,7 +25,7 @@ from mcp.types import ContentBlock, ResourceLink
 from pydantic import BaseModel, Field
 
 from .client import NemoClient
-from .errors import BackendError, BackendUnavailable, NemoError, UnexpectedResponse
+from .errors import BackendError, BackendUnavailable, ExportBlocked, NemoError, UnexpectedResponse
 from .jobs import Job
 from .logs import get_logger
 from .results import ToolResult
@@ -89,11 +89,13 @@ class ExportResult(ToolResult):
     url: str | None = Field(default=None, description="where the backend serves the rendered file")
     render_id: str | None = None
     project_link: str | None = Field(default=None, description="a browser link to the project on NemoVideo")
+    notice: str | None = None
 
     def as_text(self) -> str:
+        text = f"{self.notice}\n{self.reply}" if self.notice else self.reply
         if self.status == "working":
-            return f'{self.reply}\n(Still rendering: call `wait` with job_id "{self.job_id}" to continue.)'
-        return self.reply
+            return f'{text}\n(Still rendering: call `wait` with job_id "{self.job_id}" to continue.)'
+        return text
 
     def extra_content(self) -> list[ContentBlock]:
         if not self.path:
@@ -110,7 +112,7 @@ class RenderRecord(BaseModel):
     task_id: str | None = None
     draft_hash: str
     started_at: float
-    status: Literal["rendering", "completed", "delivered", "failed"] = "rendering"
+    status: Literal["rendering", "completed", "delivered", "failed", "cancelled"] = "rendering"
     url: str | None = None
     path: str | None = None
     size_bytes: int | None = None
@@ -215,24 +217,61 @@ class Exporter:
             if existing is not None:
                 log.info("Re-attaching to render %s (%s)", existing.render_id, existing.status)
                 return existing
-            render_id = await self._start(session.session_id, draft)
+            try:
+                render_id = await self._start(session.session_id, draft)
+            except ExportBlocked:
+                # Anonymous tokens cannot render: the project link keeps the work while the user registers.
+                raise ExportBlocked(await self._sessions.project_link(session)) from None
             record = RenderRecord(render_id=render_id, api_url=self._settings.api_url, session_id=session.session_id,
                                   task_id=session.task_id, draft_hash=digest, started_at=time.time())
             self.registry.save(record)
             return record
 
     async def _start(self, session_id: str, draft: dict[str, Any]) -> str:
+        """Start one render. A start whose outcome is unknown is never repeated: its id is asked about first."""
         for attempt in (1, 2):
             render_id = f"render_{int(time.time() * 1000)}"
             try:
                 await self._client.start_render(render_id, session_id, draft)
                 return render_id
-            except (BackendError, BackendUnavailable, UnexpectedResponse):
+            except (BackendUnavailable, UnexpectedResponse):
+                # The reply was lost or unreadable, not a refusal: the render may be running.
+                if await self._was_accepted(render_id):
+                    log.info("Render %s started although its reply was lost", render_id)
+                    return render_id
                 if attempt == 2:
                     raise
-                log.info("Render start failed; retrying once with a new id")
-                await anyio.sleep(0.01)  # a new millisecond, hence a new id
+            except BackendError:
+                if attempt == 2:
+                    raise
+            log.info("NemoVideo did not start render %s; trying once more with a new id", render_id)
+            await anyio.sleep(0.01)  # a new millisecond, hence a new id
         raise AssertionError("unreachable")
+
+    async def _was_accepted(self, render_id: str) -> bool:
+        """Whether the backend knows this render; when it cannot tell us, assume it does (paid work happens once)."""
+        try:
+            await self._client.render_status(render_id)
+        except BackendError:
+            return False  # a clear answer: no such render
+        except NemoError:
+            return True
+        return True
+
+    async def cancel(self, render_id: str | None) -> bool:
+        """Ask NemoVideo to stop a render and close its record; True when the backend confirmed."""
+        if render_id is None:
+            return False
+        record = next((known for known in self.registry.all() if known.render_id == render_id), None)
+        try:
+            await self._client.cancel_render(render_id)
+            confirmed = True
+        except NemoError as error:
+            log.info("Cancelling render %s failed: %s", render_id, type(error).__name__)
+            confirmed = False
+        if record is not None and record.status == "rendering":
+            self.registry.save(record.model_copy(update={"status": "cancelled"}))
+        return confirmed
 
     async def finish(self, job: Job, record: RenderRecord, output_dir: Path) -> ExportResult:
         if record.status == "delivered" and record.path and Path(record.path).is_file():
@@ -251,10 +290,12 @@ class Exporter:
             elapsed = time.time() - record.started_at
             if status.status == "completed":
                 # Without an output URL, delivery uses the API's fallback download.
-                url = status.output.url if status.output else None
-                record = record.model_copy(update={"status": "completed", "url": url or record.url})
+                record = record.model_copy(update={"status": "completed", "url": status.url or record.url})
                 self.registry.save(record)
                 return record
+            if status.status in ("cancelled", "canceled"):
+                self.registry.save(record.model_copy(update={"status": "cancelled"}))
+                raise RenderFailed("The render was cancelled. Call export again to start a new one.")
             if status.status == "failed":
                 self.registry.save(record.model_copy(update={"status": "failed"}))
                 reason = f" ({status.error})" if status.error else ""
@@ -332,20 +373,11 @@ class Exporter:
     async def _result(self, record: RenderRecord, *, already: bool) -> ExportResult:
         assert record.path is not None
         path = Path(record.path)
-        link = await self._project_link(record)
+        session = self._sessions.current
+        link = await self._sessions.project_link(session) if session and session.session_id == record.session_id else None
         lead = "Already exported" if already else "✅ Exported"
         reply = f"{lead}: {path} ({human_size(record.size_bytes or path.stat().st_size)})."
         if link:
             reply += f"\nOpen the project in the browser: {link}"
         return ExportResult(reply=reply, status="done", path=str(path), size_bytes=record.size_bytes,
                             url=record.url, render_id=record.render_id, project_link=link)
-
-    async def _project_link(self, record: RenderRecord) -> str | None:
-        """A claim link when the backend offers one; silently none otherwise."""
-        if not record.task_id:
-            return None
-        try:
-            claim = await self._client.claim_token(record.task_id, record.session_id)
-        except NemoError:
-            return None
-        return f"{self._settings.web_url}/workspace/claim?ct={claim.claim_token}"

@@ -36,6 +36,10 @@ class UnknownJob(NemoError):
     )
 
 
+class JobCancelled(NemoError):
+    default_message = "This job was cancelled."
+
+
 class JobCrashed(NemoError):
     default_message = "Something went wrong inside the skill while working on this. Please try again."
 
@@ -57,6 +61,8 @@ class Job(Generic[ResultT]):
         self.error: NemoError | None = None
         self.finished = anyio.Event()
         self._changed = anyio.Event()
+        # Created now, entered when the work starts: a cancel that comes first still stops it.
+        self._scope = anyio.CancelScope()
 
     @property
     def elapsed(self) -> float:
@@ -77,6 +83,14 @@ class Job(Generic[ResultT]):
 
     async def next_change(self) -> None:
         await self._changed.wait()
+
+    def cancel(self) -> bool:
+        """Stop the work (not a host's waiting: that ends by itself). False when it had already finished."""
+        if self.finished.is_set():
+            return False
+        self.error = JobCancelled()
+        self._scope.cancel()
+        return True
 
 
 ProgressCallback = Callable[[Job], Awaitable[None]]
@@ -110,7 +124,8 @@ class JobRunner:
 
         async def run() -> None:
             try:
-                job.result = await work(job)
+                with job._scope:
+                    job.result = await work(job)
             except NemoError as error:
                 job.error = error
             except Exception:

@@ -45,7 +45,7 @@ class StateResult(ToolResult):
         return f"{self.notice}\n{self.summary}" if self.notice else self.summary
 
 
-NextTool = Literal["export", "state", "credits", "chat", "upload", "wait"]
+NextTool = Literal["export", "state", "credits", "chat", "upload", "wait", "cancel"]
 
 
 class NextAction(BaseModel):
@@ -57,16 +57,37 @@ class NextAction(BaseModel):
 class ChatResult(ToolResult):
     reply: str = Field(description="what to show the user, as it is")
     action: Action = Field(description="what the message was routed to")
-    status: Literal["done", "working"]
+    status: Literal["done", "working", "needs_input"] = Field(
+        description="needs_input: NemoVideo asked the user a question (the reply); ask the user, do not `wait`"
+    )
     job_id: str | None = Field(default=None, description="when working: pass it to `wait` to continue")
     changes: list[str] = Field(default_factory=list, description="what this turn changed on the timeline")
     timeline: str | None = Field(default=None, description="the timeline summary, when it is relevant")
     next_actions: list[NextAction] = Field(default_factory=list, description="tool calls that would help next")
+    follow_up_job_id: str | None = Field(
+        default=None, description="NemoVideo may still add music or titles: `wait` with this id reports them"
+    )
+    project_link: str | None = Field(default=None, description="a browser link to the project on NemoVideo")
     notice: str | None = None
 
     def as_text(self) -> str:
         parts = [self.notice, self.reply]
+        if self.project_link:
+            parts.append(f"Open the project in the browser: {self.project_link}")
         if self.status == "working":
             parts.append(f'(Still running: call `wait` with job_id "{self.job_id}" to continue.)')
+        if self.follow_up_job_id:
+            parts.append(f'(NemoVideo may still add music or titles: call `wait` with job_id "{self.follow_up_job_id}" '
+                         "to see them when they land.)")
         parts += [f"Next: `{action.tool}` — {action.why}" for action in self.next_actions if action.tool != "wait"]
         return "\n".join(part for part in parts if part)
+
+
+class CancelResult(ToolResult):
+    reply: str = Field(description="what to show the user")
+    job_id: str
+    kind: Literal["turn", "export", "follow_up"]
+    cancelled_at_backend: bool = Field(description="true when NemoVideo itself was asked to stop (renders)")
+
+    def as_text(self) -> str:
+        return self.reply

@@ -15,11 +15,11 @@ import anyio
 
 from .client import NemoClient
 from .errors import NemoError
-from .export import Exporter, ExportResult, usable_output_dir
+from .export import Exporter, ExportResult, has_content, usable_output_dir
 from .identity import SkillIdentity
 from .jobs import Job, JobRunner, ProgressCallback, format_elapsed
 from .models import StateReply
-from .results import ChatResult, CreditsResult, NextAction, StateResult
+from .results import CancelResult, ChatResult, CreditsResult, NextAction, StateResult
 from .sessions import Session, SessionManager
 from .settings import Settings
 from .timeline import summarize, tracks_of
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 # at import, about 80 ms: they are imported on the first conversation, not at every server start.
 
 DEFAULT_WAIT_SECONDS = 45.0
+LATE_WRITE_INTRO = "NemoVideo finished more work after its reply:"
 
 
 class TurnInProgress(NemoError):
@@ -51,6 +52,14 @@ def _amount(value: float) -> str:
     return f"{value:g}"
 
 
+def _joined(*notices: str | None) -> str | None:
+    return "\n".join(notice for notice in notices if notice) or None
+
+
+def _job_kind(job: Job) -> str:
+    return {"turn": "turn", "export": "export"}.get(job.kind, "follow_up")
+
+
 class VideoService:
     """Use as `async with VideoService(settings, identity) as service:`; jobs live as long as it does."""
 
@@ -62,6 +71,8 @@ class VideoService:
         self.jobs = JobRunner()
         self.exporter = Exporter(self.client, self.sessions, settings)
         self._turn_lock = anyio.Lock()
+        # Late work (two-stage generation) found after a turn and not yet shown, per session.
+        self._late_reports: dict[str, list[str]] = {}
 
     @cached_property
     def _turns(self) -> TurnRunner:
@@ -104,7 +115,7 @@ class VideoService:
             tracks=tracks,
             empty=not tracks,
             uploads=len(reply.state.video_infos),
-            notice=notice,
+            notice=_joined(notice, self._late_notice()),
         )
 
     # Conversation
@@ -159,7 +170,9 @@ class VideoService:
         job = self.jobs.running("export", record.render_id) or self.jobs.start(
             "export", lambda job: self.exporter.finish(job, record, directory), key=record.render_id
         )
-        return await self.wait(job.id, wait_seconds, on_progress)
+        result = await self.wait(job.id, wait_seconds, on_progress)
+        late = self._late_notice()
+        return result.model_copy(update={"notice": late}) if late else result
 
     async def start_turn(self, message: str, wait_seconds: float, on_progress: ProgressCallback | None) -> ChatResult:
         async def snapshot(session: Session) -> tuple[Session, StateReply]:
@@ -175,12 +188,72 @@ class VideoService:
                 )
             (session, before), notice = await self.sessions.run(snapshot, text=message)
 
+            self._stop_watching(session.session_id)
+            late = self._take_late_reports(session.session_id)
+
             async def turn(job: Job[ChatResult]) -> ChatResult:
-                result = await self._turns.run(job, session.session_id, message, before)
-                return result.model_copy(update={"notice": notice}) if notice else result
+                done = await self._turns.run(job, session.session_id, message, before)
+                update: dict[str, object] = {"notice": _joined(notice, late)}
+                if not has_content(before.state.draft) and has_content(done.after.state.draft):
+                    # The first video of a project: the link that keeps an anonymous user's work.
+                    update["project_link"] = await self.sessions.project_link(session)
+                if done.expects_late_writes:
+                    update["follow_up_job_id"] = self._watch(session.session_id, done.after).id
+                return done.result.model_copy(update=update)
 
             job = self.jobs.start("turn", turn)
         return await self.wait(job.id, wait_seconds, on_progress)
+
+    # Work that lands after a turn's stream (two-stage generation)
+
+    def _watch(self, session_id: str, seen: StateReply) -> Job:
+        async def follow_up(job: Job[ChatResult]) -> ChatResult:
+            changes = await self._turns.watch_late_writes(job, session_id, seen)
+            if not changes:
+                return ChatResult(reply="NemoVideo added nothing more after its reply.", action="chat", status="done")
+            # Until a `wait` shows them, the next result about this project carries them: never silent.
+            self._late_reports.setdefault(session_id, []).extend(changes)
+            state = await self.client.state(session_id)
+            return ChatResult(reply="\n".join([LATE_WRITE_INTRO, *changes]), action="chat", status="done",
+                              changes=changes, timeline=summarize(tracks_of(state.state.draft)))
+
+        return self.jobs.start("follow_up", follow_up, key=session_id)
+
+    def _stop_watching(self, session_id: str) -> None:
+        """A new turn starts from the project as it is now: late work from before is no longer tracked."""
+        watching = self.jobs.running("follow_up", session_id)
+        if watching is not None:
+            watching.cancel()
+
+    def _take_late_reports(self, session_id: str) -> str | None:
+        """Late work not yet shown to the user, as a notice for the next result about this project."""
+        reported = self._late_reports.pop(session_id, [])
+        return "\n".join([LATE_WRITE_INTRO, *reported]) if reported else None
+
+    def _late_notice(self) -> str | None:
+        session = self.sessions.current
+        return self._take_late_reports(session.session_id) if session is not None else None
+
+    async def cancel(self, job_id: str) -> CancelResult:
+        job = self.jobs.get(job_id)
+        if job.finished.is_set():
+            return CancelResult(reply="That job had already finished; nothing was cancelled.", job_id=job.id,
+                                kind=_job_kind(job), cancelled_at_backend=False)
+        if job.kind == "export":
+            cancelled_at_backend = await self.exporter.cancel(job.key)
+            job.cancel()
+            reply = ("The render was cancelled at NemoVideo." if cancelled_at_backend else
+                     "Stopped waiting for the render; NemoVideo could not confirm that it stopped rendering.")
+            return CancelResult(reply=reply, job_id=job.id, kind="export", cancelled_at_backend=cancelled_at_backend)
+        job.cancel()
+        if job.kind == "follow_up":
+            return CancelResult(reply="Stopped watching the project for late changes.", job_id=job.id,
+                                kind="follow_up", cancelled_at_backend=False)
+        return CancelResult(
+            reply="Stopped following this request. NemoVideo may still finish work it had already started, and that "
+            "work may still be charged; check the project with `state` in a minute before asking again.",
+            job_id=job.id, kind="turn", cancelled_at_backend=False,
+        )
 
     async def wait(self, job_id: str, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                    on_progress: ProgressCallback | None = None) -> ChatResult | ExportResult:
@@ -188,6 +261,8 @@ class VideoService:
         if await self.jobs.wait(job, wait_seconds, on_progress):
             if job.error is not None:
                 raise job.error
+            if job.kind == "follow_up":
+                self._late_reports.pop(job.key, None)  # shown now
             return job.result
         still_working = f"⏳ Still working… {job.step} ({format_elapsed(job.elapsed)} so far)."
         if job.kind == "export":

@@ -7,6 +7,7 @@ The current session is stored per API host in the state dir, so restarting the h
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -14,7 +15,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .client import NemoClient
-from .errors import SessionNotFound
+from .errors import NemoError, SessionNotFound
 from .logs import get_logger
 from .storage import read_json_map, write_json_map
 
@@ -23,6 +24,9 @@ log = get_logger("sessions")
 ResultT = TypeVar("ResultT")
 
 NEW_SESSION_NOTICE = "Your previous project was no longer available on NemoVideo, so a new, empty project was started."
+# A claim link stays valid for 7 days and may be reused (backend.md); renewed a day early.
+CLAIM_LINK_SECONDS = 7 * 24 * 3600
+CLAIM_LINK_MARGIN_SECONDS = 24 * 3600
 
 
 class Session(BaseModel):
@@ -30,7 +34,11 @@ class Session(BaseModel):
 
     session_id: str
     task_id: str | None = None
+    user_id: str | None = None
     language: str = "en"
+    # The project's browser link (`/workspace/claim?ct=…`): lets an anonymous user keep the work.
+    project_link: str | None = None
+    project_link_expires_at: float = 0.0
 
 
 def detect_language(text: str | None, env: Mapping[str, str] | None = None) -> str:
@@ -65,7 +73,7 @@ class SessionManager:
         if self._session is None:
             self._session = self._load()
             if self._session is not None:
-                self._client.bind_id = self._session.task_id
+                self._client.auth.note_user_id(self._session.user_id)
         return self._session
 
     async def ensure(self, text: str | None = None) -> Session:
@@ -95,11 +103,36 @@ class SessionManager:
             assert self._session is not None
             return self._session
 
+    async def project_link(self, session: Session | None = None) -> str | None:
+        """The project's browser link, reused while valid; none when the backend offers none."""
+        session = session or self.current
+        if session is None or not session.task_id:
+            return None
+        if session.project_link and session.project_link_expires_at - CLAIM_LINK_MARGIN_SECONDS > time.time():
+            return session.project_link
+        try:
+            claim = await self._client.claim_token(session.task_id, session.session_id)
+        except NemoError as error:
+            log.info("No project link for %s: %s", session.session_id, type(error).__name__)
+            return None
+        lifetime = claim.expires_in or CLAIM_LINK_SECONDS
+        linked = session.model_copy(update={
+            "project_link": f"{self._client.settings.web_url}/workspace/claim?ct={claim.claim_token}",
+            "project_link_expires_at": time.time() + lifetime,
+        })
+        if self._session is not None and self._session.session_id == linked.session_id:
+            self._session = linked
+            self._save()
+        return linked.project_link
+
     async def _create(self, language: str) -> None:
         created = await self._client.create_session(language)
-        self._session = Session(session_id=created.session_id, task_id=created.task_id, language=language)
-        self._client.bind_id = created.task_id
+        self._session = Session(session_id=created.session_id, task_id=created.task_id, user_id=created.user_id,
+                                language=language)
+        self._client.auth.note_user_id(created.user_id)
         self._save()
+        # Right away, as the official skill does: the link is what keeps an anonymous user's work.
+        await self.project_link(self._session)
 
     def _load(self) -> Session | None:
         entry = read_json_map(self.path).get(self._api_url)

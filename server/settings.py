@@ -41,6 +41,12 @@ class Settings(BaseModel):
     # it changes, or until recovery_give_up_seconds pass unchanged.
     recovery_delays_seconds: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 30.0)
     recovery_give_up_seconds: float = 5 * 60
+    # Ask ADK for partial text (`"streaming": true`); NEMO_STREAMING=0 turns it off for a proxy that chokes on it.
+    stream_text: bool = True
+    # Generation is two-stage: music and titles land after the stream ended. The project is
+    # watched this long after a turn, on this schedule (the last delay repeats).
+    late_write_watch_seconds: float = 3 * 60
+    late_write_delays_seconds: tuple[float, ...] = (2.0, 5.0, 10.0, 15.0, 30.0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +80,7 @@ class Settings(BaseModel):
             state_dir=state_home / "nemovideo",
             max_upload_bytes=int(max_upload_mb * 1024 * 1024) if max_upload_mb else None,
             accepted_formats=formats or DEFAULT_ACCEPTED_FORMATS,
+            stream_text=env.get("NEMO_STREAMING", "").strip().lower() not in ("0", "false", "no", "off"),
         )
 
     def with_skill_limits(self, skill_max_upload_mb: float | None) -> Settings:

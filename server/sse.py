@@ -10,6 +10,7 @@ only on non-partial events.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,6 +121,8 @@ class _Content(_Wire):
 
 class _Actions(_Wire):
     state_delta: dict[str, Any] = Field(default_factory=dict)
+    # A tool result that is the turn's answer (ADK's is_final_response counts it as final).
+    skip_summarization: bool = False
 
 
 class _ErrorDetails(_Wire):
@@ -143,10 +146,21 @@ class _Frame(_Wire):
     error_details: _ErrorDetails | None = Field(default=None, alias="error_details")
 
 
+# An api server that builds its error frame by string formatting (ADK 1.4) writes invalid
+# JSON when the message has quotes; the frame is still recognisably the run's failure.
+_UNESCAPED_ERROR = re.compile(r'^\s*\{\s*"error"\s*:\s*"(?P<message>.*)"\s*\}\s*$', re.DOTALL)
+# ADK api servers of 2025 end a failed run with an ordinary event from this author.
+SYSTEM_AUTHOR = "system"
+SYSTEM_ERROR_PREFIX = "Error: "
+
+
 class AdkDecoder:
     """Stateful: one per stream."""
 
     def __init__(self) -> None:
+        # True once the turn reached its end: a final response (text, no tool call) or an error.
+        # A stream that closes before that was cut (by a proxy, say), however cleanly.
+        self.finished = False
         self._text: list[str] = []
         # Authors whose partial text is on screen and whose final event has not come yet.
         # Keyed by author, not by a single flag, because a ParallelAgent's branches
@@ -164,8 +178,17 @@ class AdkDecoder:
         try:
             frame = _Frame.model_validate_json(data)
         except ValidationError as exc:
-            raise UndecodableFrame(f"not an ADK event: {data[:200]!r}") from exc
+            unescaped = _UNESCAPED_ERROR.match(data)
+            if unescaped is None:
+                raise UndecodableFrame(f"not an ADK event: {data[:200]!r}") from exc
+            self.finished = True
+            return [StreamError(unescaped.group("message"), None)]
         out: list[AdkEvent] = []
+        if frame.author == SYSTEM_AUTHOR and frame.content is not None and not frame.partial:
+            failure = self._system_error(frame.content)
+            if failure is not None:
+                self.finished = True
+                return [failure]
         if frame.content is not None:
             self._decode_content(frame, frame.content, out)
         if not frame.partial and frame.actions is not None and frame.actions.state_delta:
@@ -176,7 +199,28 @@ class AdkDecoder:
             details = frame.error_details
             message = (details.error_message if details else None) or frame.error
             out.append(StreamError(message, details.error_type if details else None))
+        self._note_progress(frame)
         return out
+
+    def _note_progress(self, frame: _Frame) -> None:
+        if frame.error is not None or frame.error_code:
+            self.finished = True
+        elif frame.partial:
+            return
+        elif frame.actions is not None and frame.actions.skip_summarization:
+            self.finished = True
+        elif frame.content is not None and frame.content.parts:
+            # ADK's final response: no tool call or result in it. Anything else means more is coming.
+            self.finished = frame.content.role != "user" and not any(
+                part.function_call is not None or part.function_response is not None for part in frame.content.parts
+            )
+
+    @staticmethod
+    def _system_error(content: _Content) -> StreamError | None:
+        text = "".join(part.text or "" for part in content.parts).strip()
+        if not text.startswith(SYSTEM_ERROR_PREFIX):
+            return None
+        return StreamError(text[len(SYSTEM_ERROR_PREFIX):].strip(), SYSTEM_AUTHOR)
 
     def _decode_content(self, frame: _Frame, content: _Content, out: list[AdkEvent]) -> None:
         # The user's own message (and tool results, which ADK sends as role "user") is
@@ -185,8 +229,7 @@ class AdkDecoder:
         if frame.partial:
             for part in content.parts:
                 if is_reply and part.text and not part.thought:
-                    out.append(TextDelta(part.text))
-                    self._text.append(part.text)
+                    self._emit(part.text, out, starts_message=False)
                     self._shown_partial.add(frame.author)
             return
         # A final model event repeats the text its partials streamed.
@@ -201,8 +244,14 @@ class AdkDecoder:
                 result = part.function_response
                 out.append(ToolResponse(result.id, result.name, result.response))
             elif is_reply and part.text and not part.thought and not repeats_partials:
-                out.append(TextDelta(part.text))
-                self._text.append(part.text)
+                self._emit(part.text, out, starts_message=True)
+
+    def _emit(self, text: str, out: list[AdkEvent], *, starts_message: bool) -> None:
+        # Separate messages of one turn (a reply, then a trailer) must not run into one sentence.
+        if starts_message and self._text and not self._text[-1][-1:].isspace():
+            text = "\n" + text
+        out.append(TextDelta(text))
+        self._text.append(text)
 
 
 def decode_events(events: Iterable[httpx2.ServerSentEvent]) -> Iterator[AdkEvent]:

@@ -21,7 +21,7 @@ from .identity import SkillIdentity
 from .logs import get_logger, redact
 from .export import ExportResult
 from .jobs import Job, ProgressCallback, format_elapsed
-from .results import ChatResult, CreditsResult, StateResult, ToolResult
+from .results import CancelResult, ChatResult, CreditsResult, StateResult, ToolResult
 from .service import DEFAULT_WAIT_SECONDS, VideoService
 from .upload import UploadResult
 from .settings import Settings
@@ -33,7 +33,10 @@ edit, add music or titles) to `chat`; it routes balance and timeline questions i
 returns its path, `credits` shows the balance and `state` the timeline. Show the `reply` or `summary`
 to the user as it is; never show tokens, ids or raw JSON. When a result says
 status "working", tell the user it is still in progress and call `wait` with its
-job_id. Tool errors are written for the user: pass them on and follow their advice."""
+job_id. Status "needs_input" means NemoVideo asked the user a question: ask the user,
+then send the answer with `chat`. A result with follow_up_job_id means music or titles
+may still land: `wait` with that id reports them. `cancel` stops a job when the user
+asks. Tool errors are written for the user: pass them on and follow their advice."""
 
 log = get_logger("tools")
 
@@ -165,5 +168,20 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         wait_seconds: Annotated[float, WAIT_SECONDS] = DEFAULT_WAIT_SECONDS,
     ) -> Annotated[CallToolResult, ExportResult]:
         return await adapt(service_of(ctx).export(output_dir, wait_seconds, progress_reporter(ctx)))
+
+    @server.tool(
+        name="cancel",
+        title="Cancel a job",
+        description="Cancel a job that a previous call returned with a job_id. A render is stopped at NemoVideo. "
+        "For a chat request the skill stops following it, but work NemoVideo already started may still finish "
+        "and be charged: tell the user so. Use only when the user asks to stop.",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
+                                    open_world_hint=True),
+    )
+    async def cancel(
+        job_id: Annotated[str, Field(min_length=1, description="the job_id to cancel")],
+        ctx: Context,
+    ) -> Annotated[CallToolResult, CancelResult]:
+        return await adapt(service_of(ctx).cancel(job_id))
 
     return server

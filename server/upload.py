@@ -167,19 +167,20 @@ async def upload_sources(
 
         body, length = multipart_body(file, boundary, on_bytes)
         reply = await client.upload_files(session_id, body, f"multipart/form-data; boundary={boundary}", length)
-        media = reply.files[0] if reply.files else None
+        media = next(iter(reply.media), None)
         items.append(UploadedItem(
             name=file.name, size_bytes=file.size, type=MEDIA_KINDS.get(file.extension, "video"),
-            id=media.id if media else None, source="file",
+            id=media.identifier if media else None, source="file",
         ))
         done_before += file.size
     if urls:
         reply = await client.upload_urls(session_id, urls)
-        by_position = reply.files + [None] * (len(urls) - len(reply.files))
+        stored = reply.media
+        by_position = stored + [None] * (len(urls) - len(stored))
         for url, media in zip(urls, by_position):
             name = unquote(Path(urlsplit(url).path).name) or urlsplit(url).netloc
-            kind = (media.type if media and media.type else MEDIA_KINDS.get(Path(name).suffix.lower().lstrip("."), "video"))
-            items.append(UploadedItem(name=name, size_bytes=None, type=kind, id=media.id if media else None, source="url"))
+            kind = (media.kind if media and media.kind else MEDIA_KINDS.get(Path(name).suffix.lower().lstrip("."), "video"))
+            items.append(UploadedItem(name=name, size_bytes=None, type=kind, id=media.identifier if media else None, source="url"))
     return items
 
 

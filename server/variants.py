@@ -81,6 +81,8 @@ TOOLS: tuple[ToolGuide, ...] = (
     ToolGuide(name="credits", description="Show the credit balance: available, frozen (reserved by running "
               "work) and total."),
     ToolGuide(name="state", description="Show what is on the timeline, one line per track."),
+    ToolGuide(name="cancel", description="Stop a job the user no longer wants: a render is cancelled at "
+              "NemoVideo; chat work already started may still finish and be charged."),
 )
 
 # Every variable is optional: a required one would make ClawHub's scanner demand a token
@@ -266,6 +268,10 @@ itself on its own: do not call the NemoVideo HTTP API yourself, use the tools.
 - Generation takes 1–5 minutes and an export 30–90 seconds. A tool returns status "working"
   with a `job_id` instead of blocking: tell the user "⏳ Still working…" and call `wait` with
   that `job_id`, again and again until the status is "done".
+- Status "needs_input" means NemoVideo asked the user a question (the `reply`): ask the user
+  and send their answer with `chat`; do not call `wait`.
+- A result with `follow_up_job_id`: the video is there, and music or titles may still land.
+  Show the result, then `wait` with that id to report what was added.
 - Never send the same request to `chat` again because it is taking long or a call failed: it
   would duplicate the work and spend credits twice. Use `wait`, or `state` to see what changed.
 
@@ -274,8 +280,9 @@ itself on its own: do not call the NemoVideo HTTP API yourself, use the tools.
 - Show a result's `reply` or `summary` as it is: it is already written for people, for example
   `Timeline (3 tracks): 1. Video: city timelapse (0-10s) 2. BGM: Lo-fi (0-10s, 35%) 3. Title: "Urban Dreams" (0-3s)`.
 - If a result has a `notice`, tell the user (for example that a new project was started).
-- Tool errors are written for the user: pass them on and follow their advice. A "register or
-  upgrade to unlock export" error is about the plan, not about credits.
+- Tool errors are written for the user: pass them on and follow their advice. An "export needs a
+  registered account" error is about the plan, not about credits: give the user the project link
+  it contains, and once they have an account token they run `nemovideo-mcp login`; then export again.
 - Never show tokens, session or job ids, raw JSON or HTTP details.
 - After an export, tell the user where the MP4 was saved. Exporting costs no credits.
 

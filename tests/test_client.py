@@ -88,6 +88,7 @@ async def test_an_expired_cached_token_is_replaced(sandbox, settings, identity) 
     entries = json.loads(cache.read_text())
     entries[settings.api_url]["expires_at"] = 1.0
     cache.write_text(json.dumps(entries))
+    sandbox.expire_tokens()  # seven days later, at the backend too: a new token may be issued
     async with client_for(settings, identity) as client:
         await client.credits()
     assert mints(sandbox) == 2
@@ -106,7 +107,8 @@ async def test_1001_renews_the_anonymous_token_once_and_retries(sandbox, setting
 async def test_1001_twice_in_a_row_is_an_authentication_error(sandbox, settings, identity) -> None:
     async with client_for(settings, identity) as client:
         await client.credits()
-        sandbox.inject(1001, "/api/credits", times=2)
+        sandbox.expire_tokens()
+        sandbox.inject(1001, "/api/credits", times=2)  # the renewed token is refused too
         with pytest.raises(errors.AuthenticationError) as caught:
             await client.credits()
     assert not isinstance(caught.value, errors.TokenRejected)
@@ -182,7 +184,7 @@ async def test_an_unreachable_backend_is_a_clear_error(settings, identity) -> No
         (2001, errors.OutOfCredits, "Register"),
         (4001, errors.UnsupportedFileType, "mp4, mov, avi, webm, mkv, jpg, png, gif, webp, mp3, wav, m4a, aac"),
         (4002, errors.FileTooLarge, "Compress it or trim it"),
-        (402, errors.ExportBlocked, "not about credits: register or upgrade"),
+        (402, errors.ExportBlocked, "registered NemoVideo account .*not about credits.*nemovideo-mcp login"),
         (400, errors.MissingClientId, "client id"),
     ],
 )
@@ -194,14 +196,26 @@ async def test_each_backend_code_maps_to_its_advice(sandbox, settings, identity,
             await client.credits()
 
 
-async def test_out_of_credits_links_registration_to_the_project(sandbox, settings, identity) -> None:
+async def test_out_of_credits_links_registration_to_the_anonymous_user(sandbox, settings, identity) -> None:
     async with client_for(settings, identity) as client:
         created = await client.create_session("en")
-        client.bind_id = created.task_id
         sandbox.inject(2001, "/api/credits")
         with pytest.raises(errors.OutOfCredits) as caught:
             await client.credits()
-    assert f"{settings.web_url}/?bind={created.task_id}" in str(caught.value)
+    assert created.user_id.startswith("anon_")
+    assert f"{settings.web_url}/register?bind={created.user_id}" in str(caught.value)
+    assert "nemovideo-mcp login" in str(caught.value)
+
+
+async def test_the_registration_link_survives_a_restart_through_the_token_cache(sandbox, settings, identity) -> None:
+    async with client_for(settings, identity) as client:
+        await client.credits()
+        user_id = client.auth.user_id
+    sandbox.inject(2001, "/api/credits")
+    async with client_for(settings, identity) as restarted:
+        with pytest.raises(errors.OutOfCredits, match=f"register\\?bind={user_id}"):
+            await restarted.credits()
+    assert user_id and user_id.startswith("anon_") and mints(sandbox) == 1
 
 
 async def test_registered_users_out_of_credits_are_told_to_top_up(sandbox, settings, identity) -> None:

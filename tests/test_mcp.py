@@ -39,8 +39,10 @@ async def test_tools_are_annotated_with_output_schemas(settings, identity) -> No
         assert tools[name].annotations.read_only_hint and tools[name].annotations.open_world_hint
         assert "summary" in tools[name].output_schema["properties"]
     assert not tools["chat"].annotations.read_only_hint
+    # Only `cancel` throws work away; every other tool keeps what exists.
+    assert tools["cancel"].annotations.destructive_hint and "charged" in tools["cancel"].description
     for tool in tools.values():
-        assert not tool.annotations.destructive_hint and tool.description
+        assert tool.annotations.destructive_hint == (tool.name == "cancel") and tool.description
         # `wait` returns whatever shape the job it continues has (chat or export).
         assert (tool.output_schema is None) == (tool.name == "wait")
 

@@ -182,7 +182,7 @@ async def test_a_failed_download_leaves_nothing_and_the_next_export_delivers(san
 async def test_402_is_about_the_plan_not_credits(sandbox, service) -> None:
     await project_with_content(service, sandbox)
     sandbox.inject(402, "/api/render/proxy/lambda")
-    with pytest.raises(errors.ExportBlocked, match="not about credits: register or upgrade"):
+    with pytest.raises(errors.ExportBlocked, match="registered NemoVideo account .*not about credits.*open it in the browser: https://nemovideo.com/workspace/claim\\?ct=clm_.*nemovideo-mcp login"):
         await service.export()
 
 

@@ -77,4 +77,4 @@ async def test_a_project_started_by_another_server_process_is_picked_up(sandbox,
     sandbox.set_draft(started.session_id, SEED_DRAFT)
     result = await service.state()
     assert not result.empty and service.sessions.current.session_id == started.session_id
-    assert service.client.bind_id == started.task_id
+    assert service.client.auth.user_id == started.user_id and started.user_id.startswith("anon_")

@@ -31,6 +31,7 @@ TRIM_RESULT = {"status": "ok", "duration": 5.5}
 SCRIPTED_STATE = {"timeline_version": 2, "last_tool": "trim_clip"}
 STREAMED = [TextDelta("Trimmed clip "), TextDelta("c42 to "), TextDelta("5.5 seconds.")]
 BOOM = StreamError("render backend exploded", "RuntimeError")
+GENERATE_CALL = ToolCall("fc-1", "generate_video", {"instruction": "generate a video"})
 
 EXPECTED: dict[str, list[AdkEvent]] = {
     "nonstream.sse": [
@@ -64,8 +65,20 @@ EXPECTED: dict[str, list[AdkEvent]] = {
         BOOM,
     ],
     "llm_safety.sse": [AgentError("SAFETY", "blocked by fake safety")],
+    # The reconstructed endings of older ADK versions: each ends the turn as a failure.
+    "error_json.sse": [GENERATE_CALL, StreamError('Model error: the "seedance" backend timed out', None)],
+    "error_unescaped.sse": [GENERATE_CALL, StreamError('Model error: the "seedance" backend timed out', None)],
+    "error_system_event.sse": [
+        GENERATE_CALL, StreamError("429 RESOURCE_EXHAUSTED. The video model is overloaded.", "system"),
+    ],
+    "temporary_issue_trailer.sse": [
+        TextDelta('I added the title "Paradise Found" at the top.'),
+        TextDelta("\nI encountered a temporary issue. Please try again later."),
+    ],
 }
 WITH_TEXT = {"nonstream.sse", "stream.sse", "llm_nonstream.sse", "llm_stream.sse"}
+WITHOUT_REPLY_TEXT = {"error_json.sse", "error_unescaped.sse", "error_system_event.sse", "boom.sse", "llm_boom.sse",
+                      "llm_safety.sse"}
 
 
 def body_of(name: str) -> bytes:
@@ -108,8 +121,50 @@ def test_every_fixture_is_covered() -> None:
 def test_fixture_decodes_to_the_exact_sequence(name: str) -> None:
     events, decoder = decode(body_of(name))
     assert events == EXPECTED[name]
-    assert decoder.text == (REPLY if name in WITH_TEXT else "")
+    if name in WITH_TEXT:
+        assert decoder.text == REPLY
+    elif name in WITHOUT_REPLY_TEXT:
+        assert decoder.text == ""
     assert decoder.text == "".join(texts(events))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_fixture_reaches_the_end_of_its_turn(name: str) -> None:
+    # A real transcript ends with a final response or an error: never mistaken for a cut stream.
+    assert decode(body_of(name))[1].finished
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_a_transcript_cut_before_its_last_frame_is_not_finished(name: str) -> None:
+    frames_of = [frame for frame in body_of(name).split(b"\n\n") if frame.strip()]
+    if len(frames_of) < 2:
+        pytest.skip("one frame: nothing to cut")
+    _, decoder = decode(b"\n\n".join(frames_of[:-1]) + b"\n\n")
+    last_kept = frames_of[-2]
+    # Only a transcript whose second-to-last frame is itself a final text could look finished.
+    if b'"functionCall"' in last_kept or b'"functionResponse"' in last_kept or b'"partial":true' in last_kept:
+        assert not decoder.finished
+
+
+def test_frames_with_only_a_type_are_tolerated_and_change_nothing() -> None:
+    body = frames({"type": "heartbeat"}, model({"text": "Done."}), {"type": "done", "extra": {"x": 1}})
+    events, decoder = decode(body)
+    assert events == [TextDelta("Done.")] and decoder.finished
+
+
+def test_a_system_event_that_is_not_an_error_is_ordinary_text() -> None:
+    events, _ = decode(frames(model({"text": "Session resumed."}, author="system")))
+    assert events == [TextDelta("Session resumed.")]
+
+
+def test_a_skip_summarization_tool_result_ends_the_turn() -> None:
+    call = model({"functionCall": {"id": "c", "name": "t", "args": {}}})
+    result = {"content": {"parts": [{"functionResponse": {"id": "c", "name": "t", "response": {}}}], "role": "user"},
+              "author": "nemo_agent", "actions": {"skipSummarization": True}}
+    _, decoder = decode(frames(call, result))
+    assert decoder.finished
+    _, decoder = decode(frames(call))
+    assert not decoder.finished
 
 
 @pytest.mark.parametrize("name", sorted(WITH_TEXT))
@@ -134,7 +189,7 @@ def test_heartbeats_interleaved_change_nothing_else(name: str) -> None:
     events, decoder = decode(noisy)
     assert events.count(Heartbeat()) == len(original) - 1
     assert [event for event in events if event != Heartbeat()] == EXPECTED[name]
-    assert decoder.text == (REPLY if name in WITH_TEXT else "")
+    assert decoder.text == decode(body_of(name))[1].text
 
 
 def test_whitespace_data_is_a_heartbeat_and_adds_no_text() -> None:

@@ -25,6 +25,17 @@ GENERATED_DRAFT: Draft = {"t": [
     {"tt": 1, "sg": [{"st": 0, "d": 10000, "m": {"name": "Lo-fi", "vol": 0.35, "role": "bgm"}}]},
     {"tt": 7, "sg": [{"st": 0, "d": 3000, "m": {"text": "Urban Dreams", "role": "title"}}]},
 ]}
+# Two-stage generation (the official skill): the raw video first, music and title after the stream.
+RAW_VIDEO_TRACKS = 1
+TRAILER_TEXT = "I encountered a temporary issue. Please try again later."
+# How each ADK version ended a failed run (tests/fixtures/adk-sse/).
+FAILED_ENDINGS = {
+    "error_details": None,  # the turn's own error, as `{"error", "error_details"}` (boom.sse)
+    "error_json": b'data: {"error": "Model error: the \\"seedance\\" backend timed out"}\n\n',
+    "error_unescaped": b'data: {"error": "Model error: the "seedance" backend timed out"}\n\n',
+    "system_error": None,  # an event from author `system` whose text starts with "Error: "
+}
+NO_FINAL_LANDS_AFTER_SECONDS = 0.2
 GENERATED_TEXT = (
     'Your video is ready: a 10-second city timelapse with Lo-fi background music and the title "Urban Dreams".'
 )
@@ -45,6 +56,8 @@ class Turn:
     tool: str | None = None
     args: dict[str, Any] = field(default_factory=dict)
     edit: Callable[[Draft], Draft] | None = None
+    # What lands after the stream when the sandbox plays two-stage generation.
+    late_edit: Callable[[Draft], Draft] | None = None
     media: dict[str, Any] | None = None
     text: str | None = None
     streamed: bool = False
@@ -70,10 +83,15 @@ def _explain_export(message: str) -> Turn:
     return Turn(cost=0, text=EXPORT_HELP_TEXT)
 
 
+def _post_production(draft: Draft) -> Draft:
+    return {**draft, "t": [*draft.get("t", []), *copy.deepcopy(GENERATED_DRAFT["t"][RAW_VIDEO_TRACKS:])]}
+
+
 def _generate(message: str) -> Turn:
     return Turn(
         cost=10, tool="generate_video", args={"prompt": message},
-        edit=lambda draft: copy.deepcopy(GENERATED_DRAFT),
+        edit=lambda draft: {"t": copy.deepcopy(GENERATED_DRAFT["t"][:RAW_VIDEO_TRACKS])},
+        late_edit=_post_production,
         media={"type": "video", "name": "city timelapse", "duration_ms": 10000},
         text=GENERATED_TEXT, streamed=True,
     )
@@ -160,7 +178,7 @@ class _Events:
 
     def frame(self, part: dict[str, Any], role: str, *, partial: bool | None = None,
               usage: dict[str, int] | None = None, state_delta: dict[str, Any] | None = None,
-              event_id: str | None = None) -> bytes:
+              event_id: str | None = None, author: str = "nemo_agent") -> bytes:
         event: dict[str, Any] = {"content": {"parts": [part], "role": role}}
         if partial is not None:
             event["partial"] = partial
@@ -168,7 +186,7 @@ class _Events:
             event["usageMetadata"] = usage
         event |= {
             "invocationId": self._invocation_id,
-            "author": "nemo_agent",
+            "author": author,
             "actions": {"stateDelta": state_delta or {}, "artifactDelta": {},
                         "requestedAuthConfigs": {}, "requestedToolConfirmations": {}},
             "nodeInfo": {"path": ""},
@@ -198,22 +216,51 @@ async def _heartbeats(duration: float, interval: float) -> AsyncIterator[bytes]:
             yield b": ping\n\n"
 
 
-async def stream_turn(sandbox: Sandbox, session_id: str, token: str, message: str,
-                      turn: Turn, drop: bool) -> AsyncIterator[bytes]:
-    """Play one turn; its credits stay frozen until the stream ends, and are spent only if the edit landed."""
+def _failed_ending(ending: str, events: _Events) -> bytes:
+    if ending == "system_error":
+        return events.frame({"text": "Error: 429 RESOURCE_EXHAUSTED. The video model is overloaded."}, "model",
+                            author="system")
+    return FAILED_ENDINGS[ending] or _error_frame("RuntimeError: the video model timed out")
+
+
+def _land_later(sandbox: Sandbox, session_id: str, edit: Callable[[Draft], Draft], delay: float) -> None:
+    asyncio.get_running_loop().call_later(delay, sandbox.apply_edit, session_id, edit, None)
+
+
+async def stream_turn(sandbox: Sandbox, session_id: str, token: str, message: str, turn: Turn, *,
+                      drop: bool = False, ending: str | None = None, streaming: bool = False) -> AsyncIterator[bytes]:
+    """Play one turn; its credits stay frozen until the stream ends, and are spent only if the edit landed.
+
+    Partial text only when the request asked for `streaming`, as ADK does. `ending` plays one of the
+    ways a real turn ends badly: a failed run (four ADK styles), the "temporary issue" trailer after
+    a good reply, or a clean close before the final event while the work still lands.
+    """
     events = _Events(sandbox)
-    draft_version: int | None = None
+    landed = False
     try:
         call_id = f"call-{sandbox.next_number('call')}" if turn.tool else ""
         if turn.tool:
             yield events.frame({"functionCall": {"id": call_id, "args": turn.args, "name": turn.tool}}, "model")
         async for ping in _heartbeats(sandbox.turn_seconds, sandbox.heartbeat_seconds):
             yield ping
+        if ending in FAILED_ENDINGS:
+            yield _failed_ending(ending, events)
+            return
+        two_stage = turn.late_edit is not None and sandbox.late_write_seconds is not None
+        if ending == "no_final":
+            # A proxy closes the stream cleanly; the backend goes on and the edit lands a moment later.
+            if turn.edit:
+                whole = turn.edit if turn.late_edit is None else (lambda draft: turn.late_edit(turn.edit(draft)))
+                _land_later(sandbox, session_id, whole, sandbox.late_write_seconds or NO_FINAL_LANDS_AFTER_SECONDS)
+                landed = True
+            return
         if turn.edit:
-            draft_version = sandbox.apply_edit(session_id, turn.edit, turn.media)
+            edit = turn.edit if two_stage or turn.late_edit is None else (lambda draft: turn.late_edit(turn.edit(draft)))
+            draft_version = sandbox.apply_edit(session_id, edit, turn.media)
             if draft_version is None:
                 yield _error_frame(f"ValueError: Session not found: {session_id}")
                 return
+            landed = True
             response = {"functionResponse": {"id": call_id, "name": turn.tool, "response": {"status": "ok"}}}
             yield events.frame(response, "user", state_delta={"draft_version": draft_version})
         if drop:
@@ -221,7 +268,12 @@ async def stream_turn(sandbox: Sandbox, session_id: str, token: str, message: st
         if turn.error:
             yield _error_frame(turn.error)
         elif turn.text:
-            for frame in events.text_frames(turn.text, message, streamed=turn.streamed):
+            for frame in events.text_frames(turn.text, message, streamed=turn.streamed and streaming):
                 yield frame
+            if ending == "trailer":
+                yield events.frame({"text": TRAILER_TEXT}, "model")
+        if two_stage and landed:
+            _land_later(sandbox, session_id, turn.late_edit, sandbox.late_write_seconds)
     finally:
-        sandbox.settle_credits(token, turn.cost, spent=draft_version is not None)
+        sandbox.settle_credits(token, turn.cost, spent=landed)
+        sandbox.end_turn(session_id)

@@ -16,8 +16,19 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from . import wire
 from .agent import plan_turn, stream_turn
-from .state import GATEWAY_ERRORS, MEDIA_TYPES, SWITCHES, ApiError, ConnectionAbort, RecordedRequest, Sandbox
+from .state import (
+    GATEWAY_ERRORS,
+    MEDIA_TYPES,
+    REPLY_STYLES,
+    SWITCHES,
+    TURN_ENDINGS,
+    ApiError,
+    ConnectionAbort,
+    RecordedRequest,
+    Sandbox,
+)
 
 ATTRIBUTION_HEADERS = ("x-skill-source", "x-skill-version", "x-skill-platform")
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
@@ -32,18 +43,13 @@ def _build_mp4(total_bytes: int = 256 * 1024) -> bytes:
 MP4_BYTES = _build_mp4()
 
 
-def _ok(data: dict[str, Any]) -> JSONResponse:
+def _call_of(path: str) -> str:
+    """Which documented call a path is, as far as the shape of its error replies differs."""
+    return "render_status" if path.startswith("/api/render/proxy/lambda") else "api"
+
+
+def _control_ok(data: dict[str, Any]) -> JSONResponse:
     return JSONResponse({"code": 0, "message": "ok", "data": data})
-
-
-def error_response(error: ApiError, retry_after: int | None = None) -> Response:
-    headers = {"Retry-After": str(retry_after or 30)} if error.code == 429 else None
-    return JSONResponse({"code": error.code, "message": str(error), "data": None}, status_code=error.status,
-                        headers=headers)
-
-
-async def _api_error(request: Request, error: ApiError) -> Response:
-    return error_response(error)
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -86,6 +92,14 @@ class _Handlers:
         self.sandbox = sandbox
         self.download_url = download_url
 
+    def ok(self, call: str, data: dict[str, Any]) -> JSONResponse:
+        return wire.ok(self.sandbox.reply_style, call, data)
+
+    async def api_error(self, request: Request, error: ApiError) -> Response:
+        if request.url.path.startswith("/_sandbox/"):  # the control API is ours, always one shape
+            return JSONResponse({"code": error.code, "message": str(error), "data": None})
+        return wire.error(self.sandbox.reply_style, _call_of(request.url.path), error)
+
     def _authorize(self, request: Request) -> str:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         token = token.strip()
@@ -98,20 +112,24 @@ class _Handlers:
         client_id = request.headers.get("x-client-id", "").strip()
         if not client_id:
             raise ApiError(400)
-        return _ok(self.sandbox.issue_token(client_id))
+        return self.ok("anonymous_token", self.sandbox.issue_token(client_id))
 
     async def create_session(self, request: Request) -> Response:
-        self._authorize(request)
+        token = self._authorize(request)
         body = await _json_object(request)
         session = self.sandbox.create_session(str(body.get("language") or "en"))
-        return _ok({"task_id": session.task_id, "session_id": session.session_id})
+        return self.ok("session", {"task_id": session.task_id, "session_id": session.session_id,
+                                   "user_id": self.sandbox.user_id_of(token)})
 
     async def balance(self, request: Request) -> Response:
-        return _ok(self.sandbox.credits_of(self._authorize(request)))
+        return self.ok("credits", self.sandbox.credits_of(self._authorize(request)))
 
     async def state(self, request: Request) -> Response:
         self._authorize(request)
-        return _ok({"state": self.sandbox.state_of(request.path_params["session_id"])})
+        session_id = request.path_params["session_id"]
+        session = self.sandbox.session(session_id)
+        return self.ok("state", {"session_id": session_id, "task_id": session.task_id, "task_name": "project",
+                                 "state": self.sandbox.state_of(session_id)})
 
     async def upload(self, request: Request) -> Response:
         self._authorize(request)
@@ -129,7 +147,9 @@ class _Handlers:
             files = [_url_file(url) for url in urls]
         if not files:
             raise ApiError(1, "nothing to upload")
-        return _ok({"files": self.sandbox.add_media(session_id, files)})
+        stored = self.sandbox.add_media(session_id, files)
+        return self.ok("upload", {"files": [_documented_file(item, self.download_url) for item in stored],
+                                  "session_state_applied": True})
 
     def _checked_file(self, name: str, size: int) -> dict[str, Any]:
         extension = _extension(name)
@@ -151,15 +171,29 @@ class _Handlers:
         if session_id not in self.sandbox.sessions:
             return JSONResponse({"detail": f"Session not found: {session_id}"}, status_code=404)
         turn = plan_turn(message)
-        self.sandbox.reserve_credits(token, turn.cost)
+        try:
+            self.sandbox.begin_turn(session_id)
+        except ApiError:
+            return JSONResponse({"detail": f"Session {session_id} is busy with another turn"}, status_code=409)
+        try:
+            self.sandbox.reserve_credits(token, turn.cost)
+        except ApiError:
+            self.sandbox.end_turn(session_id)
+            raise
         drop = self.sandbox.take_switch("drop_next_stream")
-        return StreamingResponse(stream_turn(self.sandbox, session_id, token, message, turn, drop),
+        ending = self.sandbox.take_switch("next_turn_ending") or None
+        streaming = body.get("streaming") is True
+        return StreamingResponse(stream_turn(self.sandbox, session_id, token, message, turn, drop=drop,
+                                             ending=ending, streaming=streaming),
                                  media_type="text/event-stream")
 
     async def start_render(self, request: Request) -> Response:
-        self._authorize(request)
+        token = self._authorize(request)
         if not all(request.headers.get(name, "").strip() for name in ATTRIBUTION_HEADERS):
             raise ApiError(402)
+        # Anonymous tokens lack the `render` scope on the real backend (backend.md): a switch plays that.
+        if self.sandbox.anonymous_export_blocked and self.sandbox.is_anonymous(token):
+            raise ApiError(402, "free plan export blocked. Register at nemovideo.com to unlock export")
         body = await _json_object(request)
         render_id = body.get("id")
         if not isinstance(render_id, str) or not render_id:
@@ -167,11 +201,15 @@ class _Handlers:
         self.sandbox.session(str(body.get("sessionId", "")))
         if not _has_segments(body.get("draft")):
             raise ApiError(1, "draft is empty")
-        return _ok(self.sandbox.start_render(render_id))
+        return self.ok("render_start", self.sandbox.start_render(render_id))
 
     async def render_status(self, request: Request) -> Response:
         self._authorize(request)
-        return _ok(self.sandbox.render_status(request.path_params["render_id"], self.download_url))
+        return self.ok("render_status", self.sandbox.render_status(request.path_params["render_id"], self.download_url))
+
+    async def cancel_render(self, request: Request) -> Response:
+        self._authorize(request)
+        return self.ok("render_cancel", self.sandbox.cancel_render(request.path_params["render_id"], self.download_url))
 
     async def api_download(self, request: Request) -> Response:
         self._authorize(request)
@@ -191,42 +229,55 @@ class _Handlers:
         self._authorize(request)
         body = await _json_object(request)
         self.sandbox.session(str(body.get("session_id", "")))
-        return _ok({"claim_token": f"clm_{self.sandbox.next_number('claim')}"})
+        return self.ok("claim_token", {"claim_token": f"clm_{self.sandbox.next_number('claim')}",
+                                       "expires_in": 7 * 24 * 3600})
 
     async def control_inject(self, request: Request) -> Response:
         try:
             self.sandbox.inject(**await _json_object(request))
         except (TypeError, ValueError) as error:
             raise ApiError(1, str(error)) from None
-        return _ok({})
+        return _control_ok({})
 
     async def control_reset(self, request: Request) -> Response:
         self.sandbox.reset()
-        return _ok({})
+        return _control_ok({})
 
     async def control_config(self, request: Request) -> Response:
         body = await _json_object(request)
         unknown = sorted(set(body) - set(SWITCHES))
         if unknown:
             raise ApiError(1, f"unknown switches: {', '.join(unknown)}")
+        if body.get("reply_style", REPLY_STYLES[0]) not in REPLY_STYLES:
+            raise ApiError(1, f"reply_style must be one of {', '.join(REPLY_STYLES)}")
+        if body.get("next_turn_ending") not in (None, *TURN_ENDINGS):
+            raise ApiError(1, f"next_turn_ending must be one of {', '.join(TURN_ENDINGS)}")
         for name, value in body.items():
             setattr(self.sandbox, name, value)
-        return _ok({name: getattr(self.sandbox, name) for name in SWITCHES})
+        return _control_ok({name: getattr(self.sandbox, name) for name in SWITCHES})
 
     async def control_requests(self, request: Request) -> Response:
-        return _ok({"requests": [asdict(recorded) for recorded in list(self.sandbox.requests)]})
+        return _control_ok({"requests": [asdict(recorded) for recorded in list(self.sandbox.requests)]})
 
 
-def _injected_response(code: int, retry_after: int | None) -> Response:
+def _documented_file(item: dict[str, Any], download_url: str) -> dict[str, Any]:
+    """An upload reply entry as documented (`filename`, `file_type`, `cdn_url`, …)."""
+    return {"filename": item["name"], "file_type": item["type"],
+            "cdn_url": item.get("url") or f"{download_url}/media/{item['id']}",
+            "duration": item.get("duration", 0), "width": item.get("width"), "height": item.get("height"),
+            "fps": item.get("fps"), "hash": item["id"]}
+
+
+def _injected_response(style: str, path: str, code: int, retry_after: int | None) -> Response:
     if code in GATEWAY_ERRORS:
         # What a proxy in front of the real backend answers: HTML, not an envelope.
         return HTMLResponse(f"<html><body><h1>{code} {GATEWAY_ERRORS[code]}</h1></body></html>", status_code=code)
-    return error_response(ApiError(code), retry_after)
+    return wire.error(style, _call_of(path), ApiError(code), retry_after)
 
 
 def build_app(sandbox: Sandbox, download_url: str, download_address: tuple[str, int]) -> ASGIApp:
     handlers = _Handlers(sandbox, download_url)
-    errors = {ApiError: _api_error}
+    errors = {ApiError: handlers.api_error}
     api = Starlette(exception_handlers=errors, routes=[
         Route("/api/auth/anonymous-token", handlers.anonymous_token, methods=["POST"]),
         Route("/api/auth/claim-token", handlers.claim_token, methods=["POST"]),
@@ -237,6 +288,7 @@ def build_app(sandbox: Sandbox, download_url: str, download_address: tuple[str, 
         Route("/run_sse", handlers.run_sse, methods=["POST"]),
         Route("/api/render/proxy/lambda", handlers.start_render, methods=["POST"]),
         Route("/api/render/proxy/lambda/{render_id}", handlers.render_status),
+        Route("/api/render/proxy/lambda/{render_id}/cancel", handlers.cancel_render, methods=["POST"]),
         Route("/api/render/proxy/{render_id}/download", handlers.api_download),
         Route("/_sandbox/inject", handlers.control_inject, methods=["POST"]),
         Route("/_sandbox/reset", handlers.control_reset, methods=["POST"]),
@@ -254,7 +306,7 @@ def build_app(sandbox: Sandbox, download_url: str, download_address: tuple[str, 
             headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
             injection = sandbox.record(RecordedRequest(scope["method"], scope["path"], headers, listener))
             if injection is not None:
-                target = _injected_response(injection.code, injection.retry_after)
+                target = _injected_response(sandbox.reply_style, scope["path"], injection.code, injection.retry_after)
         await target(scope, receive, send)
 
     return app

@@ -31,7 +31,14 @@ ERRORS = {  # code -> (HTTP status, message)
 }
 GATEWAY_ERRORS = {502: "Bad Gateway", 503: "Service Unavailable"}
 SWITCHES = ("render_seconds", "turn_seconds", "heartbeat_seconds", "max_upload_bytes", "accepted_extensions",
-            "fail_renders", "drop_next_stream", "cut_next_download")
+            "fail_renders", "drop_next_stream", "cut_next_download", "reply_style", "anonymous_export_blocked",
+            "next_turn_ending", "late_write_seconds")
+# How the documents say NemoVideo replies (wire.py): SKILL.md v1.9, the published API reference,
+# and v1.9 read literally (every field it elides left out).
+REPLY_STYLES = ("v1.9", "reference", "minimal")
+# How ADK has ended a turn over its versions (tests/fixtures/adk-sse/), plus a proxy's clean close.
+TURN_ENDINGS = ("error_details", "error_json", "error_unescaped", "system_error", "trailer", "no_final")
+FIRST_SESSION_NUMBER = 5529798706024415232
 ANONYMOUS_CREDITS = 100
 REGISTERED_CREDITS = 1000
 TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600
@@ -73,6 +80,8 @@ class SandboxSession:
 @dataclass
 class _Account:
     available: int
+    user_id: str
+    anonymous: bool
     frozen: int = 0
     expired: bool = False
 
@@ -91,19 +100,26 @@ class _Render:
     started: float
     duration: float
     fails: bool
+    created_at_ms: int
+    cancelled: bool = False
 
     def describe(self, download_url: str) -> dict[str, Any]:
+        """The render as plain facts; wire.py writes them in the reply style being served."""
         elapsed = time.monotonic() - self.started
         fraction = 1.0 if self.duration <= 0 else min(1.0, elapsed / self.duration)
-        info: dict[str, Any] = {"id": self.render_id, "progress": int(fraction * 100)}
-        if fraction < 0.1:
+        info: dict[str, Any] = {"id": self.render_id, "progress": int(fraction * 100),
+                                "created_at_ms": self.created_at_ms}
+        if self.cancelled:
+            info["status"] = "cancelled"
+        elif fraction < 0.1:
             info["status"] = "pending"
         elif fraction < 1.0:
             info["status"] = "processing"
         elif self.fails:
             info |= {"status": "failed", "error": "render failed: encoder crashed"}
         else:
-            info |= {"status": "completed", "output": {"url": f"{download_url}/files/{self.render_id}.mp4"}}
+            info |= {"status": "completed", "url": f"{download_url}/files/{self.render_id}.mp4",
+                     "completed_at_ms": self.created_at_ms + int(self.duration * 1000)}
         return info
 
 
@@ -123,6 +139,13 @@ class Sandbox:
             self.fail_renders = False
             self.drop_next_stream = False
             self.cut_next_download = False
+            self.reply_style = "v1.9"
+            self.anonymous_export_blocked = False
+            self.next_turn_ending: str | None = None
+            # Two-stage generation: music and title land this long after the stream ends (None: one stage).
+            self.late_write_seconds: float | None = None
+            self.busy_sessions: set[str] = set()
+            self._tokens_by_client: dict[str, str] = {}
             self.requests: list[RecordedRequest] = []
             self.sessions: dict[str, SandboxSession] = {}
             self._accounts: dict[str, _Account] = {}
@@ -159,6 +182,14 @@ class Sandbox:
             total = account.available + account.frozen
             return {"available": account.available, "frozen": account.frozen, "total": total}
 
+    def is_anonymous(self, token: str) -> bool:
+        with self._lock:
+            return self._accounts[token].anonymous
+
+    def user_id_of(self, token: str) -> str:
+        with self._lock:
+            return self._accounts[token].user_id
+
     def count(self, path_prefix: str, method: str | None = None) -> int:
         with self._lock:
             return sum(1 for r in self.requests
@@ -191,19 +222,26 @@ class Sandbox:
             return None
 
     def issue_token(self, client_id: str) -> dict[str, Any]:
-        number = self.next_number("token")
-        digest = hashlib.sha256(f"{client_id}:{number}".encode()).hexdigest()
-        token = f"nvsbx_anon_{number:04d}_{digest[:40]}"
+        """One anonymous token per client id per 7 days: a second one is refused (429) until the first expired."""
         with self._lock:
-            self._accounts[token] = _Account(ANONYMOUS_CREDITS)
-        return {"token": token, "credits": ANONYMOUS_CREDITS, "expires_in": TOKEN_LIFETIME_SECONDS,
-                "expires_at": int(time.time()) + TOKEN_LIFETIME_SECONDS}
+            previous = self._accounts.get(self._tokens_by_client.get(client_id, ""))
+            if previous is not None and not previous.expired:
+                raise ApiError(429, "one anonymous token per client per 7 days")
+            number = self.next_number("token")
+            digest = hashlib.sha256(f"{client_id}:{number}".encode()).hexdigest()
+            token = f"nvsbx_anon_{number:04d}_{digest[:40]}"
+            user_id = f"anon_{digest[40:52]}"
+            self._accounts[token] = _Account(ANONYMOUS_CREDITS, user_id, anonymous=True)
+            self._tokens_by_client[client_id] = token
+        expires_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + TOKEN_LIFETIME_SECONDS))
+        return {"token": token, "user_id": user_id, "expires_at": expires_at, "credits": ANONYMOUS_CREDITS}
 
     def check_token(self, token: str) -> None:
         with self._lock:
             account = self._accounts.get(token)
             if account is None and token.startswith("nemo_sk_"):
-                account = self._accounts[token] = _Account(REGISTERED_CREDITS)
+                user_id = "user_" + hashlib.sha256(token.encode()).hexdigest()[:12]
+                account = self._accounts[token] = _Account(REGISTERED_CREDITS, user_id, anonymous=False)
             if account is None or account.expired:
                 raise ApiError(1001)
 
@@ -224,7 +262,8 @@ class Sandbox:
 
     def create_session(self, language: str) -> SandboxSession:
         number = self.next_number("session")
-        session = SandboxSession(f"sess_{number}", f"task_{number}", language)
+        # Numeric strings, as NemoVideo's session ids are.
+        session = SandboxSession(str(FIRST_SESSION_NUMBER + number), f"task_{number}", language)
         with self._lock:
             self.sessions[session.session_id] = session
         return session
@@ -244,6 +283,7 @@ class Sandbox:
                 "video_infos": session.video_infos,
                 "generated_media": session.generated_media,
                 "canvas_config": {"width": 1080, "height": 1920},
+                "video_analyses": {},
             })
 
     def add_media(self, session_id: str, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -269,8 +309,10 @@ class Sandbox:
         with self._lock:
             if render_id in self._renders:
                 raise ApiError(1, "duplicate render id")
-            self._renders[render_id] = _Render(render_id, time.monotonic(), self.render_seconds, self.fail_renders)
-        return {"id": render_id, "status": "pending"}
+            render = _Render(render_id, time.monotonic(), self.render_seconds, self.fail_renders,
+                             created_at_ms=int(time.time() * 1000))
+            self._renders[render_id] = render
+        return {"id": render_id, "status": "pending", "progress": 5, "created_at_ms": render.created_at_ms}
 
     def render_status(self, render_id: str, download_url: str) -> dict[str, Any]:
         with self._lock:
@@ -278,3 +320,28 @@ class Sandbox:
         if render is None:
             raise ApiError(1, "render not found", status=404)
         return render.describe(download_url)
+
+    def cancel_render(self, render_id: str, download_url: str) -> dict[str, Any]:
+        with self._lock:
+            render = self._renders.get(render_id)
+            if render is None:
+                raise ApiError(1, "render not found", status=404)
+            if render.describe(download_url)["status"] in ("pending", "processing"):
+                render.cancelled = True
+            return render.describe(download_url)
+
+    def forget_render(self, render_id: str) -> None:
+        """The backend lost a render (tests of what a client does then)."""
+        with self._lock:
+            self._renders.pop(render_id, None)
+
+    def begin_turn(self, session_id: str) -> None:
+        """One turn at a time per session, as the hosted backend enforces."""
+        with self._lock:
+            if session_id in self.busy_sessions:
+                raise ApiError(409, "session is busy with another turn", status=409)
+            self.busy_sessions.add(session_id)
+
+    def end_turn(self, session_id: str) -> None:
+        with self._lock:
+            self.busy_sessions.discard(session_id)
