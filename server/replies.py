@@ -22,6 +22,8 @@ CODES_BY_HTTP_STATUS = {401: 1001, 402: 402, 413: 4002, 415: 4001, 429: 429}
 CODE_ALIASES = {1010: 1001, 1011: 1001}
 SESSION_NOT_FOUND = 1002
 EXCERPT_CHARS = 300
+# `_read_object` found no documented style (a payload may itself be None, so None cannot say this).
+_NO_STYLE = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +60,14 @@ def read_reply(status: int, raw: bytes) -> Any | Refusal | Unreadable:
     body = parse_body(raw)
     if isinstance(body, dict):
         outcome = _read_object(status, body)
-        if outcome is not None:
+        if outcome is not _NO_STYLE:
             return outcome
     elif status >= 400 and status in CODES_BY_HTTP_STATUS:
         return Refusal(CODES_BY_HTTP_STATUS[status])
     return Unreadable(status, excerpt_of(raw))
 
 
-def _read_object(status: int, body: dict[str, Any]) -> Any | Refusal | None:
+def _read_object(status: int, body: dict[str, Any]) -> Any:
     code = _as_code(body.get("code"))
     if code is not None:  # {code, message, data}
         if code != 0:
@@ -82,7 +84,7 @@ def _read_object(status: int, body: dict[str, Any]) -> Any | Refusal | None:
     return body  # a bare object
 
 
-def _success_error(status: int, error: Any) -> Refusal | None:
+def _success_error(status: int, error: Any) -> Refusal:
     if isinstance(error, dict):
         code = _as_code(error.get("code"))
         message = _text(error.get("message") or error.get("msg"))
@@ -92,7 +94,7 @@ def _success_error(status: int, error: Any) -> Refusal | None:
     return Refusal(CODES_BY_HTTP_STATUS.get(status), _text(error))
 
 
-def _refusal_by_status(status: int, body: dict[str, Any]) -> Refusal | None:
+def _refusal_by_status(status: int, body: dict[str, Any]) -> Any:
     detail = _text(body.get("detail") or body.get("message") or body.get("error"))
     if status == 404 and detail and "session not found" in detail.lower():
         return Refusal(SESSION_NOT_FOUND, detail)
@@ -100,7 +102,7 @@ def _refusal_by_status(status: int, body: dict[str, Any]) -> Refusal | None:
         return Refusal(CODES_BY_HTTP_STATUS[status], detail)
     if detail:
         return Refusal(None, detail)
-    return None
+    return _NO_STYLE
 
 
 def _as_code(value: Any) -> int | None:

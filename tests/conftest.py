@@ -51,6 +51,15 @@ def settings(env: dict[str, str]) -> Settings:
 
 
 @pytest.fixture
+def quick_settings(settings: Settings) -> Settings:
+    """Polling schedules on a test scale (recovery after a cut stream, late writes): shapes kept, seconds shrunk."""
+    return settings.model_copy(update={
+        "recovery_delays_seconds": (0.05, 0.1), "recovery_give_up_seconds": 0.6,
+        "late_write_delays_seconds": (0.05, 0.1), "late_write_watch_seconds": 1.5,
+    })
+
+
+@pytest.fixture
 def identity(home: Path) -> SkillIdentity:
     return load_identity(REPO / "SKILL.md", skill_source=None, home=home)
 

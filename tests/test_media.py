@@ -193,11 +193,11 @@ async def test_a_failed_render_is_a_clear_error(sandbox, service) -> None:
         await service.export(wait_seconds=20)
 
 
-async def test_a_render_start_failure_is_retried_once_with_a_new_id(sandbox, service) -> None:
+async def test_a_refused_render_start_is_retried_once_with_a_new_id(sandbox, service) -> None:
     await project_with_content(service, sandbox)
-    sandbox.inject(502, "/api/render/proxy/lambda", times=1)
+    sandbox.replay("/api/render/proxy/lambda", {"success": False, "error": {"code": 1, "message": "busy"}}, times=1)
     result = await service.export(wait_seconds=20)
-    assert result.status == "done"
+    assert result.status == "done" and len(sandbox.render_ids()) == 1
     starts = [r for r in sandbox.requests if r.path == "/api/render/proxy/lambda"]
     assert len(starts) == 2
 

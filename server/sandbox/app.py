@@ -201,7 +201,10 @@ class _Handlers:
         self.sandbox.session(str(body.get("sessionId", "")))
         if not _has_segments(body.get("draft")):
             raise ApiError(1, "draft is empty")
-        return self.ok("render_start", self.sandbox.start_render(render_id))
+        started = self.sandbox.start_render(render_id)
+        if self.sandbox.take_switch("garble_next_render_start"):
+            return _injected_response(self.sandbox.reply_style, request.url.path, 502, None)
+        return self.ok("render_start", started)
 
     async def render_status(self, request: Request) -> Response:
         self._authorize(request)
@@ -305,7 +308,9 @@ def build_app(sandbox: Sandbox, download_url: str, download_address: tuple[str, 
         if not (listener == "api" and scope["path"].startswith("/_sandbox/")):
             headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
             injection = sandbox.record(RecordedRequest(scope["method"], scope["path"], headers, listener))
-            if injection is not None:
+            if injection is not None and injection.body is not None:
+                target = JSONResponse(injection.body, status_code=injection.code)
+            elif injection is not None:
                 target = _injected_response(sandbox.reply_style, scope["path"], injection.code, injection.retry_after)
         await target(scope, receive, send)
 

@@ -32,7 +32,7 @@ ERRORS = {  # code -> (HTTP status, message)
 GATEWAY_ERRORS = {502: "Bad Gateway", 503: "Service Unavailable"}
 SWITCHES = ("render_seconds", "turn_seconds", "heartbeat_seconds", "max_upload_bytes", "accepted_extensions",
             "fail_renders", "drop_next_stream", "cut_next_download", "reply_style", "anonymous_export_blocked",
-            "next_turn_ending", "late_write_seconds")
+            "next_turn_ending", "late_write_seconds", "garble_next_render_start")
 # How the documents say NemoVideo replies (wire.py): SKILL.md v1.9, the published API reference,
 # and v1.9 read literally (every field it elides left out).
 REPLY_STYLES = ("v1.9", "reference", "minimal")
@@ -92,6 +92,8 @@ class _Injection:
     code: int
     remaining: int
     retry_after: int | None
+    # A reply given verbatim instead (a documented reply body, say), with `code` as its HTTP status.
+    body: Any = None
 
 
 @dataclass
@@ -141,6 +143,8 @@ class Sandbox:
             self.cut_next_download = False
             self.reply_style = "v1.9"
             self.anonymous_export_blocked = False
+            # Start the next render, then answer with an HTML 502 as if a proxy lost the reply.
+            self.garble_next_render_start = False
             self.next_turn_ending: str | None = None
             # Two-stage generation: music and title land this long after the stream ends (None: one stage).
             self.late_write_seconds: float | None = None
@@ -160,6 +164,11 @@ class Sandbox:
             raise ValueError(f"cannot inject unknown error code {code}")
         with self._lock:
             self._injections.append(_Injection(path, code, times, retry_after))
+
+    def replay(self, path: str, body: Any, status: int = 200, times: int = 1) -> None:
+        """Answer the next request(s) to `path` with `body` as it is, without handling them."""
+        with self._lock:
+            self._injections.append(_Injection(path, status, times, None, body=body))
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -189,6 +198,10 @@ class Sandbox:
     def user_id_of(self, token: str) -> str:
         with self._lock:
             return self._accounts[token].user_id
+
+    def render_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._renders)
 
     def count(self, path_prefix: str, method: str | None = None) -> int:
         with self._lock:
