@@ -84,11 +84,14 @@ class Job(Generic[ResultT]):
     async def next_change(self) -> None:
         await self._changed.wait()
 
-    def cancel(self) -> bool:
-        """Stop the work (not a host's waiting: that ends by itself). False when it had already finished."""
+    def cancel(self, outcome: ResultT | None = None) -> bool:
+        """Stop the work; a later `wait` gets `outcome` when given, else JobCancelled. False when already finished."""
         if self.finished.is_set():
             return False
-        self.error = JobCancelled()
+        if outcome is None:
+            self.error = JobCancelled()
+        else:
+            self.result = outcome
         self._scope.cancel()
         return True
 
@@ -124,7 +127,7 @@ class JobRunner:
 
         async def run() -> None:
             try:
-                with job._scope:
+                with job._scope:  # a cancelled job keeps the outcome `cancel` gave it
                     job.result = await work(job)
             except NemoError as error:
                 job.error = error

@@ -223,7 +223,9 @@ class VideoService:
         """A new turn starts from the project as it is now: late work from before is no longer tracked."""
         watching = self.jobs.running("follow_up", session_id)
         if watching is not None:
-            watching.cancel()
+            watching.cancel(ChatResult(
+                reply="A new request started before NemoVideo finished adding to the previous one; "
+                "the new request's result shows the project as it is.", action="chat", status="done"))
 
     def _take_late_reports(self, session_id: str) -> str | None:
         """Late work not yet shown to the user, as a notice for the next result about this project."""

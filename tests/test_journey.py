@@ -187,6 +187,22 @@ async def test_late_writes_are_reported_through_wait_and_never_silently(sandbox,
     assert (await service.state()).notice is None  # shown once, through wait
 
 
+async def test_a_new_turn_ends_the_watch_and_reports_what_already_landed(sandbox, service) -> None:
+    sandbox.late_write_seconds = 0.2
+    first = await service.chat(GENERATE)
+    watcher = service.jobs.get(first.follow_up_job_id)
+    with anyio.fail_after(10):
+        await watcher.finished.wait()  # the late music and title landed and were noticed
+    second = await service.chat('add a title "Next"')
+    assert second.notice.startswith(LATE_WRITE_INTRO) and "Lo-fi" in second.notice
+    assert second.changes == ['✅ Added title "Next" (0–3 s)']  # late work is not counted twice
+    sandbox.late_write_seconds = None  # nothing more will land: the watch runs its whole window
+    third = await service.chat(GENERATE)
+    await service.chat('add a title "Again"')
+    superseded = await service.wait(third.follow_up_job_id, wait_seconds=5)
+    assert superseded.status == "done" and "A new request started" in superseded.reply
+
+
 async def test_late_writes_reach_the_next_result_when_nobody_waits(sandbox, service) -> None:
     sandbox.late_write_seconds = 0.2
     first = await service.chat(GENERATE)
