@@ -81,7 +81,8 @@ class SessionNotFound(NemoError):
 class OutOfCredits(NemoError):
     code = 2001
 
-    def __init__(self, *, anonymous: bool, registration_url: str | None = None, web_url: str = "https://nemovideo.com") -> None:
+    def __init__(self, *, anonymous: bool, registration_url: str | None = None,
+                 web_url: str = "https://nemovideo.com", project_link: str | None = None) -> None:
         if anonymous:
             link = registration_url or f"{web_url}/register"
             message = (
@@ -90,7 +91,14 @@ class OutOfCredits(NemoError):
             )
         else:
             message = f"Your NemoVideo account is out of credits. Top up at {web_url}, then try again."
+        if project_link:
+            message += f" Your project stays available in the browser: {project_link}"
         super().__init__(message)
+        self._facts = {"anonymous": anonymous, "registration_url": registration_url, "web_url": web_url}
+        self.project_link = project_link
+
+    def with_project_link(self, project_link: str | None) -> OutOfCredits:
+        return OutOfCredits(**self._facts, project_link=project_link) if project_link else self
 
 
 class UnsupportedFileType(NemoError):

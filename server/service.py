@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .client import NemoClient
-from .errors import NemoError
+from .errors import NemoError, OutOfCredits
 from .export import Exporter, ExportResult, has_content, usable_output_dir
 from .identity import SkillIdentity
 from .jobs import Job, JobRunner, ProgressCallback, format_elapsed
@@ -192,7 +192,10 @@ class VideoService:
             late = self._take_late_reports(session.session_id)
 
             async def turn(job: Job[ChatResult]) -> ChatResult:
-                done = await self._turns.run(job, session.session_id, message, before)
+                try:
+                    done = await self._turns.run(job, session.session_id, message, before)
+                except OutOfCredits as error:
+                    raise error.with_project_link(await self.sessions.project_link(session)) from None
                 update: dict[str, object] = {"notice": _joined(notice, late)}
                 if not has_content(before.state.draft) and has_content(done.after.state.draft):
                     # The first video of a project: the link that keeps an anonymous user's work.

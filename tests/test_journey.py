@@ -140,8 +140,10 @@ async def test_an_anonymous_user_out_of_credits_gets_the_registration_link(sandb
     await service.chat(GENERATE)
     user_id = service.sessions.current.user_id
     sandbox.inject(2001, "/run_sse")
-    with pytest.raises(errors.OutOfCredits, match=rf"https://nemovideo\.com/register\?bind={user_id}"):
+    with pytest.raises(errors.OutOfCredits, match=rf"https://nemovideo\.com/register\?bind={user_id}") as caught:
         await service.chat('add a title "More"')
+    assert caught.value.project_link in str(caught.value)
+    assert caught.value.project_link.startswith("https://nemovideo.com/workspace/claim?ct=clm_")
     assert user_id.startswith("anon_")
 
 
