@@ -19,11 +19,13 @@ import anyio
 from .logs import get_logger, register_secret
 from .models import AnonymousToken
 from .settings import Settings
-from .storage import file_lock, read_json_map, write_json_map, write_private
+from .storage import file_lock, write_private
+from .store import Store
 
 log = get_logger("auth")
 
 TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600
+TOKEN_COLLECTION = "anonymous_token"
 # Renew a little before the backend would, so a long chat turn never starts on a dying token.
 EXPIRY_MARGIN_SECONDS = 600
 
@@ -102,14 +104,14 @@ def _expires_at_of(entry: object) -> float:
 
 
 class TokenProvider:
-    def __init__(self, settings: Settings, mint: Minter, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, mint: Minter, store: Store, clock: Callable[[], float] = time.time) -> None:
         self._user_token = settings.token.get_secret_value() if settings.token else None
         self.account = AccountTokenFile(settings)
         self._api_url = settings.api_url
         self._mint = mint
         self._clock = clock
         self.client_ids = ClientIdStore(settings)
-        self.cache_path = settings.config_dir / "anonymous_token.json"
+        self._store = store
         self._lock_path = settings.config_dir / ".anonymous_token.lock"
         self._process_lock = anyio.Lock()
         self._token: str | None = None
@@ -172,24 +174,32 @@ class TokenProvider:
         # An expiry that cannot be read (or is already past by our clock) never throws the token away.
         return self._clock() + (minted.expires_in or TOKEN_LIFETIME_SECONDS)
 
+    def cached(self) -> dict | None:
+        """The cached anonymous token entry of this API host (tests and diagnostics)."""
+        return self._store.get(TOKEN_COLLECTION, self._api_url)
+
     def _read_cache(self) -> str | None:
-        entry = read_json_map(self.cache_path).get(self._api_url)
+        entry = self.cached() or {}
         try:
             token, expires_at = entry["token"], float(entry["expires_at"])
         except (ValueError, KeyError, TypeError):
             return None
         if not isinstance(token, str) or expires_at - EXPIRY_MARGIN_SECONDS <= self._clock():
             return None
+        if entry.get("client_id") not in (None, self.client_ids.get()):
+            return None  # issued to another client id (NEMO_CLIENT_ID changed): that identity's token, not ours
         register_secret(token)
         if isinstance(entry.get("user_id"), str):
             self.note_user_id(entry["user_id"])
         return token
 
     def _write_cache(self, minted: AnonymousToken, client_id: str) -> None:
-        entries = read_json_map(self.cache_path)
         now = self._clock()
         # Tokens are per API host; drop the expired ones of other hosts (old sandbox ports) on the way.
-        entries = {url: entry for url, entry in entries.items() if _expires_at_of(entry) > now}
-        entries[self._api_url] = {"token": minted.token, "expires_at": self._expires_at(minted), "client_id": client_id,
-                                  "user_id": minted.user_id}
-        write_json_map(self.cache_path, entries)
+        for url, entry in self._store.items(TOKEN_COLLECTION):
+            if _expires_at_of(entry) <= now:
+                self._store.delete(TOKEN_COLLECTION, url)
+        self._store.put(TOKEN_COLLECTION, self._api_url, {
+            "token": minted.token, "expires_at": self._expires_at(minted), "client_id": client_id,
+            "user_id": minted.user_id,
+        })

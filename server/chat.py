@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import anyio
 
 from .client import NemoClient
-from .errors import NemoError, StreamInterrupted
+from .errors import StreamInterrupted, TurnFailed
 from .gui import translate
 from .jobs import Job, format_elapsed
 from .logs import get_logger
@@ -26,10 +26,6 @@ from .sse import AgentError, StateDelta, StreamError, TextDelta, ToolCall, ToolR
 from .timeline import describe_changes, summarize, tracks_of
 
 log = get_logger("chat")
-
-
-class TurnFailed(NemoError):
-    pass
 
 
 SAFETY_CODES = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION"}
@@ -100,6 +96,12 @@ class TurnRunner:
         # Generation is two-stage (music and titles land after the stream): such a turn is watched.
         expects_more = is_generation(tools) or before.state.generated_media != after.state.generated_media
         return Turn(result=result, after=after, expects_late_writes=expects_more and result.status != "needs_input")
+
+    async def recover_result(self, job: Job, session_id: str, before: StateReply) -> ChatResult:
+        """A turn whose process died mid-stream: never re-sent, its outcome read from the project."""
+        job.update("🔎 Checking your project for the result of the request…")
+        after = await self._recover(job, session_id, before)
+        return await self._result(before, after, "", None)
 
     async def watch_late_writes(self, job: Job, session_id: str, seen: StateReply) -> list[str]:
         """Poll the project after a turn for work that lands late; the changes, once they settle."""

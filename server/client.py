@@ -51,6 +51,7 @@ from .models import (
 )
 from .replies import Refusal, Unreadable, excerpt_of, read_reply
 from .settings import Settings
+from .store import Store, open_store
 
 if TYPE_CHECKING:
     from .sse import AdkEvent
@@ -75,13 +76,15 @@ class NemoClient:
         settings: Settings,
         identity: SkillIdentity,
         *,
+        store: Store | None = None,
         sleep=anyio.sleep,
     ) -> None:
         self.settings = settings
         self.identity = identity
         self._sleep = sleep
         self._client: httpx2.AsyncClient | None = None
-        self.auth = TokenProvider(settings, self._mint_anonymous_token)
+        self.store = store or open_store(settings.config_dir, settings.state_dir)
+        self.auth = TokenProvider(settings, self._mint_anonymous_token, self.store)
 
     @property
     def _http(self) -> httpx2.AsyncClient:

@@ -185,6 +185,10 @@ class UnexpectedResponse(NemoError):
         super().__init__(message)
 
 
+class TurnFailed(NemoError):
+    """A chat turn ended without doing what was asked; the message says what happened and what to do."""
+
+
 class StreamInterrupted(NemoError):
     """The chat stream broke mid-turn; the work may still be going on at NemoVideo."""
 

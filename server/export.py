@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +32,8 @@ from .logs import get_logger
 from .results import ToolResult
 from .sessions import SessionManager
 from .settings import Settings
-from .storage import brief_lock, file_lock, read_json_map, write_json_map
+from .storage import file_lock
+from .store import Store
 from .upload import human_size
 
 log = get_logger("export")
@@ -153,33 +155,36 @@ def reserve_target(directory: Path, stem: str) -> Path:
 
 
 class RenderRegistry:
-    """Renders this user started, per API host, in `renders.json` of the state dir."""
+    """Renders this user started, in the durable store: any process can re-attach to them."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.path = settings.state_dir / "renders.json"
-        self._write_lock = settings.state_dir / ".renders.write.lock"
-        # Held across "is there a render of this draft? no: start one", so two exports never start two.
-        self.start_lock = settings.state_dir / ".renders.start.lock"
+    COLLECTION = "render"
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
 
     def all(self) -> list[RenderRecord]:
         records = []
-        for entry in read_json_map(self.path).values():
+        for _, entry in self._store.items(self.COLLECTION):
             try:
                 records.append(RenderRecord.model_validate(entry))
             except ValueError:
                 continue
         return records
 
+    def get(self, render_id: str) -> RenderRecord | None:
+        entry = self._store.get(self.COLLECTION, render_id)
+        try:
+            return RenderRecord.model_validate(entry) if entry is not None else None
+        except ValueError:
+            return None
+
     def save(self, record: RenderRecord) -> None:
-        with brief_lock(self._write_lock):
-            entries = read_json_map(self.path)
-            entries[record.render_id] = record.model_dump()
-            stale = time.time() - FINISHED_RENDERS_KEPT_SECONDS
-            write_json_map(self.path, {
-                render_id: entry for render_id, entry in entries.items()
-                if not isinstance(entry, dict) or entry.get("status") == "rendering"
-                or float(entry.get("started_at") or 0) > stale
-            })
+        self._store.put(self.COLLECTION, record.render_id, record.model_dump())
+        stale = self._clock() - FINISHED_RENDERS_KEPT_SECONDS
+        for old in self.all():
+            if old.status != "rendering" and old.started_at < stale:
+                self._store.delete(self.COLLECTION, old.render_id)
 
     def reusable(self, api_url: str, session_id: str, digest: str) -> RenderRecord | None:
         """The newest render of this exact draft that is still usable: in flight, finished, or delivered and on disk."""
@@ -188,7 +193,7 @@ class RenderRegistry:
                 continue
             if record.status == "completed":
                 return record
-            if record.status == "rendering" and time.time() - record.started_at < RENDER_GIVE_UP_SECONDS:
+            if record.status == "rendering" and self._clock() - record.started_at < RENDER_GIVE_UP_SECONDS:
                 return record
             if record.status == "delivered" and record.path and Path(record.path).is_file():
                 return record
@@ -200,7 +205,9 @@ class Exporter:
         self._client = client
         self._sessions = sessions
         self._settings = settings
-        self.registry = RenderRegistry(settings)
+        self.registry = RenderRegistry(client.store)
+        # Held across "is there a render of this draft? no: start one", so two exports never start two.
+        self._start_lock = settings.state_dir / ".renders.start.lock"
 
     async def prepare(self) -> RenderRecord:
         """Check there is something to render, then re-attach to its render or start one."""
@@ -212,7 +219,7 @@ class Exporter:
         if not has_content(draft):
             raise NothingToExport()
         digest = draft_hash(draft)
-        async with file_lock(self.registry.start_lock):
+        async with file_lock(self._start_lock):
             existing = self.registry.reusable(self._settings.api_url, session.session_id, digest)
             if existing is not None:
                 log.info("Re-attaching to render %s (%s)", existing.render_id, existing.status)

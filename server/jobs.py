@@ -3,21 +3,28 @@
 A job runs in a task group owned by the server (not by the tool call that started it),
 so a host's timeout or cancellation ends only the waiting, never the work. A tool waits
 at most `wait_seconds`, reporting progress, then hands back the job id; `wait` resumes.
+
+Every job is also recorded in the durable store (its step, a heartbeat, and at the end its
+result or error), so a handle outlives the process that issued it: another server process,
+or the same host after a restart, can follow it, and take over a job whose process died.
 """
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 
 from .errors import NemoError
 from .logs import get_logger
+from .store import Store
 
 log = get_logger("jobs")
 
@@ -27,12 +34,18 @@ ResultT = TypeVar("ResultT")
 # Claude Code restart their timeout clock on every progress notification.
 PROGRESS_EVERY_SECONDS = 10.0
 FINISHED_JOBS_KEPT = 50
+JOBS = "job"
+# A running job's process refreshes its heartbeat this often; one silent for STALE is taken over.
+HEARTBEAT_SECONDS = 5.0
+STALE_AFTER_SECONDS = 20.0
+# How long a finished job's result can still be fetched with `wait` (stated in the tool's description).
+FINISHED_JOB_LIFETIME_SECONDS = 24 * 3600
 
 
 class UnknownJob(NemoError):
     default_message = (
-        "There is no running job with that id (it may belong to an earlier server run). "
-        "Check the result with the state tool, or send the request again."
+        "There is no job with that id (job ids are kept for 24 hours). Check the project with the state tool "
+        "before asking for anything again: the work may already be there."
     )
 
 
@@ -50,8 +63,8 @@ def format_elapsed(seconds: float) -> str:
 
 
 class Job(Generic[ResultT]):
-    def __init__(self, kind: str, key: str | None = None) -> None:
-        self.id = f"{kind}_{uuid.uuid4().hex[:12]}"
+    def __init__(self, kind: str, key: str | None = None, job_id: str | None = None) -> None:
+        self.id = job_id or f"{kind}_{uuid.uuid4().hex[:12]}"
         self.kind = kind
         self.key = key  # what the job works on (a render id), so a second request joins it
         self.started_at = anyio.current_time()
@@ -63,6 +76,7 @@ class Job(Generic[ResultT]):
         self._changed = anyio.Event()
         # Created now, entered when the work starts: a cancel that comes first still stops it.
         self._scope = anyio.CancelScope()
+        self.on_step: Callable[[Job], None] | None = None
 
     @property
     def elapsed(self) -> float:
@@ -72,6 +86,8 @@ class Job(Generic[ResultT]):
         if step != self.step:
             self.step = step
             self._notify()
+            if self.on_step is not None:
+                self.on_step(self)
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, anyio.Event()
@@ -102,28 +118,41 @@ ProgressCallback = Callable[[Job], Awaitable[None]]
 class JobRunner:
     """Starts jobs in its own task group; an async context manager that outlives tool calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._task_group: TaskGroup | None = None
 
     async def __aenter__(self) -> JobRunner:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
+        self._task_group.start_soon(self._heartbeats, name="job heartbeats")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> bool | None:
         assert self._task_group is not None
-        # Server shutdown: running work cannot be waited for any more.
+        # Server shutdown: running work cannot be waited for any more here; its records go stale
+        # and another process (or this host after a restart) takes the work over.
         self._task_group.cancel_scope.cancel()
         return await self._task_group.__aexit__(exc_type, exc, tb)
 
     def start(self, kind: str, work: Callable[[Job[ResultT]], Awaitable[ResultT]],
-              key: str | None = None) -> Job[ResultT]:
+              key: str | None = None, *, facts: dict[str, Any] | None = None,
+              job_id: str | None = None) -> Job[ResultT]:
+        """Run `work` as a job; `facts` (JSON) are kept with its record for whoever takes it over."""
         if self._task_group is None:
             raise RuntimeError("JobRunner is not running; use it as an async context manager")
-        job: Job[ResultT] = Job(kind, key)
+        job: Job[ResultT] = Job(kind, key, job_id)
+        job.on_step = self._save_step
         self._remember(job)
+        now = self._clock()
+        self._store.update(JOBS, job.id, lambda existing: {
+            **(existing or {"started_at": now, "facts": facts or {}}),
+            "id": job.id, "kind": kind, "key": key, "status": "running", "step": job.step,
+            "pid": os.getpid(), "heartbeat_at": now,
+        })
 
         async def run() -> None:
             try:
@@ -135,27 +164,95 @@ class JobRunner:
                 log.exception("Job %s crashed", job.id)
                 job.error = JobCrashed()
             finally:
+                self._save_outcome(job)
                 job.finish()
 
         self._task_group.start_soon(run, name=job.id)
         return job
 
     def get(self, job_id: str) -> Job:
-        job = self._jobs.get(job_id.strip())
+        job = self.local(job_id)
         if job is None:
             raise UnknownJob()
         return job
 
+    def local(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id.strip())
+
+    def record(self, job_id: str) -> dict[str, Any] | None:
+        return self._store.get(JOBS, job_id.strip())
+
+    def is_stale(self, record: dict[str, Any]) -> bool:
+        return record.get("status") == "running" and (
+            self._clock() - float(record.get("heartbeat_at") or 0) > STALE_AFTER_SECONDS)
+
+    def claim(self, job_id: str) -> bool:
+        """Take over a stale job's record for this process; False when another process was first."""
+        now = self._clock()
+        claimed = False
+
+        def change(record: dict | None) -> dict | None:
+            nonlocal claimed
+            if record is None or not self.is_stale(record):
+                return record
+            claimed = True
+            return {**record, "pid": os.getpid(), "heartbeat_at": now}
+
+        self._store.update(JOBS, job_id, change)
+        return claimed
+
     def running(self, kind: str, key: str | None = None) -> Job | None:
-        """An unfinished job of this kind (and, when given, working on this key)."""
+        """An unfinished job of this process, of this kind (and, when given, working on this key)."""
         return next((job for job in self._jobs.values()
                      if job.kind == kind and (key is None or job.key == key) and not job.finished.is_set()), None)
+
+    def running_anywhere(self, kinds: tuple[str, ...], session_id: str) -> dict[str, Any] | None:
+        """A live job of another process (or this one) on this project, from the store."""
+        for _, record in self._store.items(JOBS):
+            if (record.get("kind") in kinds and record.get("status") == "running"
+                    and (record.get("facts") or {}).get("session_id") == session_id and not self.is_stale(record)):
+                return record
+        return None
+
+    def request_cancel(self, job_id: str) -> None:
+        """Ask the process that runs a job to stop it (it looks at its next heartbeat)."""
+        self._store.update(JOBS, job_id, lambda record: record and {**record, "cancel_requested": True})
 
     def _remember(self, job: Job) -> None:
         self._jobs[job.id] = job
         finished = [key for key, known in self._jobs.items() if known.finished.is_set()]
         for key in finished[: max(0, len(finished) - FINISHED_JOBS_KEPT)]:
             del self._jobs[key]
+
+    def _save_step(self, job: Job) -> None:
+        self._store.update(JOBS, job.id, lambda record: record and {**record, "step": job.step})
+
+    def _save_outcome(self, job: Job) -> None:
+        if job.error is not None:
+            outcome = {"status": "cancelled" if isinstance(job.error, JobCancelled) else "failed",
+                       "error": job.error.message, "error_type": type(job.error).__name__}
+        else:
+            result = job.result
+            outcome = {"status": "done", "result_type": type(result).__name__,
+                       "result": result.model_dump(mode="json") if hasattr(result, "model_dump") else None}
+        finished_at = self._clock()
+        self._store.update(JOBS, job.id, lambda record: {**(record or {}), **outcome, "finished_at": finished_at})
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await anyio.sleep(HEARTBEAT_SECONDS)
+            now = self._clock()
+            for job in [job for job in self._jobs.values() if not job.finished.is_set()]:
+                record = self._store.update(JOBS, job.id, lambda record: record and {**record, "heartbeat_at": now})
+                if record and record.get("cancel_requested"):
+                    job.cancel()
+            self._forget_old(now)
+
+    def _forget_old(self, now: float) -> None:
+        for job_id, record in self._store.items(JOBS):
+            last_sign_of_life = float(record.get("finished_at") or record.get("heartbeat_at") or now)
+            if now - last_sign_of_life > FINISHED_JOB_LIFETIME_SECONDS:
+                self._store.delete(JOBS, job_id)
 
     @staticmethod
     async def wait(job: Job, wait_seconds: float, on_progress: ProgressCallback | None = None) -> bool:

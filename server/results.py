@@ -83,6 +83,23 @@ class ChatResult(ToolResult):
         return "\n".join(part for part in parts if part)
 
 
+class ProjectSummary(BaseModel):
+    number: int = Field(description="1 = most recently used; pass it to switch")
+    name: str
+    current: bool
+    last_used: str = Field(description="when it was last used, e.g. 2026-11-23 14:05")
+    summary: str | None = Field(default=None, description="what is on its timeline, as last seen")
+    link: str | None = Field(default=None, description="a browser link to the project")
+
+
+class ProjectsResult(ToolResult):
+    reply: str = Field(description="what to show the user")
+    projects: list[ProjectSummary]
+
+    def as_text(self) -> str:
+        return self.reply
+
+
 class CancelResult(ToolResult):
     reply: str = Field(description="what to show the user")
     job_id: str

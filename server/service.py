@@ -6,6 +6,7 @@ structured output, and their text is what a host shows the user.
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -14,14 +15,24 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .client import NemoClient
-from .errors import NemoError, OutOfCredits
-from .export import Exporter, ExportResult, has_content, usable_output_dir
+from .errors import NemoError, OutOfCredits, SessionNotFound, TurnFailed
+from .export import Exporter, ExportResult, NothingToExport, RenderRecord, has_content, usable_output_dir
 from .identity import SkillIdentity
-from .jobs import Job, JobRunner, ProgressCallback, format_elapsed
+from .jobs import PROGRESS_EVERY_SECONDS, Job, JobCancelled, JobRunner, ProgressCallback, UnknownJob, format_elapsed
+from .logs import get_logger
 from .models import StateReply
-from .results import CancelResult, ChatResult, CreditsResult, NextAction, StateResult
-from .sessions import Session, SessionManager
+from .results import (
+    CancelResult,
+    ChatResult,
+    CreditsResult,
+    NextAction,
+    ProjectsResult,
+    ProjectSummary,
+    StateResult,
+)
+from .sessions import NEW_SESSION_NOTICE, Session, SessionManager
 from .settings import Settings
+from .store import open_store
 from .timeline import summarize, tracks_of
 from .upload import ByteProgress, UploadedItem, UploadResult, check_sources, summarize_uploads, upload_sources
 
@@ -32,11 +43,19 @@ if TYPE_CHECKING:
 # The conversation modules (intent rules, GUI phrases, the ADK decoder) compile their tables
 # at import, about 80 ms: they are imported on the first conversation, not at every server start.
 
+log = get_logger("service")
+
 DEFAULT_WAIT_SECONDS = 45.0
+# How often a job run by another server process is looked up in the store.
+REMOTE_POLL_SECONDS = 0.5
 LATE_WRITE_INTRO = "NemoVideo finished more work after its reply:"
 
 
 class TurnInProgress(NemoError):
+    pass
+
+
+class UnknownProject(NemoError):
     pass
 
 
@@ -56,8 +75,13 @@ def _joined(*notices: str | None) -> str | None:
     return "\n".join(notice for notice in notices if notice) or None
 
 
-def _job_kind(job: Job) -> str:
-    return {"turn": "turn", "export": "export"}.get(job.kind, "follow_up")
+def _project_label(session: Session) -> str:
+    started = time.strftime("%Y-%m-%d %H:%M", time.localtime(session.created_at)) if session.created_at else "earlier"
+    return session.name or f"Project of {started}"
+
+
+def _job_kind(kind: str) -> str:
+    return {"turn": "turn", "export": "export"}.get(kind, "follow_up")
 
 
 class VideoService:
@@ -66,9 +90,10 @@ class VideoService:
     def __init__(self, settings: Settings, identity: SkillIdentity) -> None:
         settings = settings.with_skill_limits(identity.max_upload_mb)
         self.settings = settings
-        self.client = NemoClient(settings, identity)
+        self.store = open_store(settings.config_dir, settings.state_dir)
+        self.client = NemoClient(settings, identity, store=self.store)
         self.sessions = SessionManager(self.client)
-        self.jobs = JobRunner()
+        self.jobs = JobRunner(self.store)
         self.exporter = Exporter(self.client, self.sessions, settings)
         self._turn_lock = anyio.Lock()
         # Late work (two-stage generation) found after a turn and not yet shown, per session.
@@ -105,13 +130,15 @@ class VideoService:
             # No project yet: creating one just to report it empty would waste a session.
             return StateResult(summary=summarize([]), tracks=[], empty=True, uploads=0)
 
-        async def fetch(session: Session) -> StateReply:
-            return await self.client.state(session.session_id)
+        async def fetch(session: Session) -> tuple[Session, StateReply]:
+            return session, await self.client.state(session.session_id)
 
-        reply, notice = await self.sessions.run(fetch)
+        (session, reply), notice = await self.sessions.run(fetch)
         tracks = tracks_of(reply.state.draft)
+        summary = summarize(tracks)
+        self.sessions.note_summary(session.session_id, summary)
         return StateResult(
-            summary=summarize(tracks),
+            summary=summary,
             tracks=tracks,
             empty=not tracks,
             uploads=len(reply.state.video_infos),
@@ -166,13 +193,50 @@ class VideoService:
     async def export(self, output_dir: str | None = None, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                      on_progress: ProgressCallback | None = None) -> ExportResult:
         directory = usable_output_dir(output_dir, self.settings.output_dir)
-        record = await self.exporter.prepare()
-        job = self.jobs.running("export", record.render_id) or self.jobs.start(
-            "export", lambda job: self.exporter.finish(job, record, directory), key=record.render_id
-        )
+        session = self.sessions.current
+        turn = self.jobs.running_anywhere(("turn",), session.session_id) if session is not None else None
+        if turn is not None:
+            # Rendering now would render the draft as it was before the running request: wait for it first.
+            job = self.jobs.start("export", lambda job: self._export_after_turn(job, turn["id"], directory),
+                                  facts={"session_id": session.session_id, "output_dir": str(directory)})
+        else:
+            record, notice = await self._prepared()
+            key = f"{record.render_id}|{directory}"
+            job = self.jobs.running("export", key) or self.jobs.start(
+                "export", lambda job: self._finish_export(job, record, directory, notice), key=key,
+                facts={"session_id": record.session_id, "render_id": record.render_id, "output_dir": str(directory)},
+            )
         result = await self.wait(job.id, wait_seconds, on_progress)
         late = self._late_notice()
-        return result.model_copy(update={"notice": late}) if late else result
+        return result.model_copy(update={"notice": _joined(result.notice, late)}) if late else result
+
+    async def _prepared(self) -> tuple[RenderRecord, str | None]:
+        """The render of the current draft; a project the backend lost is replaced, and that is said."""
+        if self.sessions.current is None:
+            raise NothingToExport()
+        try:
+            return await self.exporter.prepare(), None
+        except SessionNotFound:
+            await self.sessions.replace(self.sessions.current)
+            raise NothingToExport(f"{NEW_SESSION_NOTICE} There is nothing to export in it yet.") from None
+
+    async def _finish_export(self, job: Job, record: RenderRecord, directory: Path,
+                             notice: str | None) -> ExportResult:
+        result = await self.exporter.finish(job, record, directory)
+        return result.model_copy(update={"notice": notice}) if notice else result
+
+    async def _export_after_turn(self, job: Job, turn_id: str, directory: Path) -> ExportResult:
+        job.update("⏳ Waiting for NemoVideo to finish the current request before rendering…")
+        while (record := self.jobs.record(turn_id)) is not None and record.get("status") == "running" \
+                and not self.jobs.is_stale(record):
+            local = self.jobs.local(turn_id)
+            if local is not None:
+                await local.finished.wait()
+            else:
+                await anyio.sleep(REMOTE_POLL_SECONDS)
+        render, notice = await self._prepared()
+        job.key = f"{render.render_id}|{directory}"
+        return await self._finish_export(job, render, directory, notice)
 
     async def start_turn(self, message: str, wait_seconds: float, on_progress: ProgressCallback | None) -> ChatResult:
         async def snapshot(session: Session) -> tuple[Session, StateReply]:
@@ -180,13 +244,14 @@ class VideoService:
 
         # Held from the check to the start: two calls at once must not both start a paid turn.
         async with self._turn_lock:
-            running = self.jobs.running("turn")
-            if running is not None:
-                raise TurnInProgress(
-                    f'NemoVideo is still working on the previous request. Call `wait` with job_id "{running.id}" '
-                    "to follow it, then send this message again."
-                )
             (session, before), notice = await self.sessions.run(snapshot, text=message)
+            running = self.jobs.running_anywhere(("turn", "export"), session.session_id)
+            if running is not None:
+                what = "rendering your video" if running["kind"] == "export" else "working on the previous request"
+                raise TurnInProgress(
+                    f'NemoVideo is still {what}. Call `wait` with job_id "{running["id"]}" to follow it; '
+                    "this message was not sent: send it once that is done."
+                )
 
             self._stop_watching(session.session_id)
             late = self._take_late_reports(session.session_id)
@@ -196,15 +261,22 @@ class VideoService:
                     done = await self._turns.run(job, session.session_id, message, before)
                 except OutOfCredits as error:
                     raise error.with_project_link(await self.sessions.project_link(session)) from None
+                except SessionNotFound:
+                    # Refused before the stream began, so nothing was done or charged.
+                    await self.sessions.replace(session)
+                    raise TurnFailed(f"{NEW_SESSION_NOTICE} Your request was not carried out: say it again "
+                                     "to make it in the new project.") from None
                 update: dict[str, object] = {"notice": _joined(notice, late)}
                 if not has_content(before.state.draft) and has_content(done.after.state.draft):
                     # The first video of a project: the link that keeps an anonymous user's work.
                     update["project_link"] = await self.sessions.project_link(session)
                 if done.expects_late_writes:
                     update["follow_up_job_id"] = self._watch(session.session_id, done.after).id
+                self.sessions.note_summary(session.session_id, summarize(tracks_of(done.after.state.draft)))
                 return done.result.model_copy(update=update)
 
-            job = self.jobs.start("turn", turn)
+            job = self.jobs.start("turn", turn, facts={
+                "session_id": session.session_id, "before": before.model_dump(mode="json")})
         return await self.wait(job.id, wait_seconds, on_progress)
 
     # Work that lands after a turn's stream (two-stage generation)
@@ -220,7 +292,7 @@ class VideoService:
             return ChatResult(reply="\n".join([LATE_WRITE_INTRO, *changes]), action="chat", status="done",
                               changes=changes, timeline=summarize(tracks_of(state.state.draft)))
 
-        return self.jobs.start("follow_up", follow_up, key=session_id)
+        return self.jobs.start("follow_up", follow_up, key=session_id, facts={"session_id": session_id})
 
     def _stop_watching(self, session_id: str) -> None:
         """A new turn starts from the project as it is now: late work from before is no longer tracked."""
@@ -239,47 +311,164 @@ class VideoService:
         session = self.sessions.current
         return self._take_late_reports(session.session_id) if session is not None else None
 
+    # Projects
+
+    async def projects(self, action: str = "list", project: str | None = None) -> ProjectsResult:
+        """List recent projects, start a new one, or switch to one (by number from the list, or by name)."""
+        if action == "new":
+            session = await self.sessions.start_new(project)
+            lead = f"Started a new, empty project{f' “{session.name}”' if session.name else ''}. Describe the video you want."
+        elif action == "switch":
+            session = self.sessions.switch(self._find_project(project))
+            lead = f"Switched to “{_project_label(session)}”. {session.summary or ''}".strip()
+        else:
+            lead = "Your recent projects:"
+        listed = self._listed_projects()
+        if action == "list" and not listed:
+            lead = "There are no projects yet: describe a video to start one."
+        lines = [f"{item.number}. {item.name}{' (current)' if item.current else ''} — {item.last_used}"
+                 + (f": {item.summary}" if item.summary else "") for item in listed]
+        return ProjectsResult(reply="\n".join([lead, *lines]) if action == "list" else lead, projects=listed)
+
+    def _listed_projects(self) -> list[ProjectSummary]:
+        current = self.sessions.current
+        return [ProjectSummary(number=number, name=_project_label(session),
+                               current=current is not None and session.session_id == current.session_id,
+                               last_used=time.strftime("%Y-%m-%d %H:%M", time.localtime(session.last_used_at)),
+                               summary=session.summary, link=session.project_link)
+                for number, session in enumerate(self.sessions.recent(), start=1)]
+
+    def _find_project(self, wanted: str | None) -> str:
+        recent = self.sessions.recent()
+        text = (wanted or "").strip().lower()
+        if text.isdigit() and 1 <= int(text) <= len(recent):
+            return recent[int(text) - 1].session_id
+        # By name: the most recently used project whose name contains the words.
+        matches = [session for session in recent if text and text in _project_label(session).lower()]
+        if matches:
+            return matches[0].session_id
+        raise UnknownProject(
+            f"No project matches “{wanted}”. Call `projects` to list them, then switch by number." if wanted
+            else "Say which project: call `projects` to list them, then switch by number."
+        )
+
     async def cancel(self, job_id: str) -> CancelResult:
-        job = self.jobs.get(job_id)
-        if job.finished.is_set():
-            return CancelResult(reply="That job had already finished; nothing was cancelled.", job_id=job.id,
-                                kind=_job_kind(job), cancelled_at_backend=False)
-        if job.kind == "export":
-            cancelled_at_backend = await self.exporter.cancel(job.key)
-            job.cancel()
+        job = self.jobs.local(job_id)
+        record = self.jobs.record(job_id)
+        if job is None and record is None:
+            raise UnknownJob()
+        kind = job.kind if job is not None else str(record.get("kind"))
+        if (job.finished.is_set() if job is not None else record.get("status") != "running"):
+            return CancelResult(reply="That job had already finished; nothing was cancelled.", job_id=job_id,
+                                kind=_job_kind(kind), cancelled_at_backend=False)
+        stop = job.cancel if job is not None else (lambda: self.jobs.request_cancel(job_id))
+        if kind == "export":
+            render_id = ((record or {}).get("facts") or {}).get("render_id")
+            cancelled_at_backend = await self.exporter.cancel(render_id)
+            stop()
             reply = ("The render was cancelled at NemoVideo." if cancelled_at_backend else
                      "Stopped waiting for the render; NemoVideo could not confirm that it stopped rendering.")
-            return CancelResult(reply=reply, job_id=job.id, kind="export", cancelled_at_backend=cancelled_at_backend)
-        job.cancel()
-        if job.kind == "follow_up":
-            return CancelResult(reply="Stopped watching the project for late changes.", job_id=job.id,
+            return CancelResult(reply=reply, job_id=job_id, kind="export", cancelled_at_backend=cancelled_at_backend)
+        stop()
+        if kind == "follow_up":
+            return CancelResult(reply="Stopped watching the project for late changes.", job_id=job_id,
                                 kind="follow_up", cancelled_at_backend=False)
         return CancelResult(
             reply="Stopped following this request. NemoVideo may still finish work it had already started, and that "
             "work may still be charged; check the project with `state` in a minute before asking again.",
-            job_id=job.id, kind="turn", cancelled_at_backend=False,
+            job_id=job_id, kind="turn", cancelled_at_backend=False,
         )
 
     async def wait(self, job_id: str, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                    on_progress: ProgressCallback | None = None) -> ChatResult | ExportResult:
-        job = self.jobs.get(job_id)
+        job = self.jobs.local(job_id) or self._take_over(job_id)
+        if job is None:
+            return await self._follow_elsewhere(job_id, wait_seconds, on_progress)
         if await self.jobs.wait(job, wait_seconds, on_progress):
             if job.error is not None:
                 raise job.error
             if job.kind == "follow_up":
                 self._late_reports.pop(job.key, None)  # shown now
             return job.result
-        still_working = f"⏳ Still working… {job.step} ({format_elapsed(job.elapsed)} so far)."
-        if job.kind == "export":
-            return ExportResult(reply=still_working, status="working", job_id=job.id)
+        return self._still_working(job.id, job.kind, job.step, job.elapsed, job.partial_text)
+
+    # Handles that outlive their process
+
+    def _take_over(self, job_id: str) -> Job | None:
+        """A job whose process died is run again here by the rules that never repeat paid work."""
+        record = self.jobs.record(job_id)
+        if record is None:
+            raise UnknownJob()
+        if not self.jobs.is_stale(record) or not self.jobs.claim(job_id):
+            return None
+        facts = record.get("facts") or {}
+        kind = str(record.get("kind"))
+        log.info("Taking over %s job %s from a process that stopped", kind, job_id)
+        if kind == "turn":
+            before = StateReply.model_validate(facts.get("before") or {})
+            work = lambda job: self._turns.recover_result(job, str(facts.get("session_id")), before)  # noqa: E731
+        elif kind == "export" and facts.get("render_id") and (render := self.exporter.registry.get(
+                str(facts["render_id"]))) is not None:
+            directory = usable_output_dir(facts.get("output_dir"), self.settings.output_dir)
+            work = lambda job: self.exporter.finish(job, render, directory)  # noqa: E731
+        else:
+            work = self._nothing_to_follow
+        return self.jobs.start(kind, work, key=record.get("key"), facts=facts, job_id=job_id)
+
+    async def _nothing_to_follow(self, job: Job) -> ChatResult:
+        return ChatResult(reply="The server process that was following this stopped. Check the project with `state` "
+                          "to see what it holds now.", action="chat", status="done")
+
+    async def _follow_elsewhere(self, job_id: str, wait_seconds: float,
+                                on_progress: ProgressCallback | None) -> ChatResult | ExportResult:
+        """A job that another live server process runs: its record in the store is followed."""
+        stand_in: Job = Job("remote", job_id=job_id)
+        deadline = anyio.current_time() + max(0.0, wait_seconds)
+        next_progress = anyio.current_time() + PROGRESS_EVERY_SECONDS
+        while True:
+            record = self.jobs.record(job_id)
+            if record is None:
+                raise UnknownJob()
+            if record.get("status") != "running" or self.jobs.is_stale(record):
+                break
+            stand_in.step = str(record.get("step") or stand_in.step)
+            now = anyio.current_time()
+            if now >= deadline:
+                kind = str(record.get("kind"))
+                elapsed = time.time() - float(record.get("started_at") or time.time())
+                return self._still_working(job_id, kind, stand_in.step, elapsed, "")
+            if on_progress is not None and now >= next_progress:
+                await on_progress(stand_in)
+                next_progress = now + PROGRESS_EVERY_SECONDS
+            await anyio.sleep(min(REMOTE_POLL_SECONDS, deadline - now))
+        if record.get("status") == "running":  # its process died while we watched
+            return await self.wait(job_id, max(0.0, deadline - anyio.current_time()), on_progress)
+        return _stored_outcome(record)
+
+    def _still_working(self, job_id: str, kind: str, step: str, elapsed: float,
+                       partial_text: str) -> ChatResult | ExportResult:
+        still_working = f"⏳ Still working… {step} ({format_elapsed(elapsed)} so far)."
+        if kind == "export":
+            return ExportResult(reply=still_working, status="working", job_id=job_id)
         from .gui import translate
 
-        said = translate(job.partial_text).text.strip()
+        said = translate(partial_text).text.strip()
         so_far = f"\nSo far NemoVideo said: {said}" if said else ""
         return ChatResult(
             reply=still_working + so_far,
             action="chat",
             status="working",
-            job_id=job.id,
-            next_actions=[NextAction(tool="wait", arguments={"job_id": job.id}, why="Continue waiting for the result.")],
+            job_id=job_id,
+            next_actions=[NextAction(tool="wait", arguments={"job_id": job_id}, why="Continue waiting for the result.")],
         )
+
+
+def _stored_outcome(record: dict) -> ChatResult | ExportResult:
+    """A finished job's result (or error) as its process stored it."""
+    if record.get("status") == "done":
+        result_type = {"ChatResult": ChatResult, "ExportResult": ExportResult}.get(str(record.get("result_type")))
+        if result_type is not None:
+            return result_type.model_validate(record.get("result") or {})
+    if record.get("status") == "cancelled":
+        raise JobCancelled()
+    raise NemoError(str(record.get("error") or "This job failed."))

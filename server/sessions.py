@@ -1,7 +1,9 @@
-"""The editing session (one NemoVideo project), created on first need and kept across restarts.
+"""Projects (NemoVideo editing sessions): created on first need, kept in the store, switchable.
 
-The current session is stored per API host in the state dir, so restarting the host
-(or the server) continues the same project instead of starting an empty one.
+The current project is kept per skill variant and API host in the durable store, so a restart,
+a second server process on the same HOME (Claude Desktop and Cursor side by side) and a host
+that starts one process per call all continue the same project. Creating one happens under a
+cross-process lock: two processes that both find none create one project, not two.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .client import NemoClient
 from .errors import NemoError, SessionNotFound
 from .logs import get_logger
-from .storage import read_json_map, write_json_map
+from .storage import file_lock
 
 log = get_logger("sessions")
 
@@ -27,10 +29,15 @@ NEW_SESSION_NOTICE = "Your previous project was no longer available on NemoVideo
 # A claim link stays valid for 7 days and may be reused (backend.md); renewed a day early.
 CLAIM_LINK_SECONDS = 7 * 24 * 3600
 CLAIM_LINK_MARGIN_SECONDS = 24 * 3600
+PROJECTS = "project"
+CURRENT = "current_project"
+# Where an earlier version kept its one project per API host (session.json, migrated by the store).
+LEGACY_CURRENT = "legacy_current"
+PROJECT_NAME_CHARS = 60
 
 
 class Session(BaseModel):
-    model_config = ConfigDict(defer_build=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore")
 
     session_id: str
     task_id: str | None = None
@@ -39,6 +46,19 @@ class Session(BaseModel):
     # The project's browser link (`/workspace/claim?ct=…`): lets an anonymous user keep the work.
     project_link: str | None = None
     project_link_expires_at: float = 0.0
+    api_url: str | None = None
+    name: str | None = None
+    created_at: float = 0.0
+    last_used_at: float = 0.0
+    summary: str | None = None
+
+
+def project_name(text: str | None) -> str | None:
+    """A project is named after what the user first asked for, cut at a word."""
+    words = " ".join((text or "").split())
+    if len(words) <= PROJECT_NAME_CHARS:
+        return words or None
+    return words[:PROJECT_NAME_CHARS].rsplit(" ", 1)[0] + "…"
 
 
 def detect_language(text: str | None, env: Mapping[str, str] | None = None) -> str:
@@ -62,27 +82,59 @@ def detect_language(text: str | None, env: Mapping[str, str] | None = None) -> s
 class SessionManager:
     def __init__(self, client: NemoClient) -> None:
         self._client = client
+        self._store = client.store
         self._api_url = client.settings.api_url
-        self.path = client.settings.state_dir / "session.json"
+        self._current_key = f"{client.identity.name}|{self._api_url}"
+        self._create_lock = client.settings.state_dir / ".project.lock"
         self._lock = anyio.Lock()
-        self._session: Session | None = None
 
     @property
     def current(self) -> Session | None:
-        # Until we hold one, look again: another server process sharing this HOME may have started the project.
-        if self._session is None:
-            self._session = self._load()
-            if self._session is not None:
-                self._client.auth.note_user_id(self._session.user_id)
-        return self._session
+        """The current project, read from the store: another process may have started or switched it."""
+        pointer = self._store.get(CURRENT, self._current_key)
+        if pointer is None:
+            legacy = self._store.get(LEGACY_CURRENT, self._api_url)
+            if legacy is None:
+                return None
+            session = self._validated(legacy)
+            if session is not None:
+                self._remember(session.model_copy(update={"api_url": self._api_url}), make_current=True)
+            return session
+        session = self.project(str(pointer.get("session_id")))
+        if session is not None:
+            self._client.auth.note_user_id(session.user_id)
+        return session
+
+    def project(self, session_id: str) -> Session | None:
+        return self._validated(self._store.get(PROJECTS, session_id))
+
+    def recent(self, limit: int = 10) -> list[Session]:
+        """This API host's projects, most recently used first."""
+        projects = [session for _, entry in self._store.items(PROJECTS)
+                    if (session := self._validated(entry)) is not None and session.api_url == self._api_url]
+        return sorted(projects, key=lambda session: session.last_used_at, reverse=True)[:limit]
+
+    def switch(self, session_id: str) -> Session:
+        session = self.project(session_id)
+        if session is None:
+            raise SessionNotFound()
+        touched = session.model_copy(update={"last_used_at": time.time()})
+        self._remember(touched, make_current=True)
+        return touched
+
+    async def start_new(self, text: str | None = None) -> Session:
+        """A new, empty project that becomes the current one; the others stay listed."""
+        async with self._lock, file_lock(self._create_lock):
+            return await self._create(detect_language(text), project_name(text))
 
     async def ensure(self, text: str | None = None) -> Session:
-        """The current session, created now (language from `text`) if there is none yet."""
-        async with self._lock:
-            if self.current is None:
-                await self._create(detect_language(text))
-            assert self._session is not None
-            return self._session
+        """The current session, created now (language and name from `text`) if there is none yet."""
+        session = self.current
+        if session is not None:
+            return session
+        async with self._lock, file_lock(self._create_lock):
+            # Another process may have created it while this one waited for the lock.
+            return self.current or await self._create(detect_language(text), project_name(text))
 
     async def run(self, operation: Callable[[Session], Awaitable[ResultT]], text: str | None = None) -> tuple[ResultT, str | None]:
         """Run `operation` in the current session; on 1002 start a new session once and say so."""
@@ -95,54 +147,65 @@ class SessionManager:
             return await operation(replacement), NEW_SESSION_NOTICE
 
     async def replace(self, lost: Session) -> Session:
-        """A new session in place of one the backend no longer knows (same language)."""
-        async with self._lock:
-            # A concurrent call may have replaced it already.
-            if self._session is None or self._session.session_id == lost.session_id:
-                await self._create(lost.language)
-            assert self._session is not None
-            return self._session
+        """A new session in place of one the backend no longer knows (same language); the lost one is forgotten."""
+        async with self._lock, file_lock(self._create_lock):
+            current = self.current
+            # A concurrent call (or process) may have replaced it already.
+            if current is not None and current.session_id != lost.session_id:
+                return current
+            self._store.delete(PROJECTS, lost.session_id)
+            return await self._create(lost.language, lost.name)
+
+    def note_summary(self, session_id: str, summary: str) -> None:
+        """What is on the project, for the project list; also marks it used."""
+        def change(entry: dict | None) -> dict | None:
+            return None if entry is None else {**entry, "summary": summary, "last_used_at": time.time()}
+
+        self._store.update(PROJECTS, session_id, change)
 
     async def project_link(self, session: Session | None = None) -> str | None:
         """The project's browser link, reused while valid; none when the backend offers none."""
         session = session or self.current
         if session is None or not session.task_id:
             return None
-        if session.project_link and session.project_link_expires_at - CLAIM_LINK_MARGIN_SECONDS > time.time():
-            return session.project_link
+        stored = self.project(session.session_id) or session
+        if stored.project_link and stored.project_link_expires_at - CLAIM_LINK_MARGIN_SECONDS > time.time():
+            return stored.project_link
         try:
             claim = await self._client.claim_token(session.task_id, session.session_id)
         except NemoError as error:
             log.info("No project link for %s: %s", session.session_id, type(error).__name__)
             return None
-        lifetime = claim.expires_in or CLAIM_LINK_SECONDS
-        linked = session.model_copy(update={
-            "project_link": f"{self._client.settings.web_url}/workspace/claim?ct={claim.claim_token}",
-            "project_link_expires_at": time.time() + lifetime,
-        })
-        if self._session is not None and self._session.session_id == linked.session_id:
-            self._session = linked
-            self._save()
-        return linked.project_link
+        link = f"{self._client.settings.web_url}/workspace/claim?ct={claim.claim_token}"
+        expires_at = time.time() + (claim.expires_in or CLAIM_LINK_SECONDS)
 
-    async def _create(self, language: str) -> None:
+        def change(entry: dict | None) -> dict | None:
+            return None if entry is None else {**entry, "project_link": link, "project_link_expires_at": expires_at}
+
+        self._store.update(PROJECTS, session.session_id, change)
+        return link
+
+    async def _create(self, language: str, name: str | None) -> Session:
         created = await self._client.create_session(language)
-        self._session = Session(session_id=created.session_id, task_id=created.task_id, user_id=created.user_id,
-                                language=language)
+        now = time.time()
+        session = Session(session_id=created.session_id, task_id=created.task_id, user_id=created.user_id,
+                          language=language, api_url=self._api_url, name=name, created_at=now, last_used_at=now)
         self._client.auth.note_user_id(created.user_id)
-        self._save()
+        self._remember(session, make_current=True)
         # Right away, as the official skill does: the link is what keeps an anonymous user's work.
-        await self.project_link(self._session)
+        await self.project_link(session)
+        return self.project(session.session_id) or session
 
-    def _load(self) -> Session | None:
-        entry = read_json_map(self.path).get(self._api_url)
+    def _remember(self, session: Session, *, make_current: bool) -> None:
+        self._store.put(PROJECTS, session.session_id, session.model_dump())
+        if make_current:
+            self._store.put(CURRENT, self._current_key, {"session_id": session.session_id})
+
+    @staticmethod
+    def _validated(entry: dict | None) -> Session | None:
+        if entry is None:
+            return None
         try:
             return Session.model_validate(entry)
         except ValidationError:
             return None
-
-    def _save(self) -> None:
-        assert self._session is not None
-        entries = read_json_map(self.path)
-        entries[self._api_url] = self._session.model_dump()
-        write_json_map(self.path, entries)

@@ -1,18 +1,16 @@
-"""Small private files in the config and state dirs (token cache, session, renders), and their locks.
+"""Small private files in the config dir (client id, account token) and cross-process locks.
 
-Every file is written atomically with mode 0600 from its first byte: they hold
-tokens or identify the user's projects.
+Every file is written atomically with mode 0600 from its first byte: they hold tokens
+or identify the user. Everything else that must outlive a process is in `store.py`.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 
@@ -31,19 +29,6 @@ def write_private(path: Path, text: str) -> None:
         raise
 
 
-def read_json_map(path: Path) -> dict[str, Any]:
-    """The JSON object stored at `path`; empty when missing or unreadable (it is only a cache)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def write_json_map(path: Path, entries: dict[str, Any]) -> None:
-    write_private(path, json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
-
-
 def _open_lock_file(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -59,14 +44,3 @@ async def file_lock(path: Path) -> AsyncIterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
-
-
-@contextmanager
-def brief_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock held only around a read-modify-write of a small file; safe to take in the event loop."""
-    fd = _open_lock_file(path)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -21,7 +21,7 @@ from .identity import SkillIdentity
 from .logs import get_logger, redact
 from .export import ExportResult
 from .jobs import Job, ProgressCallback, format_elapsed
-from .results import CancelResult, ChatResult, CreditsResult, StateResult, ToolResult
+from .results import CancelResult, ChatResult, CreditsResult, ProjectsResult, StateResult, ToolResult
 from .service import DEFAULT_WAIT_SECONDS, VideoService
 from .upload import UploadResult
 from .settings import Settings
@@ -126,8 +126,9 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
     @server.tool(
         name="wait",
         title="Continue waiting",
-        description="Continue waiting for a job that a previous call returned as status 'working'. "
-        "Returns the same result shape; call again while it is still working.",
+        description="Continue waiting for a job that a previous call returned as status 'working' (or a "
+        "follow_up_job_id). Returns the same result shape; call again while it is still working. Job ids stay "
+        "valid for 24 hours, across server restarts and in every server process on this computer.",
         annotations=READ_ONLY,
     )
     async def wait(
@@ -168,6 +169,21 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         wait_seconds: Annotated[float, WAIT_SECONDS] = DEFAULT_WAIT_SECONDS,
     ) -> Annotated[CallToolResult, ExportResult]:
         return await adapt(service_of(ctx).export(output_dir, wait_seconds, progress_reporter(ctx)))
+
+    @server.tool(
+        name="projects",
+        title="Projects",
+        description="The user's video projects: 'list' the recent ones (name, when, what is on them, link), start a "
+        "'new' empty project (for a second video; give its name), or 'switch' back to one (by its number from "
+        "the list, or a word of its name). chat, upload, export and state work on the current project.",
+        annotations=EDITS,
+    )
+    async def projects(
+        ctx: Context,
+        action: Annotated[Literal["list", "new", "switch"], Field(description="what to do")] = "list",
+        project: Annotated[str | None, Field(description="new: its name; switch: its number or name")] = None,
+    ) -> Annotated[CallToolResult, ProjectsResult]:
+        return await adapt(service_of(ctx).projects(action, project))
 
     @server.tool(
         name="cancel",

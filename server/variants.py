@@ -81,6 +81,8 @@ TOOLS: tuple[ToolGuide, ...] = (
     ToolGuide(name="credits", description="Show the credit balance: available, frozen (reserved by running "
               "work) and total."),
     ToolGuide(name="state", description="Show what is on the timeline, one line per track."),
+    ToolGuide(name="projects", description="List the user's recent projects, start a new one for another "
+              "video, or switch back to an earlier one."),
     ToolGuide(name="cancel", description="Stop a job the user no longer wants: a render is cancelled at "
               "NemoVideo; chat work already started may still finish and be charged."),
 )

@@ -108,7 +108,7 @@ async def test_a_lost_session_is_replaced_before_the_message_is_sent(sandbox, se
 
 
 async def test_unknown_job_ids_are_a_clear_error(service) -> None:
-    with pytest.raises(UnknownJob, match="no running job"):
+    with pytest.raises(UnknownJob, match="no job with that id .*Check the project with the state tool"):
         await service.wait("turn_nope", wait_seconds=0)
 
 
@@ -139,7 +139,7 @@ async def test_chat_and_wait_through_mcp(sandbox, fast_settings, identity) -> No
     assert not tools["chat"].annotations.read_only_hint
     assert working.structured_content["status"] == "working"
     assert done.structured_content["status"] == "done" and GENERATED_TEXT in done.content[0].text
-    assert unknown.is_error and "no running job" in unknown.content[0].text
+    assert unknown.is_error and "no job with that id" in unknown.content[0].text
 
 
 async def test_two_messages_at_once_start_one_paid_turn(sandbox, service) -> None:

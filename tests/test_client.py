@@ -16,6 +16,7 @@ from server.client import NemoClient
 from server.identity import SkillIdentity
 from server.sandbox import Sandbox
 from server.settings import Settings
+from server.store import open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -57,13 +58,25 @@ async def test_every_request_carries_bearer_and_attribution(sandbox: Sandbox, se
 async def test_anonymous_token_is_cached_privately_and_reused_after_restart(sandbox, settings, identity) -> None:
     async with client_for(settings, identity) as client:
         first = await client.credits()
-    cache = settings.config_dir / "anonymous_token.json"
-    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    store_files = sorted(settings.state_dir.glob("nemovideo.db*"))
+    assert store_files and all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in store_files)
     assert stat.S_IMODE((settings.config_dir / "client_id").stat().st_mode) == 0o600
     async with client_for(settings, identity) as restarted:
         second = await restarted.credits()
     assert mints(sandbox) == 1
     assert first.available == second.available == 100
+
+
+async def test_an_earlier_versions_token_file_is_moved_into_the_store_once(sandbox, settings, identity) -> None:
+    async with client_for(settings, identity) as client:
+        token = await client.auth.token()
+    legacy = settings.config_dir / "anonymous_token.json"
+    entry = open_store(settings.config_dir, settings.state_dir).get("anonymous_token", settings.api_url)
+    open_store(settings.config_dir, settings.state_dir).delete("anonymous_token", settings.api_url)
+    legacy.write_text(json.dumps({settings.api_url: entry}))
+    async with client_for(settings, identity) as upgraded:
+        assert await upgraded.auth.token() == token
+    assert not legacy.exists() and mints(sandbox) == 1
 
 
 async def test_client_id_respects_env_and_xdg(sandbox, env, identity, tmp_path: Path) -> None:
@@ -84,10 +97,8 @@ async def test_client_id_respects_env_and_xdg(sandbox, env, identity, tmp_path: 
 async def test_an_expired_cached_token_is_replaced(sandbox, settings, identity) -> None:
     async with client_for(settings, identity) as client:
         await client.credits()
-    cache = settings.config_dir / "anonymous_token.json"
-    entries = json.loads(cache.read_text())
-    entries[settings.api_url]["expires_at"] = 1.0
-    cache.write_text(json.dumps(entries))
+    store = open_store(settings.config_dir, settings.state_dir)
+    store.update("anonymous_token", settings.api_url, lambda entry: {**entry, "expires_at": 1.0})
     sandbox.expire_tokens()  # seven days later, at the backend too: a new token may be issued
     async with client_for(settings, identity) as client:
         await client.credits()

@@ -17,7 +17,7 @@ from server.jobs import JobCancelled
 from server.sandbox import Sandbox
 from server.sandbox.agent import TRAILER_TEXT
 from server.sandbox.state import REPLY_STYLES
-from server.service import LATE_WRITE_INTRO, VideoService
+from server.service import LATE_WRITE_INTRO, TurnInProgress, VideoService
 
 from tests.conftest import REPO, subprocess_env
 
@@ -222,15 +222,17 @@ async def test_a_question_from_the_agent_comes_back_as_needs_input(sandbox, serv
     assert result.next_actions[0].tool == "chat" and result.follow_up_job_id is None
 
 
-async def test_a_second_turn_on_a_busy_session_is_refused_by_the_backend(sandbox, service, quick_settings,
-                                                                          identity) -> None:
+async def test_another_process_on_the_same_home_joins_the_running_turn(sandbox, service, quick_settings,
+                                                                       identity, out) -> None:
     sandbox.turn_seconds = 1.0
     working = await service.chat(GENERATE, wait_seconds=0.1)
-    async with VideoService(quick_settings, identity) as other:  # another process on the same project
-        with pytest.raises(errors.BackendError, match="busy"):
+    async with VideoService(quick_settings.model_copy(update={"output_dir": out}), identity) as other:
+        assert other.sessions.current.session_id == service.sessions.current.session_id  # one project
+        with pytest.raises(TurnInProgress, match=working.job_id):
             await other.chat('add a title "Busy"')
-    done = await service.wait(working.job_id, wait_seconds=10)
-    assert done.status == "done"
+        done = await other.wait(working.job_id, wait_seconds=10)  # followed through the store
+    assert done.status == "done" and done.changes
+    assert sandbox.count("/run_sse") == 1
 
 
 # -- cancel ------------------------------------------------------------------------------------------

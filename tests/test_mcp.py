@@ -12,6 +12,7 @@ from mcp import Client, StdioServerParameters
 
 from server.service import VideoService
 from server.tools import build_server
+from server.store import open_store
 from tests.conftest import REPO, subprocess_env
 from tests.test_timeline import SEED_DRAFT
 
@@ -27,8 +28,7 @@ def stdio_params(env: dict[str, str], *args: str) -> StdioServerParameters:
 
 
 def cached_token(settings) -> str:
-    entries = json.loads((settings.config_dir / "anonymous_token.json").read_text())
-    return entries[settings.api_url]["token"]
+    return open_store(settings.config_dir, settings.state_dir).get("anonymous_token", settings.api_url)["token"]
 
 
 async def test_tools_are_annotated_with_output_schemas(settings, identity) -> None:

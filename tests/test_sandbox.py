@@ -423,6 +423,20 @@ def test_failing_turn_ends_with_an_adk_error_frame(client: httpx2.Client, sb: Sa
     assert sb.credits_of(token)["total"] == 100
 
 
+def test_a_second_turn_on_a_busy_session_is_refused(client: httpx2.Client, server: SandboxServer, sb: Sandbox,
+                                                    auth: dict[str, str], session_id: str) -> None:
+    sb.turn_seconds = 0.5
+    with client.stream("POST", "/run_sse", json=chat_body(session_id, "generate a video"), headers=auth) as first:
+        lines = first.iter_lines()  # kept: a dropped iterator would close the stream
+        next(lines)
+        assert session_id in sb.busy_sessions
+        with httpx2.Client(base_url=server.url, timeout=5) as other:
+            second = chat(other, auth, session_id, "add a title 'Two'")
+        assert second.status_code == 409 and "busy" in second.json()["detail"]
+        list(lines)
+    assert chat(client, auth, session_id, "add a title 'Three'").status_code == 200
+
+
 def test_unknown_session_is_an_adk_404(client: httpx2.Client, auth: dict[str, str]) -> None:
     reply = chat(client, auth, "sess_missing", "hello")
     assert reply.status_code == 404

@@ -96,7 +96,7 @@ def test_frontmatter_follows_agent_skills_and_clawhub_rules(variant: Variant, tm
 def test_body_tells_the_host_which_tool_to_use_and_how_to_talk(variant: Variant) -> None:
     _, body = split_skill_md(render_skill_md(variant))
     table = re.findall(r"^\| `(\w+)` \| (.+) \|$", body, flags=re.MULTILINE)
-    assert [name for name, _ in table] == ["chat", "upload", "export", "wait", "credits", "state", "cancel"]
+    assert [name for name, _ in table] == ["chat", "upload", "export", "wait", "credits", "state", "projects", "cancel"]
     assert all(description.strip() for _, description in table)
     assert "Still working" in body and "`wait`" in body and "job_id" in body
     assert "Never show tokens" in body and "raw JSON" in body

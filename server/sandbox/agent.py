@@ -223,6 +223,13 @@ def _failed_ending(ending: str, events: _Events) -> bytes:
     return FAILED_ENDINGS[ending] or _error_frame("RuntimeError: the video model timed out")
 
 
+def _whole(turn: Turn) -> Callable[[Draft], Draft]:
+    """The turn's edit with its post-production, for when both land at once."""
+    if turn.edit is None or turn.late_edit is None:
+        return turn.edit
+    return lambda draft: turn.late_edit(turn.edit(draft))
+
+
 def _land_later(sandbox: Sandbox, session_id: str, edit: Callable[[Draft], Draft], delay: float) -> None:
     asyncio.get_running_loop().call_later(delay, sandbox.apply_edit, session_id, edit, None)
 
@@ -237,12 +244,21 @@ async def stream_turn(sandbox: Sandbox, session_id: str, token: str, message: st
     """
     events = _Events(sandbox)
     landed = False
+    started = asyncio.get_running_loop().time()
     try:
         call_id = f"call-{sandbox.next_number('call')}" if turn.tool else ""
         if turn.tool:
             yield events.frame({"functionCall": {"id": call_id, "args": turn.args, "name": turn.tool}}, "model")
-        async for ping in _heartbeats(sandbox.turn_seconds, sandbox.heartbeat_seconds):
-            yield ping
+        try:
+            async for ping in _heartbeats(sandbox.turn_seconds, sandbox.heartbeat_seconds):
+                yield ping
+        except (GeneratorExit, asyncio.CancelledError):
+            # The client went away (its process died, say); the backend's work goes on and lands anyway.
+            if turn.edit and ending is None:
+                remaining = max(0.0, sandbox.turn_seconds - (asyncio.get_running_loop().time() - started))
+                _land_later(sandbox, session_id, _whole(turn), remaining)
+                landed = True
+            raise
         if ending in FAILED_ENDINGS:
             yield _failed_ending(ending, events)
             return
@@ -250,13 +266,11 @@ async def stream_turn(sandbox: Sandbox, session_id: str, token: str, message: st
         if ending == "no_final":
             # A proxy closes the stream cleanly; the backend goes on and the edit lands a moment later.
             if turn.edit:
-                whole = turn.edit if turn.late_edit is None else (lambda draft: turn.late_edit(turn.edit(draft)))
-                _land_later(sandbox, session_id, whole, sandbox.late_write_seconds or NO_FINAL_LANDS_AFTER_SECONDS)
+                _land_later(sandbox, session_id, _whole(turn), sandbox.late_write_seconds or NO_FINAL_LANDS_AFTER_SECONDS)
                 landed = True
             return
         if turn.edit:
-            edit = turn.edit if two_stage or turn.late_edit is None else (lambda draft: turn.late_edit(turn.edit(draft)))
-            draft_version = sandbox.apply_edit(session_id, edit, turn.media)
+            draft_version = sandbox.apply_edit(session_id, turn.edit if two_stage else _whole(turn), turn.media)
             if draft_version is None:
                 yield _error_frame(f"ValueError: Session not found: {session_id}")
                 return
