@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anyio
 
@@ -28,6 +28,7 @@ from .timeline import describe_changes, summarize, tracks_of
 log = get_logger("chat")
 
 
+CUT_REPLY_NOTICE = "The connection closed before NemoVideo finished its reply; this is what it said."
 SAFETY_CODES = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION"}
 # The official skill: "Ignore trailing 'I encountered a temporary issue' if prior responses were normal".
 TEMPORARY_ISSUE_TRAILER = re.compile(r"\s*I encountered a temporary issue\b[^\n]*\s*$", re.IGNORECASE)
@@ -86,7 +87,13 @@ class TurnRunner:
                 failure = await self._stream(job, session_id, message, tools)
             after = await self._client.state(session_id)
         except StreamInterrupted:
-            after = await self._recover(job, session_id, before)
+            after = await self._recover(job, session_id, before, said=job.partial_text)
+            if after.state.fingerprint() == before.state.fingerprint():
+                # Only words came, and the stream closed before their end: they are passed on as they are.
+                result = await self._result(before, after, job.partial_text, None)
+                # Whatever work the words announced may still land: watched like a generation's second stage.
+                return Turn(result=result.model_copy(update={"notice": CUT_REPLY_NOTICE}), after=after,
+                            expects_late_writes=True)
         except TimeoutError:
             raise TurnFailed(
                 "NemoVideo did not finish within its time limit. Check the project with the state tool; "
@@ -95,7 +102,7 @@ class TurnRunner:
         result = await self._result(before, after, job.partial_text, failure)
         # Generation is two-stage (music and titles land after the stream): such a turn is watched.
         expects_more = is_generation(tools) or before.state.generated_media != after.state.generated_media
-        return Turn(result=result, after=after, expects_late_writes=expects_more and result.status != "needs_input")
+        return Turn(result=result, after=after, expects_late_writes=expects_more)
 
     async def recover_result(self, job: Job, session_id: str, before: StateReply) -> ChatResult:
         """A turn whose process died mid-stream: never re-sent, its outcome read from the project."""
@@ -103,8 +110,10 @@ class TurnRunner:
         after = await self._recover(job, session_id, before)
         return await self._result(before, after, "", None)
 
-    async def watch_late_writes(self, job: Job, session_id: str, seen: StateReply) -> list[str]:
-        """Poll the project after a turn for work that lands late; the changes, once they settle."""
+    async def watch_late_writes(self, job: Job, session_id: str, seen: StateReply,
+                                on_change: Callable[[list[str], StateReply], None]) -> list[str]:
+        """Poll the project after a turn for work that lands late; each change is handed to `on_change`
+        as soon as it is seen (so a watch cut short loses nothing), and all of them are returned once settled."""
         delays = _schedule(self._settings.late_write_delays_seconds)
         waited = 0.0
         changes: list[str] = []
@@ -115,7 +124,9 @@ class TurnRunner:
             waited += delay
             after = await self._client.state(session_id)
             if after.state.fingerprint() != seen.state.fingerprint():
-                changes += _changes_between(seen, after)
+                found = changes_between(seen, after)
+                changes += found
+                on_change(found, after)
                 seen = after
             elif changes:
                 break  # one quiet look after the late work landed: it has settled
@@ -153,8 +164,11 @@ class TurnRunner:
                         continue
                 last_activity = anyio.current_time()
 
-    async def _recover(self, job: Job, session_id: str, before: StateReply) -> StateReply:
-        """The stream broke: poll the project (never re-send) until it changes or we give up."""
+    async def _recover(self, job: Job, session_id: str, before: StateReply, said: str = "") -> StateReply:
+        """The stream broke: poll the project (never re-send) until it changes or we give up.
+
+        Giving up is a failure only when NemoVideo said nothing either; its words are a result.
+        """
         log.info("Chat stream for job %s dropped; polling state instead of re-sending", job.id)
         delays = _schedule(self._settings.recovery_delays_seconds)
         waited = 0.0
@@ -164,7 +178,8 @@ class TurnRunner:
             await anyio.sleep(delay)
             waited += delay
             after = await self._client.state(session_id)
-            if after.state.fingerprint() != before.state.fingerprint():
+            if after.state.fingerprint() != before.state.fingerprint() or (said.strip() and waited >= max(
+                    self._settings.recovery_delays_seconds)):
                 return after
         raise TurnFailed(
             "The connection to NemoVideo dropped and your project did not change within "
@@ -175,7 +190,7 @@ class TurnRunner:
 
     async def _result(self, before: StateReply, after: StateReply, raw_reply: str, failure: str | None) -> ChatResult:
         new_tracks = tracks_of(after.state.draft)
-        changes = _changes_between(before, after)
+        changes = changes_between(before, after)
         if failure is not None:
             done = " Before it stopped: " + "; ".join(changes) if changes else ""
             raise TurnFailed(failure + done)
@@ -219,7 +234,7 @@ def _schedule(delays: tuple[float, ...]) -> Iterator[float]:
     return itertools.chain(delays, itertools.repeat(delays[-1]))
 
 
-def _changes_between(before: StateReply, after: StateReply) -> list[str]:
+def changes_between(before: StateReply, after: StateReply) -> list[str]:
     changes = describe_changes(tracks_of(before.state.draft), tracks_of(after.state.draft))
     if not changes and after.state.draft != before.state.draft:
         changes = ["✏️ The timeline was updated."]

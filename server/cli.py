@@ -88,7 +88,7 @@ def login(argv: Sequence[str]) -> int:
 
     from .auth import AccountTokenFile
     from .client import NemoClient
-    from .errors import NemoError
+    from .errors import NemoError, TokenRejected
 
     register_secret(token)
 
@@ -98,6 +98,10 @@ def login(argv: Sequence[str]) -> int:
 
     try:
         available = anyio.run(check)
+    except TokenRejected:
+        print("nemovideo-mcp: NemoVideo did not accept this token, so it was not saved. Copy the whole token "
+              "again from nemovideo.com (Settings → API Tokens) and retry.", file=sys.stderr)
+        return 1
     except NemoError as error:
         print(f"nemovideo-mcp: the token was not saved. {error}", file=sys.stderr)
         return 1

@@ -199,7 +199,13 @@ class NemoClient:
                 await response.aread()
             finally:
                 await response.aclose()
-            self._decode(response, "POST /run_sse")
+            try:
+                self._decode(response, "POST /run_sse")
+            except UnexpectedResponse as error:
+                if error.status_code >= 500:
+                    # A gateway gave up waiting (504, say) while the turn may be running: poll, never re-send.
+                    raise StreamInterrupted() from None
+                raise
             # A success reply where a stream belongs.
             raise UnexpectedResponse(response.status_code, call="POST /run_sse")
 

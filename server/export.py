@@ -26,11 +26,11 @@ from mcp.types import ContentBlock, ResourceLink
 from pydantic import BaseModel, Field
 
 from .client import NemoClient
-from .errors import BackendError, BackendUnavailable, ExportBlocked, NemoError, UnexpectedResponse
+from .errors import BackendError, BackendUnavailable, ExportBlocked, NemoError, OutOfCredits, UnexpectedResponse
 from .jobs import Job
 from .logs import get_logger
 from .results import ToolResult
-from .sessions import SessionManager
+from .sessions import Session, SessionManager
 from .settings import Settings
 from .storage import file_lock
 from .store import Store
@@ -179,6 +179,9 @@ class RenderRegistry:
         except ValueError:
             return None
 
+    def forget(self, render_id: str) -> None:
+        self._store.delete(self.COLLECTION, render_id)
+
     def save(self, record: RenderRecord) -> None:
         self._store.put(self.COLLECTION, record.render_id, record.model_dump())
         stale = self._clock() - FINISHED_RENDERS_KEPT_SECONDS
@@ -225,33 +228,43 @@ class Exporter:
                 log.info("Re-attaching to render %s (%s)", existing.render_id, existing.status)
                 return existing
             try:
-                render_id = await self._start(session.session_id, draft)
+                return await self._start(session, draft, digest)
             except ExportBlocked:
                 # Anonymous tokens cannot render: the project link keeps the work while the user registers.
                 raise ExportBlocked(await self._sessions.project_link(session)) from None
-            record = RenderRecord(render_id=render_id, api_url=self._settings.api_url, session_id=session.session_id,
-                                  task_id=session.task_id, draft_hash=digest, started_at=time.time())
-            self.registry.save(record)
-            return record
+            except OutOfCredits as error:
+                raise error.with_project_link(await self._sessions.project_link(session)) from None
 
-    async def _start(self, session_id: str, draft: dict[str, Any]) -> str:
-        """Start one render. A start whose outcome is unknown is never repeated: its id is asked about first."""
+    async def _start(self, session: Session, draft: dict[str, Any], digest: str) -> RenderRecord:
+        """Start one render. A start whose outcome is unknown is never repeated: its id is asked about first.
+
+        The render is recorded before its request is sent, so a call cancelled mid-request (a host's
+        timeout) still leaves a record the next export re-attaches to instead of rendering again.
+        """
         for attempt in (1, 2):
-            render_id = f"render_{int(time.time() * 1000)}"
+            record = RenderRecord(render_id=f"render_{int(time.time() * 1000)}", api_url=self._settings.api_url,
+                                  session_id=session.session_id, task_id=session.task_id, draft_hash=digest,
+                                  started_at=time.time())
+            self.registry.save(record)
             try:
-                await self._client.start_render(render_id, session_id, draft)
-                return render_id
+                await self._client.start_render(record.render_id, session.session_id, draft)
+                return record
             except (BackendUnavailable, UnexpectedResponse):
                 # The reply was lost or unreadable, not a refusal: the render may be running.
-                if await self._was_accepted(render_id):
-                    log.info("Render %s started although its reply was lost", render_id)
-                    return render_id
+                if await self._was_accepted(record.render_id):
+                    log.info("Render %s started although its reply was lost", record.render_id)
+                    return record
+                self.registry.forget(record.render_id)
                 if attempt == 2:
                     raise
             except BackendError:
+                self.registry.forget(record.render_id)  # clearly refused: nothing is rendering
                 if attempt == 2:
                     raise
-            log.info("NemoVideo did not start render %s; trying once more with a new id", render_id)
+            except NemoError:
+                self.registry.forget(record.render_id)  # refused for a reason a new id does not change
+                raise
+            log.info("NemoVideo did not start render %s; trying once more with a new id", record.render_id)
             await anyio.sleep(0.01)  # a new millisecond, hence a new id
         raise AssertionError("unreachable")
 
@@ -292,7 +305,13 @@ class Exporter:
     async def _poll(self, job: Job, record: RenderRecord) -> RenderRecord:
         polls = 0
         while True:
-            status = await self._client.render_status(record.render_id)
+            try:
+                status = await self._client.render_status(record.render_id)
+            except BackendError:
+                # A clear "no such render": the backend lost it. Forgotten, so the next export renders anew.
+                self.registry.forget(record.render_id)
+                raise RenderFailed("NemoVideo no longer has this render. Call export again to render the video anew.") \
+                    from None
             polls += 1
             elapsed = time.time() - record.started_at
             if status.status == "completed":

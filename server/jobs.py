@@ -133,8 +133,11 @@ class JobRunner:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> bool | None:
         assert self._task_group is not None
-        # Server shutdown: running work cannot be waited for any more here; its records go stale
-        # and another process (or this host after a restart) takes the work over.
+        # Server shutdown: running work stops here. Its records are marked orphaned at once, so the
+        # next process asked about them takes the work over without waiting for the heartbeat to age.
+        for job in [job for job in self._jobs.values() if not job.finished.is_set()]:
+            self._store.update(JOBS, job.id, lambda record: record and {**record, "heartbeat_at": 0.0})
+            job.on_step = None
         self._task_group.cancel_scope.cancel()
         return await self._task_group.__aexit__(exc_type, exc, tb)
 
@@ -164,7 +167,9 @@ class JobRunner:
                 log.exception("Job %s crashed", job.id)
                 job.error = JobCrashed()
             finally:
-                self._save_outcome(job)
+                if job.error is not None or job.result is not None:
+                    self._save_outcome(job)
+                # else the server shut down mid-work: the record stays "running" (orphaned) for a taker
                 job.finish()
 
         self._task_group.start_soon(run, name=job.id)

@@ -84,14 +84,17 @@ def _read_object(status: int, body: dict[str, Any]) -> Any:
     return body  # a bare object
 
 
-def _success_error(status: int, error: Any) -> Refusal:
+def _success_error(status: int, error: Any) -> Any:
     if isinstance(error, dict):
         code = _as_code(error.get("code"))
         message = _text(error.get("message") or error.get("msg"))
         if code is not None and code != 0:
             return Refusal(CODE_ALIASES.get(code, code), message)
-        return Refusal(CODES_BY_HTTP_STATUS.get(status), message)
-    return Refusal(CODES_BY_HTTP_STATUS.get(status), _text(error))
+    else:
+        message = _text(error)
+    if status >= 500:
+        return _NO_STYLE  # a gateway's words about a timeout: the request's outcome is unknown, not refused
+    return Refusal(CODES_BY_HTTP_STATUS.get(status), message)
 
 
 def _refusal_by_status(status: int, body: dict[str, Any]) -> Any:
@@ -100,8 +103,9 @@ def _refusal_by_status(status: int, body: dict[str, Any]) -> Any:
         return Refusal(SESSION_NOT_FOUND, detail)
     if status in CODES_BY_HTTP_STATUS:
         return Refusal(CODES_BY_HTTP_STATUS[status], detail)
-    if detail:
+    if detail and status < 500:
         return Refusal(None, detail)
+    # A 5xx without a business code (a gateway timing out, say): whether the request was done is unknown.
     return _NO_STYLE
 
 

@@ -98,6 +98,8 @@ class VideoService:
         self._turn_lock = anyio.Lock()
         # Late work (two-stage generation) found after a turn and not yet shown, per session.
         self._late_reports: dict[str, list[str]] = {}
+        # What each running watch last saw of its project.
+        self._watched: dict[str, StateReply] = {}
 
     @cached_property
     def _turns(self) -> TurnRunner:
@@ -162,7 +164,8 @@ class VideoService:
                               notice=state.notice)
         if intent.action == "export":
             exported = await self.export(_destination(intent.paths), wait_seconds, on_progress)
-            return ChatResult(reply=exported.reply, action="export", status=exported.status, job_id=exported.job_id)
+            return ChatResult(reply=exported.reply, action="export", status=exported.status, job_id=exported.job_id,
+                              notice=exported.notice)
         if intent.action == "upload":
             return await self._upload_then_chat(intent, wait_seconds, on_progress)
         return await self.start_turn(message, wait_seconds, on_progress)
@@ -253,7 +256,7 @@ class VideoService:
                     "this message was not sent: send it once that is done."
                 )
 
-            self._stop_watching(session.session_id)
+            self._stop_watching(session.session_id, before)
             late = self._take_late_reports(session.session_id)
 
             async def turn(job: Job[ChatResult]) -> ChatResult:
@@ -266,7 +269,7 @@ class VideoService:
                     await self.sessions.replace(session)
                     raise TurnFailed(f"{NEW_SESSION_NOTICE} Your request was not carried out: say it again "
                                      "to make it in the new project.") from None
-                update: dict[str, object] = {"notice": _joined(notice, late)}
+                update: dict[str, object] = {"notice": _joined(done.result.notice, notice, late)}
                 if not has_content(before.state.draft) and has_content(done.after.state.draft):
                     # The first video of a project: the link that keeps an anonymous user's work.
                     update["project_link"] = await self.sessions.project_link(session)
@@ -282,25 +285,37 @@ class VideoService:
     # Work that lands after a turn's stream (two-stage generation)
 
     def _watch(self, session_id: str, seen: StateReply) -> Job:
-        async def follow_up(job: Job[ChatResult]) -> ChatResult:
-            changes = await self._turns.watch_late_writes(job, session_id, seen)
-            if not changes:
-                return ChatResult(reply="NemoVideo added nothing more after its reply.", action="chat", status="done")
+        self._watched[session_id] = seen
+
+        def landed(changes: list[str], after: StateReply) -> None:
             # Until a `wait` shows them, the next result about this project carries them: never silent.
             self._late_reports.setdefault(session_id, []).extend(changes)
+            self._watched[session_id] = after
+
+        async def follow_up(job: Job[ChatResult]) -> ChatResult:
+            changes = await self._turns.watch_late_writes(job, session_id, seen, landed)
+            self._watched.pop(session_id, None)
+            if not changes:
+                return ChatResult(reply="NemoVideo added nothing more after its reply.", action="chat", status="done")
             state = await self.client.state(session_id)
             return ChatResult(reply="\n".join([LATE_WRITE_INTRO, *changes]), action="chat", status="done",
                               changes=changes, timeline=summarize(tracks_of(state.state.draft)))
 
         return self.jobs.start("follow_up", follow_up, key=session_id, facts={"session_id": session_id})
 
-    def _stop_watching(self, session_id: str) -> None:
-        """A new turn starts from the project as it is now: late work from before is no longer tracked."""
+    def _stop_watching(self, session_id: str, now: StateReply) -> None:
+        """A new turn starts from the project as it is `now`: what landed since the watch last looked is
+        reported with it, and the watch ends."""
+        from .chat import changes_between
+
+        seen = self._watched.pop(session_id, None)
+        if seen is not None and seen.state.fingerprint() != now.state.fingerprint():
+            self._late_reports.setdefault(session_id, []).extend(changes_between(seen, now))
         watching = self.jobs.running("follow_up", session_id)
         if watching is not None:
             watching.cancel(ChatResult(
                 reply="A new request started before NemoVideo finished adding to the previous one; "
-                "the new request's result shows the project as it is.", action="chat", status="done"))
+                "what it added is reported with the new request.", action="chat", status="done"))
 
     def _take_late_reports(self, session_id: str) -> str | None:
         """Late work not yet shown to the user, as a notice for the next result about this project."""

@@ -280,3 +280,98 @@ async def test_a_render_start_that_never_arrived_is_started_once_more(sandbox, s
     exported = await service.export(wait_seconds=20)
     assert exported.status == "done" and len(sandbox.render_ids()) == 1
     assert sandbox.count("/api/render/proxy/lambda", "POST") == 2
+
+
+# -- handles that outlive their process --------------------------------------------------------------
+
+
+async def test_wait_after_a_restart_finishes_the_turn_without_sending_it_again(sandbox, quick_settings, identity,
+                                                                              out) -> None:
+    settings = quick_settings.model_copy(update={"output_dir": out})
+    sandbox.turn_seconds = 0.6
+    async with VideoService(settings, identity) as first:
+        working = await first.chat('add a title "Survivor"', wait_seconds=0.1)
+        assert working.status == "working"
+    # That server is gone; the backend went on with the turn. A new server is asked about the handle.
+    async with VideoService(settings, identity) as restarted:
+        done = await restarted.wait(working.job_id, wait_seconds=10)
+    assert done.status == "done" and done.changes == ['✅ Added title "Survivor" (0–3 s)']
+    assert sandbox.count("/run_sse") == 1
+
+
+async def test_a_finished_jobs_result_is_there_for_any_process(sandbox, quick_settings, identity, out) -> None:
+    settings = quick_settings.model_copy(update={"output_dir": out})
+    async with VideoService(settings, identity) as first:
+        await first.chat(GENERATE)
+        sandbox.render_seconds = 0.5
+        working = await first.export(wait_seconds=0.05)
+        finished = await first.wait(working.job_id, wait_seconds=10)
+    async with VideoService(settings, identity) as other:
+        again = await other.wait(working.job_id, wait_seconds=1)
+    assert again.status == "done" and again.path == finished.path and len(sandbox.render_ids()) == 1
+
+
+async def test_an_export_left_running_by_a_stopped_server_is_re_attached(sandbox, quick_settings, identity,
+                                                                        out) -> None:
+    settings = quick_settings.model_copy(update={"output_dir": out})
+    async with VideoService(settings, identity) as first:
+        await first.chat(GENERATE)
+        sandbox.render_seconds = 0.8
+        working = await first.export(wait_seconds=0.05)
+    async with VideoService(settings, identity) as restarted:
+        done = await restarted.wait(working.job_id, wait_seconds=10)
+    assert done.status == "done" and Path(done.path).is_file() and len(sandbox.render_ids()) == 1
+
+
+async def test_two_servers_starting_at_once_make_one_project(sandbox, quick_settings, identity) -> None:
+    async with VideoService(quick_settings, identity) as one, VideoService(quick_settings, identity) as two:
+        sessions = []
+        async with anyio.create_task_group() as group:
+            for service in (one, two):
+                group.start_soon(lambda service=service: _ensure_into(service, sessions))
+    assert len({session.session_id for session in sessions}) == 1 and len(sandbox.sessions) == 1
+
+
+async def _ensure_into(service: VideoService, sessions: list) -> None:
+    sessions.append(await service.sessions.ensure("make a video"))
+
+
+async def test_a_second_project_can_be_started_and_the_first_returned_to(sandbox, service) -> None:
+    first = await service.chat("make a video about the beach")
+    beach = service.sessions.current.session_id
+    new = await service.projects("new", "mountain trip")
+    assert "new, empty project" in new.reply and service.sessions.current.session_id != beach
+    assert (await service.state()).empty
+    listed = await service.projects()
+    assert [item.name for item in listed.projects] == ["mountain trip", "make a video about the beach"]
+    assert listed.projects[0].current and "Urban Dreams" in (listed.projects[1].summary or "")
+    back = await service.projects("switch", "beach")
+    assert service.sessions.current.session_id == beach and "Urban Dreams" in back.reply
+    assert not (await service.state()).empty and first.changes
+    by_number = await service.projects("switch", "1")  # 1 = most recently used: the beach one now
+    assert service.sessions.current.session_id == beach and by_number.projects[0].current
+    with pytest.raises(errors.NemoError, match="No project matches"):
+        await service.projects("switch", "volcano")
+
+
+async def test_export_during_a_running_turn_renders_the_turns_result(sandbox, service) -> None:
+    from server.export import draft_hash
+
+    await service.chat(GENERATE)
+    sandbox.turn_seconds = 0.6
+    await service.chat('add a title "Final"', wait_seconds=0.05)
+    exported = await service.export(wait_seconds=10)
+    assert exported.status == "done"
+    project = sandbox.sessions[service.sessions.current.session_id]
+    [render] = service.exporter.registry.all()
+    assert render.draft_hash == draft_hash(project.draft)  # the draft with "Final", not the one before
+    assert "Final" in str(project.draft)
+
+
+async def test_a_project_lost_before_an_export_is_replaced_and_said(sandbox, service) -> None:
+    await service.chat(GENERATE)
+    lost = service.sessions.current.session_id
+    sandbox.forget_session(lost)
+    with pytest.raises(errors.NemoError, match="no longer available.*new, empty project.*nothing to export"):
+        await service.export(wait_seconds=5)
+    assert service.sessions.current.session_id != lost

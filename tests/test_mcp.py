@@ -110,6 +110,18 @@ async def test_two_servers_sharing_a_home_mint_one_token(sandbox, env) -> None:
     assert sandbox.count("/api/credits") == 2
 
 
+async def test_a_host_that_starts_one_process_per_call_gets_its_turn_finished(sandbox, env) -> None:
+    """The MCP Inspector CLI's way: `chat` in one server process, `wait` in the next one."""
+    sandbox.turn_seconds = 0.8
+    async with Client(stdio_params(env)) as first:
+        working = await first.call_tool("chat", {"message": 'add a title "Relay"', "wait_seconds": 0.1})
+    assert working.structured_content["status"] == "working"
+    async with Client(stdio_params(env)) as second:
+        done = await second.call_tool("wait", {"job_id": working.structured_content["job_id"], "wait_seconds": 20})
+    assert not done.is_error and done.structured_content["changes"] == ['✅ Added title "Relay" (0–3 s)']
+    assert sandbox.count("/run_sse") == 1
+
+
 def rpc(message_id: int, method: str, params: dict) -> str:
     return json.dumps({"jsonrpc": "2.0", "id": message_id, "method": method, "params": params}) + "\n"
 

@@ -1,0 +1,167 @@
+"""Paid work happens once, and work that lands late is never silent.
+
+Each case was found by review and reproduced against the sandbox before it was fixed: a reply
+lost by a gateway, a call cancelled by its host, a render the backend forgot, late music and
+titles that a new request or an export could have swallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import anyio
+import pytest
+from starlette.responses import HTMLResponse
+
+import server.sandbox.app as sandbox_app
+from server import errors
+from server.chat import CUT_REPLY_NOTICE
+from server.export import RenderFailed
+from server.sandbox import Sandbox, SandboxServer
+from server.sandbox.agent import FALLBACK_TEXT, GENERATED_DRAFT, Turn, stream_turn
+from server.service import LATE_WRITE_INTRO, VideoService
+
+pytestmark = pytest.mark.anyio
+
+GENERATE = "create a video of a city at night"
+
+
+@pytest.fixture
+async def service(quick_settings, identity, tmp_path):
+    async with VideoService(quick_settings.model_copy(update={"output_dir": tmp_path / "out"}), identity) as service:
+        yield service
+
+
+def render_calls(sandbox: Sandbox) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in sandbox.requests if r.path.startswith("/api/render/proxy/lambda")]
+
+
+@pytest.mark.parametrize("body", [{"message": "Endpoint request timed out"},
+                                  {"success": False, "error": "upstream request timeout"}])
+async def test_a_gateway_timeout_on_render_start_asks_about_the_id_before_a_new_start(sandbox, service, body) -> None:
+    await service.chat(GENERATE)
+    sandbox.replay("/api/render/proxy/lambda", body, status=504, times=1)
+    exported = await service.export(wait_seconds=10)
+    calls = render_calls(sandbox)
+    starts = [index for index, (method, _) in enumerate(calls) if method == "POST"]
+    assert exported.status == "done" and len(sandbox.render_ids()) == 1
+    assert len(starts) == 2
+    assert calls[starts[0] + 1][0] == "GET"  # the first id was asked about before a new one was tried
+
+
+async def test_a_gateway_timeout_on_run_sse_is_recovered_from_the_project(quick_settings, identity,
+                                                                         monkeypatch) -> None:
+    original = sandbox_app._Handlers.run_sse
+    running = []
+
+    async def accepted_then_504(self, request):
+        response = await original(self, request)
+
+        async def agent_goes_on() -> None:
+            async for _ in response.body_iterator:
+                pass
+
+        running.append(asyncio.ensure_future(agent_goes_on()))
+        await asyncio.sleep(0.1)
+        return HTMLResponse("<html><h1>504 Gateway Time-out</h1></html>", status_code=504)
+
+    monkeypatch.setattr(sandbox_app._Handlers, "run_sse", accepted_then_504)
+    with SandboxServer(Sandbox()) as server:
+        async with VideoService(quick_settings.model_copy(update={"api_url": server.url}), identity) as service:
+            result = await service.chat('add a title "Hello"')
+            assert result.changes == ['✅ Added title "Hello" (0–3 s)']
+            assert server.sandbox.count("/run_sse") == 1
+
+
+async def test_an_export_call_cancelled_by_its_host_leaves_a_render_the_next_export_joins(
+        quick_settings, identity, tmp_path, monkeypatch) -> None:
+    original = sandbox_app._Handlers.start_render
+    slow = {"on": True}
+
+    async def started_but_slow_to_say_so(self, request):
+        response = await original(self, request)
+        if slow["on"]:
+            await asyncio.sleep(2)
+        return response
+
+    monkeypatch.setattr(sandbox_app._Handlers, "start_render", started_but_slow_to_say_so)
+    with SandboxServer(Sandbox(render_seconds=0.2)) as server:
+        settings = quick_settings.model_copy(update={"output_dir": tmp_path / "o", "api_url": server.url})
+        async with VideoService(settings, identity) as service:
+            await service.chat(GENERATE)
+            with anyio.move_on_after(0.5):  # the host gives up on the tool call
+                await service.export(wait_seconds=30)
+            slow["on"] = False
+            result = await service.export(wait_seconds=10)
+            assert result.status == "done" and len(server.sandbox.render_ids()) == 1
+
+
+async def test_a_render_the_backend_forgot_is_dropped_and_the_next_export_renders_anew(sandbox, service) -> None:
+    sandbox.render_seconds = 30
+    await service.chat(GENERATE)
+    await service.export(wait_seconds=0.2)
+    sandbox.replay("/api/render/proxy/lambda/render_", {"success": False, "error": "Render not found"}, times=1)
+    with pytest.raises(RenderFailed, match="no longer has this render.*export again"):
+        await service.export(wait_seconds=5)
+    sandbox.render_seconds = 0.1
+    again = await service.export(wait_seconds=10)
+    assert again.status == "done" and len(sandbox.render_ids()) == 2
+
+
+async def test_a_clean_close_after_streamed_words_keeps_the_words(sandbox, service, monkeypatch) -> None:
+    async def without_final_event(*args, **kwargs):
+        frames = [frame async for frame in stream_turn(*args, **kwargs)]
+        for frame in frames[:-1]:  # everything but ADK's final `partial: false` event
+            yield frame
+
+    monkeypatch.setattr(sandbox_app, "stream_turn", without_final_event)
+    monkeypatch.setattr(sandbox_app, "plan_turn", lambda message: Turn(cost=0, text=FALLBACK_TEXT, streamed=True))
+    result = await service.chat("what can you do for me?")
+    assert result.reply.replace("\n", " ").startswith(FALLBACK_TEXT.split(". ")[0])
+    assert result.notice == CUT_REPLY_NOTICE and "say it again" not in result.as_text()
+    assert sandbox.count("/run_sse") == 1
+
+
+async def test_a_generation_that_asks_a_question_is_still_watched(sandbox, service, monkeypatch) -> None:
+    monkeypatch.setattr(sandbox_app, "plan_turn", lambda message: Turn(
+        cost=10, tool="generate_video", args={"prompt": message}, edit=lambda draft: draft,
+        late_edit=lambda draft: copy.deepcopy(GENERATED_DRAFT),
+        text="I'm generating your city video now. Would you like a title on it as well?"))
+    sandbox.late_write_seconds = 0.2
+    result = await service.chat(GENERATE)
+    assert result.status == "needs_input" and result.follow_up_job_id
+    late = await service.wait(result.follow_up_job_id, wait_seconds=10)
+    assert "city timelapse" in late.reply
+
+
+@pytest.mark.parametrize(("delays", "pause"), [((0.4, 6.0), 1.4),  # the watch saw the late write, not yet settled
+                                               ((6.0,), 0.8)])  # the late write landed, the watch has not looked
+async def test_late_work_is_reported_when_a_new_request_starts_before_the_watch_settles(
+        sandbox, quick_settings, identity, delays, pause) -> None:
+    settings = quick_settings.model_copy(update={"late_write_delays_seconds": delays, "late_write_watch_seconds": 10})
+    sandbox.late_write_seconds = 0.2
+    async with VideoService(settings, identity) as service:
+        first = await service.chat(GENERATE)
+        await anyio.sleep(pause)
+        second = await service.chat('add a title "Night Owl"')
+        assert second.notice.startswith(LATE_WRITE_INTRO) and "Lo-fi" in second.notice
+        assert second.changes == ['✅ Added title "Night Owl" (0–3 s)']
+        superseded = await service.wait(first.follow_up_job_id, wait_seconds=5)
+        assert "reported with the new request" in superseded.reply
+
+
+async def test_an_export_through_chat_carries_late_work(sandbox, service) -> None:
+    sandbox.late_write_seconds = 0.2
+    first = await service.chat(GENERATE)
+    with anyio.fail_after(10):
+        await service.jobs.get(first.follow_up_job_id).finished.wait()
+    exported = await service.chat("export the video")
+    assert exported.notice.startswith(LATE_WRITE_INTRO) and "Lo-fi" in exported.as_text()
+
+
+async def test_out_of_credits_at_export_carries_the_project_link(sandbox, service) -> None:
+    await service.chat(GENERATE)
+    sandbox.inject(2001, "/api/render/proxy/lambda")
+    with pytest.raises(errors.OutOfCredits, match=r"workspace/claim\?ct=clm_"):
+        await service.export(wait_seconds=5)
