@@ -334,7 +334,7 @@ class Exporter:
                 )
             progress = f" {status.progress:.0f}%" if status.progress is not None else ""
             job.update(f"🎞️ Rendering{progress}…")
-            await anyio.sleep(next_poll_delay(elapsed, status.progress, polls))
+            await anyio.sleep(next_poll_delay(elapsed, status.progress, polls) * self._settings.render_poll_scale)
 
     async def _copy(self, record: RenderRecord, output_dir: Path) -> RenderRecord:
         """The same finished video, asked for in another folder: a copy, not a second render."""

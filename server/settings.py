@@ -41,6 +41,8 @@ class Settings(BaseModel):
     # it changes, or until recovery_give_up_seconds pass unchanged.
     recovery_delays_seconds: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 30.0)
     recovery_give_up_seconds: float = 5 * 60
+    # Render polling follows the render's progress (export.next_poll_delay); tests shrink its clock.
+    render_poll_scale: float = Field(default=1.0, gt=0)
     # Ask ADK for partial text (`"streaming": true`); NEMO_STREAMING=0 turns it off for a proxy that chokes on it.
     stream_text: bool = True
     # Generation is two-stage: music and titles land after the stream ended. The project is
