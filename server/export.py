@@ -136,6 +136,11 @@ def next_poll_delay(elapsed: float, progress: float | None, polls: int) -> float
     return min(2.0 * 1.5 ** polls, MAX_POLL_SECONDS)
 
 
+def _is_a_reply_not_a_file(response: httpx2.Response) -> bool:
+    """The API answers errors as JSON with HTTP 200 in SKILL.md v1.9's style: never saved as a video."""
+    return response.headers.get("content-type", "").split(";")[0].strip().lower() in ("application/json", "text/html")
+
+
 def part_of(target: Path) -> Path:
     return target.with_name(target.name + ".part")
 
@@ -356,10 +361,12 @@ class Exporter:
             part_of(target).unlink(missing_ok=True)
 
     async def _download_into(self, job: Job, record: RenderRecord, target: Path) -> RenderRecord:
+        """The render's URL, then a fresh one from its status (signed URLs expire), then the API's fallback."""
         fallback = f"/api/render/proxy/{record.render_id}/download"
-        # The render's own URL first (retried: downloads are safe to repeat), the API's fallback last.
-        sources = [record.url] * (DOWNLOAD_ATTEMPTS - 1) + [fallback] if record.url else [fallback] * DOWNLOAD_ATTEMPTS
-        for attempt, source in enumerate(sources, start=1):
+        tried: list[str] = []
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            source = await self._download_source(record, tried, fallback)
+            tried.append(source)
             job.update("⬇️ Downloading the video…")
             try:
                 size = await self._download(source, target)
@@ -371,10 +378,23 @@ class Exporter:
             except (httpx2.HTTPError, httpx2.InvalidURL, NemoError) as error:
                 log.warning("Download attempt %d of %s failed: %s", attempt, record.render_id, type(error).__name__)
                 continue
-            delivered = record.model_copy(update={"status": "delivered", "path": str(target), "size_bytes": size})
+            delivered = record.model_copy(update={"status": "delivered", "path": str(target), "size_bytes": size,
+                                                  "url": source if source != fallback else record.url})
             self.registry.save(delivered)
             return delivered
         raise DownloadFailed()
+
+    async def _download_source(self, record: RenderRecord, tried: list[str], fallback: str) -> str:
+        if not tried and record.url:
+            return record.url
+        if len(tried) == 1 and record.url:
+            try:
+                fresh = (await self._client.render_status(record.render_id)).url
+            except NemoError:
+                fresh = None
+            if fresh and fresh not in tried:
+                return fresh
+        return fallback
 
     async def _download(self, url: str, target: Path, redirects: int = 3) -> int:
         """Stream `url` into the target's `.part` and rename it into place once complete."""
@@ -382,7 +402,7 @@ class Exporter:
             if response.status_code in REDIRECTS and response.headers.get("location") and redirects:
                 location = str(response.url.join(response.headers["location"]))
                 return await self._download(location, target, redirects - 1)
-            if response.status_code != 200:
+            if response.status_code != 200 or _is_a_reply_not_a_file(response):
                 raise DownloadFailed()
             expected = int(response.headers.get("content-length", "0") or 0)
             written = 0

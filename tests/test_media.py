@@ -169,13 +169,27 @@ async def test_a_cut_download_is_retried_and_leaves_no_partial_file(sandbox, ser
 
 async def test_a_failed_download_leaves_nothing_and_the_next_export_delivers(sandbox, service, out) -> None:
     await project_with_content(service, sandbox)
-    sandbox.inject(502, "/files/", times=2)
-    sandbox.inject(502, "/api/render/proxy/render_", times=1)  # the fallback download
+    sandbox.inject(502, "/files/", times=1)
+    sandbox.inject(502, "/api/render/proxy/render_", times=2)  # the fallback download
     with pytest.raises(Exception, match="could not be downloaded completely"):
         await service.export(wait_seconds=20)
     assert mp4s(out) == []
     result = await service.export(wait_seconds=20)
     assert mp4s(out) == [Path(result.path)]
+    assert sandbox.count("/api/render/proxy/lambda", "POST") == 1
+
+
+async def test_an_expired_download_url_is_refreshed_from_the_render_status(sandbox, service, out) -> None:
+    await project_with_content(service, sandbox)
+    first = await service.export(wait_seconds=20)
+    record = service.exporter.registry.get(first.render_id)
+    # Days later the signed URL has expired and the file is gone from disk: only a fresh URL works.
+    Path(first.path).unlink()
+    service.exporter.registry.save(record.model_copy(update={
+        "status": "completed", "url": record.url.replace(".mp4", "-expired.mp4"), "path": None}))
+    again = await service.export(wait_seconds=20)
+    assert Path(again.path).is_file() and again.url == record.url
+    assert sandbox.count("/api/render/proxy/render_") == 0  # no fallback needed
     assert sandbox.count("/api/render/proxy/lambda", "POST") == 1
 
 

@@ -278,6 +278,11 @@ def _injected_response(style: str, path: str, code: int, retry_after: int | None
     return wire.error(style, _call_of(path), ApiError(code), retry_after)
 
 
+async def _cdn_error(request: Request, error: ApiError) -> Response:
+    return Response(f"{error}\n", status_code=404 if error.status in (404, 409) else error.status,
+                    media_type="text/plain")
+
+
 def build_app(sandbox: Sandbox, download_url: str, download_address: tuple[str, int]) -> ASGIApp:
     handlers = _Handlers(sandbox, download_url)
     errors = {ApiError: handlers.api_error}
@@ -298,7 +303,8 @@ def build_app(sandbox: Sandbox, download_url: str, download_address: tuple[str, 
         Route("/_sandbox/config", handlers.control_config, methods=["POST"]),
         Route("/_sandbox/requests", handlers.control_requests),
     ])
-    downloads = Starlette(exception_handlers=errors, routes=[
+    # The download host is a CDN, not the API: a missing file is a plain 404, in every reply style.
+    downloads = Starlette(exception_handlers={ApiError: _cdn_error}, routes=[
         Route("/files/{render_id}.mp4", handlers.file_download),
     ])
 
