@@ -65,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         env = {"HOME": home, "PATH": os.environ.get("PATH", ""), "NEMO_API_URL": "http://127.0.0.1:9"}
-        ours_command = [sys.executable, "-m", "server"]
+        ours_command = [sys.executable, "-m", "nemovideo_mcp"]
         bare_command = [sys.executable, "-c", BARE_SERVER]
         # One warm-up each so both start from compiled bytecode.
         time_one(ours_command, env)

@@ -57,7 +57,7 @@ def wait_for_port(port: int) -> None:
 async def one_export(base: str, home: Path, render_seconds: float) -> tuple[float, float]:
     env = {"HOME": str(home), "PATH": os.environ.get("PATH", ""), "NEMO_API_URL": base,
            "NEMO_OUTPUT_DIR": str(home / "out")}
-    params = StdioServerParameters(command=sys.executable, args=["-m", "server"], env=env, cwd=REPO)
+    params = StdioServerParameters(command=sys.executable, args=["-m", "nemovideo_mcp"], env=env, cwd=REPO)
     async with Client(params) as client:
         await client.call_tool("chat", {"message": "create a video with visuals synced to this music track"})
         started = time.monotonic()
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     port = free_port()
-    sandbox = subprocess.Popen([sys.executable, "-m", "server", "sandbox", "--port", str(port),
+    sandbox = subprocess.Popen([sys.executable, "-m", "nemovideo_mcp", "sandbox", "--port", str(port),
                                 "--render-seconds", str(args.render_seconds)],
                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

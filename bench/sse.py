@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx2  # noqa: E402
 
-from server.sse import MAX_EVENT_BYTES, AdkDecoder  # noqa: E402
+from nemovideo_mcp.sse import MAX_EVENT_BYTES, AdkDecoder  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "adk-sse"
 ANCHOR = "json.loads (anchor)"

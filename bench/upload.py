@@ -1,7 +1,7 @@
 """Upload throughput and memory: a 1 GiB file to a standalone sandbox.
 
 Alternates, in one run, `curl -F files=@…` (the anchor) and the `upload` tool of a
-`python -m server` process, and reads that process's peak RSS (VmHWM) before and
+`python -m nemovideo_mcp` process, and reads that process's peak RSS (VmHWM) before and
 after its uploads. Targets: >= 0.9x curl's throughput, peak RSS growth <= 32 MiB.
 
     python bench/upload.py [--size-mib 1024] [--rounds 5]
@@ -44,7 +44,7 @@ def peak_rss_kib(pid: int) -> int:
 
 
 def server_pid() -> int:
-    """Our `python -m server` child (the MCP client spawned it; it does not expose the pid)."""
+    """Our `python -m nemovideo_mcp` child (the MCP client spawned it; it does not expose the pid)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -54,7 +54,7 @@ def server_pid() -> int:
         except OSError:
             continue
         parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == os.getpid() and command[1:3] == [b"-m", b"server"] and b"sandbox" not in command:
+        if parent == os.getpid() and command[1:3] == [b"-m", b"nemovideo_mcp"] and b"sandbox" not in command:
             return int(entry.name)
     raise RuntimeError("server process not found")
 
@@ -72,7 +72,7 @@ def curl_upload(base: str, token: str, session_id: str, path: Path) -> float:
 
 async def ours(base: str, home: Path, path: Path, rounds: int, curl_times: list[float], curl_args) -> tuple[list[float], int]:
     env = {"HOME": str(home), "PATH": os.environ.get("PATH", ""), "NEMO_API_URL": base, "NEMO_MAX_UPLOAD_MB": "4096"}
-    params = StdioServerParameters(command=sys.executable, args=["-m", "server"], env=env, cwd=REPO)
+    params = StdioServerParameters(command=sys.executable, args=["-m", "nemovideo_mcp"], env=env, cwd=REPO)
     times = []
     async with Client(params) as client:
         await client.call_tool("upload", {"sources": [str(home / "warmup.mp3")]})
@@ -105,7 +105,7 @@ def main() -> None:
     if shutil.which("curl") is None:
         raise SystemExit("curl is needed as the anchor")
     port = free_port()
-    sandbox = subprocess.Popen([sys.executable, "-m", "server", "sandbox", "--port", str(port)], cwd=REPO,
+    sandbox = subprocess.Popen([sys.executable, "-m", "nemovideo_mcp", "sandbox", "--port", str(port)], cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from server.identity import SkillIdentity, load_identity
-from server.sandbox import Sandbox, SandboxServer
-from server.settings import Settings
+from nemovideo_mcp.identity import SkillIdentity, load_identity
+from nemovideo_mcp.sandbox import Sandbox, SandboxServer
+from nemovideo_mcp.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -66,5 +66,5 @@ def identity(home: Path) -> SkillIdentity:
 
 
 def subprocess_env(env: dict[str, str]) -> dict[str, str]:
-    """What a host passes to `python -m server` (run with cwd=REPO, the skill folder)."""
+    """What a host passes to `python -m nemovideo_mcp` (run with cwd=REPO, the skill folder)."""
     return {**env, "PATH": os.environ.get("PATH", "")}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from mcp import Client
 
-from server.chat import TurnFailed
-from server.jobs import UnknownJob
-from server.sandbox.agent import GENERATED_TEXT
-from server.service import TurnInProgress, VideoService
-from server.sessions import NEW_SESSION_NOTICE
-from server.tools import build_server
+from nemovideo_mcp.chat import TurnFailed
+from nemovideo_mcp.jobs import UnknownJob
+from nemovideo_mcp.sandbox.agent import GENERATED_TEXT
+from nemovideo_mcp.service import TurnInProgress, VideoService
+from nemovideo_mcp.sessions import NEW_SESSION_NOTICE
+from nemovideo_mcp.tools import build_server
 
 pytestmark = pytest.mark.anyio
 

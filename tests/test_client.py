@@ -11,12 +11,12 @@ import anyio.abc
 import pytest
 from pydantic import SecretStr
 
-from server import errors
-from server.client import NemoClient
-from server.identity import SkillIdentity
-from server.sandbox import Sandbox
-from server.settings import Settings
-from server.store import open_store
+from nemovideo_mcp import errors
+from nemovideo_mcp.client import NemoClient
+from nemovideo_mcp.identity import SkillIdentity
+from nemovideo_mcp.sandbox import Sandbox
+from nemovideo_mcp.settings import Settings
+from nemovideo_mcp.store import open_store
 
 pytestmark = pytest.mark.anyio
 

@@ -14,11 +14,11 @@ from typing import Any
 import httpx2
 import pytest
 
-from server import errors
-from server.client import NemoClient
-from server.replies import Refusal, Unreadable, read_reply
-from server.sandbox import Sandbox, SandboxServer
-from server.timeline import summarize, tracks_of
+from nemovideo_mcp import errors
+from nemovideo_mcp.client import NemoClient
+from nemovideo_mcp.replies import Refusal, Unreadable, read_reply
+from nemovideo_mcp.sandbox import Sandbox, SandboxServer
+from nemovideo_mcp.timeline import summarize, tracks_of
 
 pytestmark = pytest.mark.anyio
 

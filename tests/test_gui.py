@@ -3,7 +3,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from server.gui import Translation, translate
+from nemovideo_mcp.gui import Translation, translate
 
 SEED_REPLY = "Click the Export button in the top right corner to download your video. You can also preview in timeline first."
 

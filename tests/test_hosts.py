@@ -1,5 +1,5 @@
 """Independent clients, opt-in (they download npm packages): the MCP Inspector CLI lists and
-calls the tools of `python -m server --sandbox`, and the clawhub CLI lists a packed variant
+calls the tools of `python -m nemovideo_mcp --sandbox`, and the clawhub CLI lists a packed variant
 installed in a workdir.
 
     NEMO_TEST_NPX=1 python -m pytest tests/test_hosts.py
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from server.pack import pack
-from server.variants import TOOLS, variant_named
+from nemovideo_mcp.pack import pack
+from nemovideo_mcp.variants import TOOLS, variant_named
 from tests.conftest import REPO
 
 NPX_SECONDS = 300  # the first run downloads the packages
@@ -39,7 +39,7 @@ def npx(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def inspector(home: Path, *method: str) -> dict:
     # The Inspector hands the server only a minimal environment plus `-e`: HOME keeps its token cache private.
     result = npx("@modelcontextprotocol/inspector", "--cli", "-e", f"HOME={home}",
-                 sys.executable, "-m", "server", "--sandbox", *method, cwd=REPO)
+                 sys.executable, "-m", "nemovideo_mcp", "--sandbox", *method, cwd=REPO)
     return json.loads(result.stdout)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from server.variants import TOOLS
+from nemovideo_mcp.variants import TOOLS
 from tests.conftest import REPO, subprocess_env
 
 STARTUP_SECONDS = 20
@@ -43,7 +43,7 @@ def http_url(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     log = tmp_path / "server.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--transport", "http", "--port", str(port)],
+            [sys.executable, "-m", "nemovideo_mcp", "--transport", "http", "--port", str(port)],
             cwd=REPO, env=subprocess_env(env), stdin=subprocess.DEVNULL, stdout=output, stderr=output,
         )
         try:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from server.errors import ConfigurationError
-from server.identity import load_identity
+from nemovideo_mcp.errors import ConfigurationError
+from nemovideo_mcp.identity import load_identity
 from tests.conftest import REPO
 
 FRONTMATTER = "---\nname: generator-from-music\nversion: 1.2.3\ndescription: test\n---\n# body\n"
@@ -89,7 +89,7 @@ def test_missing_skill_md_stops_the_server_at_start_up(tmp_path: Path) -> None:
     # A copy of the package in a folder without SKILL.md: nothing to identify as.
     shutil.copytree(REPO / "server", tmp_path / "server", ignore=shutil.ignore_patterns("__pycache__", "SKILL.md"))
     completed = subprocess.run(
-        [sys.executable, "-m", "server"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "nemovideo_mcp"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
         env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, stdin=subprocess.DEVNULL,
     )
     assert completed.returncode == 2

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from server.intents import MEDIA_EXTENSIONS, Intent, route
+from nemovideo_mcp.intents import MEDIA_EXTENSIONS, Intent, route
 
 # The seed table's words used as requests, the traps where the same words are content, and
 # everyday phrasings of both, in English and Chinese.

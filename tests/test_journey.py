@@ -11,13 +11,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server import errors
-from server.chat import TurnFailed
-from server.jobs import JobCancelled
-from server.sandbox import Sandbox
-from server.sandbox.agent import TRAILER_TEXT
-from server.sandbox.state import REPLY_STYLES
-from server.service import LATE_WRITE_INTRO, TurnInProgress, VideoService
+from nemovideo_mcp import errors
+from nemovideo_mcp.chat import TurnFailed
+from nemovideo_mcp.jobs import JobCancelled
+from nemovideo_mcp.sandbox import Sandbox
+from nemovideo_mcp.sandbox.agent import TRAILER_TEXT
+from nemovideo_mcp.sandbox.state import REPLY_STYLES
+from nemovideo_mcp.service import LATE_WRITE_INTRO, TurnInProgress, VideoService
 
 from tests.conftest import REPO, subprocess_env
 
@@ -89,7 +89,7 @@ async def test_an_anonymous_export_is_refused_then_login_exports_the_same_projec
     assert "https://nemovideo.com/workspace/claim?ct=clm_" in message
     assert sandbox.render_ids() == []
 
-    login = subprocess.run([sys.executable, "-m", "server", "login"], input=ACCOUNT_TOKEN + "\n", cwd=REPO,
+    login = subprocess.run([sys.executable, "-m", "nemovideo_mcp", "login"], input=ACCOUNT_TOKEN + "\n", cwd=REPO,
                            env=subprocess_env(env), capture_output=True, text=True, timeout=60)
     assert login.returncode == 0, login.stderr
     assert "Logged in: 1000 credits" in login.stderr and ACCOUNT_TOKEN not in login.stderr + login.stdout
@@ -103,13 +103,13 @@ async def test_an_anonymous_export_is_refused_then_login_exports_the_same_projec
                         and r.headers["authorization"] == f"Bearer {ACCOUNT_TOKEN}")
     assert render_start
 
-    logout = subprocess.run([sys.executable, "-m", "server", "logout"], cwd=REPO, env=subprocess_env(env),
+    logout = subprocess.run([sys.executable, "-m", "nemovideo_mcp", "logout"], cwd=REPO, env=subprocess_env(env),
                             capture_output=True, text=True, timeout=60)
     assert logout.returncode == 0 and not saved.exists()
 
 
 async def test_login_refuses_a_token_the_backend_rejects(sandbox, env, home) -> None:
-    login = subprocess.run([sys.executable, "-m", "server", "login"], input="not-a-valid-token-xyz\n", cwd=REPO,
+    login = subprocess.run([sys.executable, "-m", "nemovideo_mcp", "login"], input="not-a-valid-token-xyz\n", cwd=REPO,
                            env=subprocess_env(env), capture_output=True, text=True, timeout=60)
     assert login.returncode == 1 and "not saved" in login.stderr
     assert "not-a-valid-token-xyz" not in login.stderr
@@ -119,7 +119,7 @@ async def test_login_refuses_a_token_the_backend_rejects(sandbox, env, home) -> 
 async def test_nemo_token_takes_precedence_over_login(sandbox, quick_settings, identity) -> None:
     from pydantic import SecretStr
 
-    from server.auth import AccountTokenFile
+    from nemovideo_mcp.auth import AccountTokenFile
 
     AccountTokenFile(quick_settings).save(ACCOUNT_TOKEN)
     explicit = quick_settings.model_copy(update={"token": SecretStr("nemo_sk_explicit_env_token_01")})

@@ -1,4 +1,4 @@
-"""The MCP tools through `mcp.Client`: in memory, and over stdio against `python -m server`."""
+"""The MCP tools through `mcp.Client`: in memory, and over stdio against `python -m nemovideo_mcp`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from server.service import VideoService
-from server.tools import build_server
-from server.store import open_store
+from nemovideo_mcp.service import VideoService
+from nemovideo_mcp.tools import build_server
+from nemovideo_mcp.store import open_store
 from tests.conftest import REPO, subprocess_env
 from tests.test_timeline import SEED_DRAFT
 
@@ -24,7 +24,7 @@ SEED_SUMMARY = (
 
 
 def stdio_params(env: dict[str, str], *args: str) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "server", *args], env=subprocess_env(env), cwd=REPO)
+    return StdioServerParameters(command=sys.executable, args=["-m", "nemovideo_mcp", *args], env=subprocess_env(env), cwd=REPO)
 
 
 def cached_token(settings) -> str:
@@ -143,7 +143,7 @@ def test_stdout_is_json_rpc_only_and_no_output_holds_the_token(sandbox, env, set
     # stderr to a file: a full stderr pipe would stall the server while we read stdout.
     stderr_file = (tmp_path / "stderr.txt").open("w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "server", "--log-level", "DEBUG"], cwd=REPO, env=subprocess_env(env),
+        [sys.executable, "-m", "nemovideo_mcp", "--log-level", "DEBUG"], cwd=REPO, env=subprocess_env(env),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr_file, text=True,
     )
     process.stdin.write(messages)
@@ -171,7 +171,7 @@ def test_stdout_is_json_rpc_only_and_no_output_holds_the_token(sandbox, env, set
 
 
 async def test_a_token_echoed_by_the_backend_is_redacted_in_tool_output(sandbox, settings, identity) -> None:
-    from server.logs import REDACTED, register_secret
+    from nemovideo_mcp.logs import REDACTED, register_secret
 
     secret = "nemo_sk_echoed_secret_token_0001"
     register_secret(secret)

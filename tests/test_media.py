@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from server import errors
-from server.export import NothingToExport, RenderFailed, next_poll_delay
-from server.service import VideoService
-from server.tools import build_server
-from server.upload import InvalidSource
+from nemovideo_mcp import errors
+from nemovideo_mcp.export import NothingToExport, RenderFailed, next_poll_delay
+from nemovideo_mcp.service import VideoService
+from nemovideo_mcp.tools import build_server
+from nemovideo_mcp.upload import InvalidSource
 from tests.test_mcp import stdio_params
 from tests.test_timeline import SEED_DRAFT
 
@@ -73,7 +73,7 @@ async def test_bad_inputs_are_refused_before_any_request(sandbox, settings, iden
 
 async def test_the_skill_states_the_limit_and_the_environment_overrides_it(sandbox, settings, identity, env,
                                                                           tmp_path) -> None:
-    from server.settings import Settings
+    from nemovideo_mcp.settings import Settings
 
     song = str(media(tmp_path, "song.mp3", 4096))
     strict = identity.model_copy(update={"max_upload_mb": 0.002})  # about 2 KB, as SKILL.md would state it
@@ -292,7 +292,7 @@ async def test_two_exports_at_once_share_one_render_and_one_file(sandbox, servic
 async def test_a_render_abandoned_long_ago_does_not_block_new_exports(sandbox, service, settings) -> None:
     import time
 
-    from server.export import RenderRecord, draft_hash
+    from nemovideo_mcp.export import RenderRecord, draft_hash
 
     await project_with_content(service, sandbox)
     session = service.sessions.current
@@ -316,7 +316,7 @@ async def test_a_delivered_video_asked_for_elsewhere_is_copied_not_rendered_agai
 
 @pytest.mark.parametrize("make_dir", [lambda tmp: str(media(tmp, "a-file.mp4")), lambda tmp: "~nosuchuser_x/videos"])
 async def test_an_unusable_output_folder_is_refused_before_rendering(sandbox, service, tmp_path, make_dir) -> None:
-    from server.export import OutputDirUnusable
+    from nemovideo_mcp.export import OutputDirUnusable
 
     await project_with_content(service, sandbox)
     with pytest.raises(OutputDirUnusable, match="Choose another folder"):
@@ -325,7 +325,7 @@ async def test_an_unusable_output_folder_is_refused_before_rendering(sandbox, se
 
 
 def test_target_names_are_reserved(tmp_path) -> None:
-    from server.export import reserve_target
+    from nemovideo_mcp.export import reserve_target
 
     first, second = reserve_target(tmp_path, "clip"), reserve_target(tmp_path, "clip")
     assert (first.name, second.name) == ("clip.mp4", "clip-2.mp4")

@@ -21,11 +21,11 @@ import pytest
 import yaml
 from mcp import Client, StdioServerParameters
 
-from server.errors import ConfigurationError
-from server.identity import PACKAGE_DIR
-from server.pack import main as pack_main
-from server.pack import pack
-from server.variants import VARIANTS, Variant, variant_named
+from nemovideo_mcp.errors import ConfigurationError
+from nemovideo_mcp.identity import PACKAGE_DIR
+from nemovideo_mcp.pack import main as pack_main
+from nemovideo_mcp.pack import pack
+from nemovideo_mcp.variants import VARIANTS, Variant, variant_named
 from tests.conftest import REPO, subprocess_env
 
 by_name = pytest.mark.parametrize("variant", VARIANTS, ids=lambda variant: variant.name)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx2
 import pytest
 
-from server.sandbox import Sandbox, SandboxServer
+from nemovideo_mcp.sandbox import Sandbox, SandboxServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "adk-sse"

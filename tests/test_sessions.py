@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from server.service import VideoService
-from server.sessions import NEW_SESSION_NOTICE, detect_language
-from server.timeline import EMPTY_TIMELINE
+from nemovideo_mcp.service import VideoService
+from nemovideo_mcp.sessions import NEW_SESSION_NOTICE, detect_language
+from nemovideo_mcp.timeline import EMPTY_TIMELINE
 from tests.test_timeline import SEED_DRAFT
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from server.sse import (
+from nemovideo_mcp.sse import (
     MAX_EVENT_BYTES,
     AdkDecoder,
     AdkEvent,

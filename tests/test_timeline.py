@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from server.timeline import EMPTY_TIMELINE, summarize, tracks_of
+from nemovideo_mcp.timeline import EMPTY_TIMELINE, summarize, tracks_of
 
 SEED_DRAFT = {
     "t": [
@@ -48,7 +48,7 @@ def test_segments_span_and_odd_shapes_are_tolerated() -> None:
 
 
 def test_change_reports_name_added_removed_and_changed_tracks() -> None:
-    from server.timeline import describe_changes
+    from nemovideo_mcp.timeline import describe_changes
 
     before = tracks_of(SEED_DRAFT)
     quieter = {"t": [SEED_DRAFT["t"][0], {"tt": 1, "sg": [{"st": 0, "d": 10000, "m": {"name": "Lo-fi", "vol": 0.2}}]}]}
@@ -65,7 +65,7 @@ def test_change_reports_name_added_removed_and_changed_tracks() -> None:
 
 
 def test_two_identical_titles_are_two_tracks() -> None:
-    from server.timeline import describe_changes
+    from nemovideo_mcp.timeline import describe_changes
 
     title = {"tt": 7, "sg": [{"st": 0, "d": 3000, "m": {"text": "Hi"}}]}
     assert describe_changes(tracks_of({"t": [title]}), tracks_of({"t": [title, title]})) == ['✅ Added title "Hi" (0–3 s)']

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from mcp import Client
 
-from server.identity import load_identity, read_frontmatter
-from server.pack import pack, render_manifest
-from server.tools import build_server
-from server.variants import TOOLS, TOP_LEVEL_VARIANT, VARIANTS, Variant, render_skill_md, variant_named
+from nemovideo_mcp.identity import load_identity, read_frontmatter
+from nemovideo_mcp.pack import pack, render_manifest
+from nemovideo_mcp.tools import build_server
+from nemovideo_mcp.variants import TOOLS, TOP_LEVEL_VARIANT, VARIANTS, Variant, render_skill_md, variant_named
 from tests.conftest import REPO
 
 SEEDS = {  # seed number → the name it is published under and the version it states
@@ -26,7 +26,7 @@ SEEDS = {  # seed number → the name it is published under and the version it s
 }
 OPTIONAL_ENV = {"NEMO_TOKEN", "NEMO_OUTPUT_DIR", "NEMO_API_URL", "NEMO_WEB_URL", "NEMO_CLIENT_ID", "SKILL_SOURCE",
                 "NEMO_MAX_UPLOAD_MB"}
-REGENERATE = "regenerate with: python -m server pack generator-from-music --in-place"
+REGENERATE = "regenerate with: python -m nemovideo_mcp pack generator-from-music --in-place"
 
 by_name = pytest.mark.parametrize("variant", VARIANTS, ids=lambda variant: variant.name)
 
@@ -126,7 +126,7 @@ def test_manifest_fields(variant: Variant) -> None:
     server = manifest["server"]
     assert server["type"] == "python" and (REPO / server["entry_point"]).is_file()
     config = server["mcp_config"]
-    assert (config["command"], config["args"]) == ("python3", ["-m", "server"])
+    assert (config["command"], config["args"]) == ("python3", ["-m", "nemovideo_mcp"])
     assert "NEMO_MAX_UPLOAD_MB" not in config["env"]
     assert config["env"]["NEMO_TOKEN"] == "${user_config.nemo_token}"
     assert config["env"]["NEMO_OUTPUT_DIR"] == "${user_config.output_dir}"
@@ -155,7 +155,7 @@ async def test_manifest_tools_are_the_servers_tools(settings, identity) -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda variant: variant.name)
 def test_the_server_reads_the_upload_limit_the_variant_states(variant: Variant, tmp_path) -> None:
-    from server.identity import load_identity
+    from nemovideo_mcp.identity import load_identity
 
     skill_md = tmp_path / variant.name / "SKILL.md"
     skill_md.parent.mkdir()
