@@ -1,10 +1,12 @@
-"""Entry points: `nemovideo-mcp` and `python -m server`.
+"""Entry points: `nemovideo-mcp` and `python -m nemovideo_mcp`.
 
     nemovideo-mcp                       MCP server over stdio (what hosts start)
+    nemovideo-mcp --skill-dir DIR       ... speaking for the skill folder DIR (its SKILL.md)
     nemovideo-mcp --transport http      streamable HTTP on 127.0.0.1
     nemovideo-mcp --sandbox             against an embedded offline sandbox backend
-    python -m server sandbox --port N   the sandbox backend alone
-    python -m server demo               a scripted walk-through on the sandbox
+    nemovideo-mcp sandbox --port N      the sandbox backend alone
+    nemovideo-mcp demo                  a scripted walk-through on the sandbox
+    nemovideo-mcp pack VARIANT DIR      a complete skill folder for one published variant
     nemovideo-mcp login                 save a NemoVideo account token (read from a prompt or stdin)
     nemovideo-mcp logout                forget it and go back to a free anonymous token
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,12 +28,17 @@ from .settings import Settings
 log = get_logger("cli")
 
 
-def load_startup(settings: Settings) -> SkillIdentity:
-    return load_identity(find_skill_md(), skill_source=settings.skill_source, home=Path.home())
+def load_startup(settings: Settings, skill_dir: Path | None = None) -> SkillIdentity:
+    """The identity of `--skill-dir`, else NEMO_SKILL_DIR, else the folder we run or were installed from."""
+    skill_md = find_skill_md(skill_dir or settings.skill_dir)
+    return load_identity(skill_md, skill_source=settings.skill_source, home=Path.home())
 
 
 def parse_serve_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="nemovideo-mcp", description="NemoVideo MCP server.")
+    parser.add_argument("--skill-dir", type=Path, metavar="DIR",
+                        help="the skill folder whose SKILL.md names this server (default: NEMO_SKILL_DIR, "
+                        "else the folder it runs or was installed from)")
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP transport only")
     parser.add_argument("--port", type=int, default=8765, help="HTTP transport only")
@@ -42,14 +50,22 @@ def parse_serve_args(argv: Sequence[str]) -> argparse.Namespace:
 def serve(argv: Sequence[str]) -> int:
     args = parse_serve_args(argv)
     settings = Settings.from_env()
-    identity = load_startup(settings)
+    identity = load_startup(settings, args.skill_dir)
     sandbox = None
+    scratch = None
     if args.sandbox:
         from .sandbox import Sandbox, SandboxServer  # only sandbox runs pay for its import
 
         sandbox = SandboxServer(Sandbox()).__enter__()
+        # Sandbox tokens, sessions and renders mean nothing to the real backend: they live in a
+        # throwaway folder, never beside the user's real ones.
+        scratch = tempfile.TemporaryDirectory(prefix="nemovideo-sandbox-")
         # A real token must not travel to the sandbox, and the sandbox would reject it anyway.
-        settings = settings.with_api_url(sandbox.url).model_copy(update={"token": None})
+        settings = settings.with_api_url(sandbox.url).model_copy(update={
+            "token": None,
+            "config_dir": Path(scratch.name) / "config",
+            "state_dir": Path(scratch.name) / "state",
+        })
         log.info("Using the embedded sandbox backend at %s", sandbox.url)
 
     from .tools import build_server
@@ -65,6 +81,8 @@ def serve(argv: Sequence[str]) -> int:
     finally:
         if sandbox is not None:
             sandbox.stop()
+        if scratch is not None:
+            scratch.cleanup()
     return 0
 
 

@@ -6,7 +6,11 @@ SKILL.md stops the server at start-up instead of sending anonymous traffic.
 
 from __future__ import annotations
 
+import json
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import yaml
 from pydantic import BaseModel, ConfigDict
@@ -14,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from .errors import ConfigurationError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+DISTRIBUTION = "nemovideo-mcp"
 
 
 class SkillIdentity(BaseModel):
@@ -33,17 +38,31 @@ class SkillIdentity(BaseModel):
         }
 
 
-def find_skill_md() -> Path:
-    """The SKILL.md of the skill folder we run from.
+def find_skill_md(skill_dir: Path | None = None) -> Path:
+    """The SKILL.md this server speaks for, read at every start so no build freezes an identity.
 
-    `python -m server` in the skill folder (and an editable install) import the
-    package from the folder itself; a regular wheel carries a copy of SKILL.md
-    inside the package, written at build time.
+    In order: the folder named by `--skill-dir` / NEMO_SKILL_DIR (what manifests set);
+    the skill folder this package runs from (a checkout or an editable install); the folder
+    an installer built it from (`uvx --from <folder>`, `pip install <folder>`: PEP 610's
+    direct_url.json); else the copy a wheel carries inside the package.
     """
-    beside_package = PACKAGE_DIR.parent / "SKILL.md"
-    if beside_package.is_file():
-        return beside_package
+    if skill_dir is not None:
+        return skill_dir.expanduser() / "SKILL.md"
+    for folder in (PACKAGE_DIR.parent, installed_from()):
+        if folder is not None and (folder / "SKILL.md").is_file():
+            return folder / "SKILL.md"
     return PACKAGE_DIR / "SKILL.md"
+
+
+def installed_from() -> Path | None:
+    """The local folder this package was installed from, as the installer recorded it (PEP 610)."""
+    try:
+        record = json.loads(distribution(DISTRIBUTION).read_text("direct_url.json") or "null")
+    except (PackageNotFoundError, ValueError, OSError):
+        return None
+    if not isinstance(record, dict) or "dir_info" not in record or not str(record.get("url", "")).startswith("file:"):
+        return None
+    return Path(url2pathname(urlparse(record["url"]).path))
 
 
 def read_frontmatter(skill_md: Path) -> dict:

@@ -27,6 +27,7 @@ class Settings(BaseModel):
     web_url: str = DEFAULT_WEB_URL
     client_id: str | None = Field(default=None, description="NEMO_CLIENT_ID; else persisted in config_dir")
     skill_source: str | None = Field(default=None, description="SKILL_SOURCE: overrides the detected platform")
+    skill_dir: Path | None = Field(default=None, description="NEMO_SKILL_DIR: the skill folder whose SKILL.md we speak for")
     output_dir: Path
     config_dir: Path
     state_dir: Path
@@ -55,7 +56,7 @@ class Settings(BaseModel):
         env = os.environ if env is None else env
         home = Path(env.get("HOME") or Path.home())
 
-        def env_path(name: str, default: Path) -> Path:
+        def env_path(name: str, default: Path | None) -> Path | None:
             value = env.get(name, "").strip()
             return Path(value).expanduser() if value else default
 
@@ -77,6 +78,7 @@ class Settings(BaseModel):
             web_url=(env.get("NEMO_WEB_URL", "").strip() or DEFAULT_WEB_URL).rstrip("/"),
             client_id=env.get("NEMO_CLIENT_ID", "").strip() or None,
             skill_source=env.get("SKILL_SOURCE", "").strip() or None,
+            skill_dir=env_path("NEMO_SKILL_DIR", None),
             output_dir=env_path("NEMO_OUTPUT_DIR", home / "Downloads"),
             config_dir=config_home / "nemovideo",
             state_dir=state_home / "nemovideo",

@@ -2,17 +2,17 @@
 
 Every file is written atomically with mode 0600 from its first byte: they hold tokens
 or identify the user. Everything else that must outlive a process is in `store.py`.
+The locks come from `filelock`: flock on Linux and macOS, LockFileEx on Windows.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import anyio
+from filelock import AsyncFileLock
 
 
 def write_private(path: Path, text: str) -> None:
@@ -29,18 +29,13 @@ def write_private(path: Path, text: str) -> None:
         raise
 
 
-def _open_lock_file(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-
-
 @asynccontextmanager
 async def file_lock(path: Path) -> AsyncIterator[None]:
-    """An exclusive lock across processes that may be held over network calls."""
-    fd = _open_lock_file(path)
-    try:
-        # flock blocks; a worker thread keeps the event loop (and MCP pings) alive meanwhile.
-        await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
+    """An exclusive lock across processes and tasks that may be held over network calls.
+
+    The async lock waits in a worker thread, so the event loop (and MCP pings) stay alive, and
+    two tasks of one process exclude each other as two processes do.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    async with AsyncFileLock(path, mode=0o600):
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from nemovideo_mcp.errors import ConfigurationError
-from nemovideo_mcp.identity import load_identity
+from nemovideo_mcp.identity import find_skill_md, load_identity
+from nemovideo_mcp.settings import Settings
 from tests.conftest import REPO
 
 FRONTMATTER = "---\nname: generator-from-music\nversion: 1.2.3\ndescription: test\n---\n# body\n"
@@ -85,13 +85,21 @@ def test_broken_frontmatter_is_a_clear_error_naming_the_file(home: Path, text: s
     assert complaint in str(caught.value) and str(skill_md) in str(caught.value)
 
 
-def test_missing_skill_md_stops_the_server_at_start_up(tmp_path: Path) -> None:
-    # A copy of the package in a folder without SKILL.md: nothing to identify as.
-    shutil.copytree(REPO / "server", tmp_path / "server", ignore=shutil.ignore_patterns("__pycache__", "SKILL.md"))
+def test_a_skill_dir_without_skill_md_stops_the_server_at_start_up(tmp_path: Path) -> None:
+    empty = tmp_path / "not-a-skill"
+    empty.mkdir()
     completed = subprocess.run(
-        [sys.executable, "-m", "nemovideo_mcp"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "nemovideo_mcp", "--skill-dir", str(empty)], cwd=tmp_path, capture_output=True,
+        text=True, timeout=60, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, stdin=subprocess.DEVNULL,
     )
     assert completed.returncode == 2
     assert completed.stdout == ""
-    assert "SKILL.md" in completed.stderr and str(tmp_path / "server" / "SKILL.md") in completed.stderr
+    assert str(empty / "SKILL.md") in completed.stderr
+
+
+def test_the_named_skill_folder_comes_first_then_the_folder_we_run_from(home: Path) -> None:
+    named = write_skill(home / "named").parent
+    assert find_skill_md(named) == named / "SKILL.md"
+    assert find_skill_md() == REPO / "SKILL.md"  # an editable install runs from the repository
+    assert Settings.from_env({"HOME": str(home), "NEMO_SKILL_DIR": str(named)}).skill_dir == named
+    assert Settings.from_env({"HOME": str(home)}).skill_dir is None

@@ -1,0 +1,113 @@
+"""How the package is installed and started: one import name, one module tree, identity read at
+run time (two variants from one install), no POSIX-only import, a sandbox that leaves the
+user's folders alone."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+import nemovideo_mcp
+from nemovideo_mcp.pack import pack
+from nemovideo_mcp.variants import TOOLS, variant_named
+from tests.conftest import REPO, subprocess_env
+
+MODULES = sorted(module.name for module in pkgutil.walk_packages(nemovideo_mcp.__path__, "nemovideo_mcp.")
+                 if not module.name.endswith(".__main__"))  # importing those runs them
+
+
+def test_the_wheel_installs_only_nemovideo_mcp(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
+                    "--no-build-isolation", "--no-index", "--wheel-dir", str(tmp_path), str(REPO)],
+                   check=True, timeout=120, capture_output=True)
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        top_level = {name.split("/")[0] for name in archive.namelist()}
+        assert "nemovideo_mcp/SKILL.md" in archive.namelist()  # the identity of an install from an index
+    assert top_level == {"nemovideo_mcp", f"nemovideo_mcp-{nemovideo_mcp.__version__}.dist-info"}
+
+
+def test_tests_import_one_module_tree_from_the_repository() -> None:
+    for name in MODULES:
+        __import__(name)
+    assert Path(nemovideo_mcp.__file__).resolve() == REPO / "server" / "__init__.py"
+    assert not [name for name in sys.modules if name == "server" or name.startswith("server.")]
+
+
+# Run before the package is imported. Only our own imports of `fcntl` fail (as on Windows,
+# where no Python has it): the SDK and filelock import it behind their own platform checks.
+WITHOUT_FCNTL = """
+import sys
+
+class NoFcntlForUs:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "fcntl":
+            return None
+        frame = sys._getframe(1)
+        while frame and frame.f_globals.get("__name__", "").startswith(("importlib", "_frozen_importlib")):
+            frame = frame.f_back
+        importer = frame.f_globals.get("__name__", "") if frame else ""
+        if importer.split(".")[0] == "nemovideo_mcp":
+            raise ModuleNotFoundError(f"No module named 'fcntl' (imported by {importer}; Windows has none)")
+        return None
+
+sys.modules.pop("fcntl", None)
+sys.meta_path.insert(0, NoFcntlForUs)
+import importlib
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+from nemovideo_mcp.cli import main
+sys.exit(main(["--sandbox"]))
+"""
+
+
+@pytest.mark.anyio
+async def test_every_module_imports_and_the_server_runs_without_fcntl(home: Path) -> None:
+    params = StdioServerParameters(command=sys.executable, args=["-c", WITHOUT_FCNTL, *MODULES],
+                                   env=subprocess_env({"HOME": str(home)}), cwd=home)
+    async with Client(params) as client:
+        listed = await client.list_tools()
+        credits = await client.call_tool("credits", {})  # takes the cross-process token lock
+    assert {tool.name for tool in listed.tools} == {tool.name for tool in TOOLS}
+    assert not credits.is_error and credits.structured_content["total"] == 100
+
+
+@pytest.mark.anyio
+async def test_a_sandbox_session_leaves_the_users_config_and_state_alone(home: Path, tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    params = StdioServerParameters(command=sys.executable, args=["-m", "nemovideo_mcp", "--sandbox"],
+                                   env=subprocess_env({"HOME": str(home), "NEMO_OUTPUT_DIR": str(videos)}), cwd=home)
+    async with Client(params) as client:
+        assert not (await client.call_tool("credits", {})).is_error
+        made = await client.call_tool("chat", {"message": "make a short video of a city at night", "wait_seconds": 30})
+        assert not made.is_error and made.structured_content["status"] == "done"
+        exported = await client.call_tool("export", {"wait_seconds": 30})
+        assert not exported.is_error and exported.structured_content["status"] == "done"
+    assert list(videos.glob("*.mp4"))  # the video the user asked for is theirs to keep
+    assert sorted(path.name for path in home.iterdir()) == []
+
+
+@pytest.mark.anyio
+async def test_one_install_serves_two_variants_each_under_its_own_name(sandbox, env, tmp_path: Path) -> None:
+    """The test venv's single `nemovideo-mcp`, told which packed folder it speaks for."""
+    command = str(Path(sys.executable).parent / "nemovideo-mcp")
+    for name, how in (("ai-with-music", "option"), ("music-ab2n-0330", "environment")):
+        folder = pack(variant_named(name), tmp_path / "skills")
+        sandbox.reset()
+        if how == "option":
+            params = StdioServerParameters(command=command, args=["--skill-dir", str(folder)],
+                                           env=subprocess_env(env), cwd=tmp_path)
+        else:
+            params = StdioServerParameters(command=command, env=subprocess_env({**env, "NEMO_SKILL_DIR": str(folder)}),
+                                           cwd=tmp_path)
+        async with Client(params) as client:
+            assert not (await client.call_tool("credits", {})).is_error
+        assert sandbox.requests
+        assert {request.headers.get("x-skill-source") for request in sandbox.requests} == {name}
