@@ -1,14 +1,17 @@
-"""`python -m server pack`: a complete, self-contained skill folder for one published variant.
+"""`nemovideo-mcp pack`: a complete, self-contained skill folder for one published variant.
 
-The folder holds the variant's SKILL.md and manifest.yaml, the project's pyproject.toml
-(copied at pack time, so packed folders never lag behind the repository) and a copy of
-this package. It installs with `pip install <folder>` and then identifies itself as that
-variant, because the wheel carries the folder's SKILL.md inside the package.
+The folder is at once an Agent Skill (SKILL.md), an MCPB bundle (manifest.json, and the same
+fields in manifest.yaml), a Claude Code / Agent Plugins bundle (.claude-plugin/plugin.json,
+.mcp.json, skills/<name>/SKILL.md) and a Python project (pyproject.toml, server/). Every
+manifest starts the server with `uvx --from <this folder> nemovideo-mcp` and names the folder
+in NEMO_SKILL_DIR, so one installed or cached `nemovideo-mcp` speaks for whichever variant
+started it. Everything here is generated from the variant data in variants.py and texts.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from collections.abc import Sequence
@@ -16,37 +19,65 @@ from pathlib import Path
 
 import yaml
 
+from . import __version__
 from .errors import ConfigurationError
 from .identity import PACKAGE_DIR
-from .variants import TOOLS, TOP_LEVEL_VARIANT, VARIANTS, Variant, render_skill_md, variant_named
+from .variants import DISTRIBUTION, TOOLS, TOP_LEVEL_VARIANT, VARIANTS, Variant, render_skill_md, variant_named
 
 # The skill folder this package runs from: the repository, or a folder written by `pack`.
 SOURCE_DIR = PACKAGE_DIR.parent
+# Copied as they are: what builds the package (pyproject.toml, hatch_build.py) and what ships with it.
+COPIED = ("pyproject.toml", "hatch_build.py", "LICENSE", "icon.png")
+AUTHOR = "NemoVideo skill maintainers"
+PYTHON = ">=3.11"
 
 MANIFEST_HEADER = """\
-# How a host starts this skill's MCP server (the fields of an MCPB manifest, in YAML).
-# Generated from server/variants.py by `python -m server pack` (`pack <variant> --in-place`
+# How a host starts this skill's MCP server: the fields of manifest.json (MCPB 0.4), in YAML.
+# Generated from server/variants.py by `nemovideo-mcp pack` (`pack <variant> --in-place`
 # rewrites it in place); edit that, not this file.
 """
 
+# What `mcpb pack` leaves out of the .mcpb: the bundle is the manifest, SKILL.md and the
+# project that uv builds on the user's machine.
+MCPBIGNORE = """\
+.venv/
+__pycache__/
+*.pyc
+*.mcpb
+.git/
+.ci/
+tests/
+bench/
+demo-output/
+skills/
+.claude-plugin/
+.mcp.json
+"""
 
-def render_manifest(variant: Variant) -> str:
-    manifest = {
-        "manifest_version": "0.3",
+
+def uvx_from(folder: str) -> dict:
+    """The start command of an unpublished skill folder: uv builds and runs that folder's server."""
+    return {"command": "uvx", "args": ["--from", folder, DISTRIBUTION], "env": {"NEMO_SKILL_DIR": folder}}
+
+
+def mcpb_manifest(variant: Variant) -> dict:
+    start = uvx_from("${__dirname}")
+    return {
+        "manifest_version": "0.4",
         "name": variant.name,
         "display_name": f"{variant.display_name} (NemoVideo)",
         "version": variant.version,
         "description": variant.description,
-        "author": {"name": "NemoVideo skill maintainers"},
+        "author": {"name": AUTHOR},
+        "icon": "icon.png",
         "server": {
-            "type": "python",
+            # uv: the host installs Python and the dependencies from pyproject.toml.
+            "type": "uv",
             "entry_point": "server/__main__.py",
             "mcp_config": {
-                "command": "python3",
-                "args": ["-m", "server"],
+                **start,
                 "env": {
-                    # Makes `-m server` find this folder's package (and so its SKILL.md) from any cwd.
-                    "PYTHONPATH": "${__dirname}",
+                    **start["env"],
                     "NEMO_TOKEN": "${user_config.nemo_token}",
                     "NEMO_OUTPUT_DIR": "${user_config.output_dir}",
                     "NEMO_API_URL": "${user_config.api_url}",
@@ -77,8 +108,37 @@ def render_manifest(variant: Variant) -> str:
             },
         },
         "tools": [{"name": tool.name, "description": tool.description} for tool in TOOLS],
+        "compatibility": {"platforms": ["darwin", "linux", "win32"], "runtimes": {"python": PYTHON}},
+        "keywords": ["video", "music", "nemovideo", "mcp"],
+        "license": "MIT",
     }
-    return MANIFEST_HEADER + yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True, width=100)
+
+
+def render_manifest_json(variant: Variant) -> str:
+    return json.dumps(mcpb_manifest(variant), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_manifest(variant: Variant) -> str:
+    """manifest.yaml: manifest.json's fields, for hosts and people that read YAML."""
+    return MANIFEST_HEADER + yaml.safe_dump(mcpb_manifest(variant), sort_keys=False, allow_unicode=True, width=100)
+
+
+def plugin_files(variant: Variant) -> dict[str, str]:
+    """A Claude Code plugin (also loaded by OpenClaw and other Agent Plugins clients): the server and the skill."""
+    plugin = {
+        "name": variant.name,
+        "version": variant.version,
+        "description": variant.description,
+        "author": {"name": AUTHOR},
+        "license": "MIT",
+        "keywords": ["video", "music", "nemovideo"],
+    }
+    servers = {"mcpServers": {variant.name: {"type": "stdio", **uvx_from("${CLAUDE_PLUGIN_ROOT}")}}}
+    return {
+        ".claude-plugin/plugin.json": json.dumps(plugin, indent=2, ensure_ascii=False) + "\n",
+        ".mcp.json": json.dumps(servers, indent=2, ensure_ascii=False) + "\n",
+        f"skills/{variant.name}/SKILL.md": render_skill_md(variant),
+    }
 
 
 def render_readme(variant: Variant) -> str:
@@ -87,22 +147,27 @@ def render_readme(variant: Variant) -> str:
 
 {variant.emoji} The `{variant.name}` skill, version {variant.version}. {variant.description}
 
-This folder is the whole skill: `SKILL.md` (what the agent reads), `manifest.yaml` (how a host
-starts the MCP server), `server/` (the MCP server) and `pyproject.toml`.
+<!-- mcp-name: io.github.nemovideo/nemovideo-mcp -->
+
+This folder is the whole skill: `SKILL.md` (what the agent reads), `manifest.json` (Claude
+Desktop's MCPB bundle; `manifest.yaml` holds the same fields), `.claude-plugin/` and `.mcp.json`
+(a Claude Code plugin), and the MCP server (`server/`, `pyproject.toml`). It needs Python 3.11+
+and [uv](https://docs.astral.sh/uv/).
 
 ```sh
-python3 -m venv .venv && .venv/bin/pip install .
-.venv/bin/nemovideo-mcp --sandbox   # try it offline against a built-in sandbox, no account needed
-.venv/bin/nemovideo-mcp             # what a host starts (MCP over stdio)
+uvx --from . nemovideo-mcp --sandbox     # try it offline against a built-in sandbox, no account needed
+npx -y @anthropic-ai/mcpb pack . {variant.name}.mcpb    # the bundle to open in Claude Desktop
+claude --plugin-dir .                     # Claude Code with this folder as a plugin
 ```
 
-A host config (Claude Desktop, Cursor) points at the installed server:
+Other hosts run `uvx --from /absolute/path/to/{variant.name} nemovideo-mcp`, for example:
 
 ```json
 {{
   "mcpServers": {{
     "{variant.name}": {{
-      "command": "/absolute/path/to/{variant.name}/.venv/bin/nemovideo-mcp",
+      "command": "uvx",
+      "args": ["--from", "/absolute/path/to/{variant.name}", "nemovideo-mcp"],
       "env": {{ "NEMO_OUTPUT_DIR": "/absolute/path/for/videos" }}
     }}
   }}
@@ -123,8 +188,23 @@ def ensure_skill_folder(folder: Path) -> None:
 
 
 def write_skill_files(variant: Variant, folder: Path) -> None:
-    (folder / "SKILL.md").write_text(render_skill_md(variant), encoding="utf-8")
-    (folder / "manifest.yaml").write_text(render_manifest(variant), encoding="utf-8")
+    """Everything generated from the variant: the skill, its manifests and its plugin bundle."""
+    files = {
+        "SKILL.md": render_skill_md(variant),
+        "manifest.json": render_manifest_json(variant),
+        "manifest.yaml": render_manifest(variant),
+        ".mcpbignore": MCPBIGNORE,
+        **plugin_files(variant),
+    }
+    skills = folder / "skills"
+    if skills.is_dir():  # a variant packed over another one must not keep the other's skill
+        for stale in skills.iterdir():
+            if stale.name != variant.name and (stale / "SKILL.md").is_file():
+                shutil.rmtree(stale)
+    for relative, text in files.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
 
 
 def pack(variant: Variant, directory: Path) -> Path:
@@ -136,8 +216,10 @@ def pack(variant: Variant, directory: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     if (target / "server").exists():
         shutil.rmtree(target / "server")
-    shutil.copytree(PACKAGE_DIR, target / "server", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copyfile(SOURCE_DIR / "pyproject.toml", target / "pyproject.toml")
+    shutil.copytree(PACKAGE_DIR, target / "server",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "SKILL.md"))
+    for name in COPIED:
+        shutil.copyfile(SOURCE_DIR / name, target / name)
     write_skill_files(variant, target)
     (target / "README.md").write_text(render_readme(variant), encoding="utf-8")
     return target
@@ -160,8 +242,8 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("directory", nargs="?", type=Path, help="the skill folder is written to DIRECTORY/VARIANT")
     parser.add_argument("--list", action="store_true", help="list the variants")
     parser.add_argument("--in-place", action="store_true",
-                        help="rewrite SKILL.md and manifest.yaml of the skill folder this server runs from as VARIANT "
-                        "(how the repository's own files are regenerated)")
+                        help="rewrite the generated files (SKILL.md, manifests, plugin bundle) of the skill folder "
+                        "this server runs from as VARIANT (how the repository's own files are regenerated)")
     args = parser.parse_args(argv)
     if args.list:
         print(list_variants())
@@ -175,7 +257,8 @@ def main(argv: Sequence[str]) -> int:
     if args.in_place:
         ensure_skill_folder(SOURCE_DIR)
         write_skill_files(variant, SOURCE_DIR)
-        print(f"Rewrote {SOURCE_DIR / 'SKILL.md'} and manifest.yaml as {variant.name}", file=sys.stderr)
+        print(f"Rewrote the skill files of {SOURCE_DIR} as {variant.name} {variant.version} "
+              f"(nemovideo-mcp {__version__})", file=sys.stderr)
         return 0
     target = pack(variant, args.directory)
     print(target)

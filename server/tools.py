@@ -25,18 +25,7 @@ from .results import CancelResult, ChatResult, CreditsResult, ProjectsResult, St
 from .service import DEFAULT_WAIT_SECONDS, VideoService
 from .upload import UploadResult
 from .settings import Settings
-
-INSTRUCTIONS = """\
-NemoVideo makes and edits videos in the cloud. Send what the user wants (generate,
-edit, add music or titles) to `chat`; it routes balance and timeline questions itself.
-`upload` sends the user's files or links, `export` renders and saves the MP4 and
-returns its path, `credits` shows the balance and `state` the timeline. Show the `reply` or `summary`
-to the user as it is; never show tokens, ids or raw JSON. When a result says
-status "working", tell the user it is still in progress and call `wait` with its
-job_id. Status "needs_input" means NemoVideo asked the user a question: ask the user,
-then send the answer with `chat`. A result with follow_up_job_id means music or titles
-may still land: `wait` with that id reports them. `cancel` stops a job when the user
-asks. Tool errors are written for the user: pass them on and follow their advice."""
+from .texts import INSTRUCTIONS, TOOL_TEXT
 
 log = get_logger("tools")
 
@@ -89,9 +78,8 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
 
     @server.tool(
         name="credits",
-        title="Credit balance",
-        description="Show the NemoVideo credit balance: available, frozen (reserved by running work) and total. "
-        "Use it when the user asks about credits or balance. Exporting costs no credits.",
+        title=TOOL_TEXT["credits"].title,
+        description=TOOL_TEXT["credits"].description,
         annotations=READ_ONLY,
     )
     async def credits(ctx: Context) -> Annotated[CallToolResult, CreditsResult]:
@@ -99,10 +87,8 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
 
     @server.tool(
         name="state",
-        title="Timeline",
-        description="Show what is on the current project's timeline, one line per track "
-        "(video clips, background music with volume, titles and text with their times). "
-        "Use it when the user asks for the status, the tracks, or what the video contains.",
+        title=TOOL_TEXT["state"].title,
+        description=TOOL_TEXT["state"].description,
         annotations=READ_ONLY,
     )
     async def state(ctx: Context) -> Annotated[CallToolResult, StateResult]:
@@ -110,10 +96,8 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
 
     @server.tool(
         name="chat",
-        title="Make or edit the video",
-        description="Send the user's request to NemoVideo's video agent: generate a video, edit it, add or change "
-        "music, titles, captions, timing. Balance and timeline questions are answered directly. Returns the reply "
-        "to show, what changed, and next_actions. Long work returns status 'working' with a job_id: call `wait`.",
+        title=TOOL_TEXT["chat"].title,
+        description=TOOL_TEXT["chat"].description,
         annotations=EDITS,
     )
     async def chat(
@@ -125,10 +109,8 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
 
     @server.tool(
         name="wait",
-        title="Continue waiting",
-        description="Continue waiting for a job that a previous call returned as status 'working' (or a "
-        "follow_up_job_id). Returns the same result shape; call again while it is still working. Job ids stay "
-        "valid for 24 hours, across server restarts and in every server process on this computer.",
+        title=TOOL_TEXT["wait"].title,
+        description=TOOL_TEXT["wait"].description,
         annotations=READ_ONLY,
     )
     async def wait(
@@ -141,9 +123,8 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
 
     @server.tool(
         name="upload",
-        title="Upload media",
-        description="Upload local files (absolute paths) and/or http(s) links to the current project: video, audio "
-        "or images. Checks each file first (exists, accepted type, size limit) and sends nothing if one is wrong.",
+        title=TOOL_TEXT["upload"].title,
+        description=TOOL_TEXT["upload"].description,
         annotations=EDITS,
     )
     async def upload(
@@ -157,10 +138,8 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
 
     @server.tool(
         name="export",
-        title="Export the video",
-        description="Render the current project as an MP4 and save it on this computer (default ~/Downloads or "
-        "NEMO_OUTPUT_DIR). Costs no credits. Returns the file path. Renders take 30-90 s: a 'working' result "
-        "carries a job_id for `wait`; calling export again re-attaches instead of rendering twice.",
+        title=TOOL_TEXT["export"].title,
+        description=TOOL_TEXT["export"].description,
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True),
     )
     async def export(
@@ -172,10 +151,8 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
 
     @server.tool(
         name="projects",
-        title="Projects",
-        description="The user's video projects: 'list' the recent ones (name, when, what is on them, link), start a "
-        "'new' empty project (for a second video; give its name), or 'switch' back to one (by its number from "
-        "the list, or a word of its name). chat, upload, export and state work on the current project.",
+        title=TOOL_TEXT["projects"].title,
+        description=TOOL_TEXT["projects"].description,
         annotations=EDITS,
     )
     async def projects(
@@ -187,10 +164,8 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
 
     @server.tool(
         name="cancel",
-        title="Cancel a job",
-        description="Cancel a job that a previous call returned with a job_id. A render is stopped at NemoVideo. "
-        "For a chat request the skill stops following it, but work NemoVideo already started may still finish "
-        "and be charged: tell the user so. Use only when the user asks to stop.",
+        title=TOOL_TEXT["cancel"].title,
+        description=TOOL_TEXT["cancel"].description,
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
                                     open_world_hint=True),
     )

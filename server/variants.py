@@ -13,6 +13,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .settings import DEFAULT_ACCEPTED_FORMATS
+from .texts import RULES, TOOLS
+
+DISTRIBUTION = "nemovideo-mcp"
+REQUIRES = "Requires Python 3.11+ and uv (uvx); the MCP server runs on this computer and talks to NemoVideo's cloud."
 
 # Agent Skills: at most 64 lowercase letters, digits and single hyphens, no hyphen at either end.
 SKILL_NAME_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -59,34 +63,6 @@ class Variant(BaseModel):
         return self
 
 
-class ToolGuide(BaseModel):
-    """A tool as the host should understand it; also its description in manifest.yaml."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    description: str = Field(min_length=1)
-
-
-TOOLS: tuple[ToolGuide, ...] = (
-    ToolGuide(name="chat", description="Generate or edit the video: send the user's request in their words "
-              "(make a video, add or change music, titles, captions, timing). Balance and timeline questions "
-              "are routed and answered directly."),
-    ToolGuide(name="upload", description="Send the user's media to the project: local file paths or "
-              "http(s) URLs."),
-    ToolGuide(name="export", description="Render the video and save the MP4 on this computer; returns the "
-              "file path. Costs no credits."),
-    ToolGuide(name="wait", description="Continue a job that a previous call returned with status "
-              "\"working\"; call it again while the job is still working."),
-    ToolGuide(name="credits", description="Show the credit balance: available, frozen (reserved by running "
-              "work) and total."),
-    ToolGuide(name="state", description="Show what is on the timeline, one line per track."),
-    ToolGuide(name="projects", description="List the user's recent projects, start a new one for another "
-              "video, or switch back to an earlier one."),
-    ToolGuide(name="cancel", description="Stop a job the user no longer wants: a render is cancelled at "
-              "NemoVideo; chat work already started may still finish and be charged."),
-)
-
 # Every variable is optional: a required one would make ClawHub's scanner demand a token
 # that the server obtains by itself (a free anonymous token).
 ENV_VARS: tuple[tuple[str, str], ...] = (
@@ -97,6 +73,7 @@ ENV_VARS: tuple[tuple[str, str], ...] = (
     ("NEMO_CLIENT_ID", "Client id for anonymous tokens (default a UUID kept in ~/.config/nemovideo/client_id)."),
     ("SKILL_SOURCE", "Overrides the detected install platform sent as X-Skill-Platform."),
     ("NEMO_MAX_UPLOAD_MB", "Largest file the upload tool accepts, in MB (default this skill's {max_upload_mb})."),
+    ("NEMO_SKILL_DIR", "The skill folder whose SKILL.md the server speaks for; the manifests set it."),
 )
 
 VARIANTS: tuple[Variant, ...] = (
@@ -248,9 +225,10 @@ BODY = """\
 
 {greeting}
 
-This skill runs an MCP server (`nemovideo-mcp`, started as described in `manifest.yaml`) that
-talks to NemoVideo's cloud video backend. The server connects, authenticates and identifies
-itself on its own: do not call the NemoVideo HTTP API yourself, use the tools.
+This skill comes with an MCP server, `nemovideo-mcp` (Python 3.11+, started with `uvx` as this
+folder's `manifest.json` and `.mcp.json` say), that talks to NemoVideo's cloud video backend. The
+server connects, authenticates and identifies itself on its own: do not call the NemoVideo HTTP
+API yourself, use the tools.
 
 {walkthrough}
 
@@ -264,29 +242,9 @@ itself on its own: do not call the NemoVideo HTTP API yourself, use the tools.
 |---|---|
 {tool_rows}
 
-## While it works
+## Rules
 
-- The first call may take a few seconds while the server connects; say "Setting up…".
-- Generation takes 1–5 minutes and an export 30–90 seconds. A tool returns status "working"
-  with a `job_id` instead of blocking: tell the user "⏳ Still working…" and call `wait` with
-  that `job_id`, again and again until the status is "done".
-- Status "needs_input" means NemoVideo asked the user a question (the `reply`): ask the user
-  and send their answer with `chat`; do not call `wait`.
-- A result with `follow_up_job_id`: the video is there, and music or titles may still land.
-  Show the result, then `wait` with that id to report what was added.
-- Never send the same request to `chat` again because it is taking long or a call failed: it
-  would duplicate the work and spend credits twice. Use `wait`, or `state` to see what changed.
-
-## How to talk to the user
-
-- Show a result's `reply` or `summary` as it is: it is already written for people, for example
-  `Timeline (3 tracks): 1. Video: city timelapse (0-10s) 2. BGM: Lo-fi (0-10s, 35%) 3. Title: "Urban Dreams" (0-3s)`.
-- If a result has a `notice`, tell the user (for example that a new project was started).
-- Tool errors are written for the user: pass them on and follow their advice. An "export needs a
-  registered account" error is about the plan, not about credits: give the user the project link
-  it contains, and once they have an account token they run `nemovideo-mcp login`; then export again.
-- Never show tokens, session or job ids, raw JSON or HTTP details.
-- After an export, tell the user where the MP4 was saved. Exporting costs no credits.
+{rules}
 
 ## Files
 
@@ -303,13 +261,18 @@ Stick to {recommended_formats} for the smoothest experience. Too large? Suggest 
 def frontmatter(variant: Variant) -> dict:
     return {
         "name": variant.name,
-        "version": variant.version,
         "description": variant.description,
+        "license": "MIT",
+        "compatibility": REQUIRES,
+        # Agent Skills allow no top-level `version`; the server reads it here (identity.py).
         "metadata": {
+            "version": variant.version,
             "openclaw": {
                 "emoji": variant.emoji,
                 "primaryEnv": "NEMO_TOKEN",
-                "requires": {"bins": ["python3"]},
+                # No `requires.env`: a required token would block installs, and the server gets one itself.
+                "requires": {"bins": ["nemovideo-mcp"]},
+                "install": [{"id": "uv", "kind": "uv", "package": DISTRIBUTION, "bins": ["nemovideo-mcp"]}],
                 "envVars": [
                     {"name": name, "required": False,
                      "description": description.format(max_upload_mb=variant.max_upload_mb)}
@@ -330,6 +293,7 @@ def render_skill_md(variant: Variant) -> str:
         walkthrough=variant.walkthrough,
         try_saying="\n".join(f'- "{example}"' for example in variant.try_saying),
         tool_rows="\n".join(f"| `{tool.name}` | {tool.description} |" for tool in TOOLS),
+        rules="\n".join(f"- {rule}" for rule in RULES),
         accepted_formats=", ".join(variant.accepted_formats),
         max_upload_mb=variant.max_upload_mb,
         recommended_formats=", ".join(variant.recommended_formats),

@@ -4,15 +4,18 @@ a mistake in `server/variants.py` cannot vouch for itself."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
+import skills_ref
 import yaml
 from mcp import Client
 
 from nemovideo_mcp.identity import load_identity, read_frontmatter
-from nemovideo_mcp.pack import pack, render_manifest
+from nemovideo_mcp.pack import pack
+from nemovideo_mcp.texts import INSTRUCTIONS, RULES
 from nemovideo_mcp.tools import build_server
 from nemovideo_mcp.variants import TOOLS, TOP_LEVEL_VARIANT, VARIANTS, Variant, render_skill_md, variant_named
 from tests.conftest import REPO
@@ -25,8 +28,9 @@ SEEDS = {  # seed number → the name it is published under and the version it s
     "004": ("music-ab2n-0330", "1.0.0"),
 }
 OPTIONAL_ENV = {"NEMO_TOKEN", "NEMO_OUTPUT_DIR", "NEMO_API_URL", "NEMO_WEB_URL", "NEMO_CLIENT_ID", "SKILL_SOURCE",
-                "NEMO_MAX_UPLOAD_MB"}
-REGENERATE = "regenerate with: python -m nemovideo_mcp pack generator-from-music --in-place"
+                "NEMO_MAX_UPLOAD_MB", "NEMO_SKILL_DIR"}
+AGENT_SKILLS_KEYS = {"name", "description", "license", "compatibility", "metadata", "allowed-tools"}
+REGENERATE = "regenerate with: nemovideo-mcp pack generator-from-music --in-place"
 
 by_name = pytest.mark.parametrize("variant", VARIANTS, ids=lambda variant: variant.name)
 
@@ -73,12 +77,17 @@ def test_frontmatter_follows_agent_skills_and_clawhub_rules(variant: Variant, tm
     description = frontmatter["description"]
     assert isinstance(description, str) and 0 < len(description) <= 1024
     assert "<" not in description and ">" not in description  # Agent Skills forbid XML-like markup here
-    assert frontmatter["version"] == SEEDS[variant.seed][1]
+    assert set(frontmatter) <= AGENT_SKILLS_KEYS  # any other key fails the Agent Skills validators
+    assert frontmatter["metadata"]["version"] == SEEDS[variant.seed][1]
+    assert "3.11" in frontmatter["compatibility"] and "uv" in frontmatter["compatibility"]
+    assert skills_ref.validate(folder) == []
+    assert skills_ref.validate(folder / "skills" / variant.name) == []  # the plugin bundle's copy
 
     openclaw = frontmatter["metadata"]["openclaw"]
     assert openclaw["emoji"] == variant.emoji and openclaw["emoji"].strip()
     assert openclaw["primaryEnv"] == "NEMO_TOKEN"
-    assert openclaw["requires"] == {"bins": ["python3"]}  # no `env`: a required token would block installs
+    assert openclaw["requires"] == {"bins": ["nemovideo-mcp"]}  # no `env`: a required token would block installs
+    assert openclaw["install"] == [{"id": "uv", "kind": "uv", "package": "nemovideo-mcp", "bins": ["nemovideo-mcp"]}]
     assert "requires" not in frontmatter
     env_vars = {entry["name"]: entry for entry in openclaw["envVars"]}
     assert set(env_vars) == OPTIONAL_ENV
@@ -117,16 +126,22 @@ def test_each_variant_speaks_for_itself() -> None:
 
 
 @by_name
-def test_manifest_fields(variant: Variant) -> None:
-    manifest = yaml.safe_load(render_manifest(variant))
-    assert manifest["manifest_version"] == "0.3"
+def test_manifest_fields(variant: Variant, tmp_path: Path) -> None:
+    folder = pack(variant, tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert yaml.safe_load((folder / "manifest.yaml").read_text(encoding="utf-8")) == manifest
+    assert manifest["manifest_version"] == "0.4"
     assert (manifest["name"], manifest["version"], manifest["description"]) == (
         variant.name, variant.version, variant.description)
     assert manifest["display_name"].startswith(variant.display_name) and manifest["author"]["name"]
+    assert (folder / manifest["icon"]).read_bytes().startswith(b"\x89PNG")
+    assert manifest["compatibility"]["runtimes"]["python"] == ">=3.11"
     server = manifest["server"]
-    assert server["type"] == "python" and (REPO / server["entry_point"]).is_file()
+    assert server["type"] == "uv" and (folder / server["entry_point"]).is_file()
     config = server["mcp_config"]
-    assert (config["command"], config["args"]) == ("python3", ["-m", "nemovideo_mcp"])
+    # Until the package is on PyPI, the folder itself is what uv builds and runs.
+    assert (config["command"], config["args"]) == ("uvx", ["--from", "${__dirname}", "nemovideo-mcp"])
+    assert config["env"]["NEMO_SKILL_DIR"] == "${__dirname}"
     assert "NEMO_MAX_UPLOAD_MB" not in config["env"]
     assert config["env"]["NEMO_TOKEN"] == "${user_config.nemo_token}"
     assert config["env"]["NEMO_OUTPUT_DIR"] == "${user_config.output_dir}"
@@ -138,19 +153,45 @@ def test_manifest_fields(variant: Variant) -> None:
     assert [tool["name"] for tool in manifest["tools"]] == [tool.name for tool in TOOLS]
 
 
-def test_top_level_skill_files_are_the_top_level_variant() -> None:
-    top = variant_named(TOP_LEVEL_VARIANT)
-    assert (REPO / "SKILL.md").read_text(encoding="utf-8") == render_skill_md(top), REGENERATE
-    assert (REPO / "manifest.yaml").read_text(encoding="utf-8") == render_manifest(top), REGENERATE
+@by_name
+def test_plugin_bundle(variant: Variant, tmp_path: Path) -> None:
+    folder = pack(variant, tmp_path)
+    plugin = json.loads((folder / ".claude-plugin" / "plugin.json").read_text(encoding="utf-8"))
+    assert (plugin["name"], plugin["version"]) == (variant.name, variant.version)
+    servers = json.loads((folder / ".mcp.json").read_text(encoding="utf-8"))["mcpServers"]
+    assert servers == {variant.name: {
+        "type": "stdio", "command": "uvx", "args": ["--from", "${CLAUDE_PLUGIN_ROOT}", "nemovideo-mcp"],
+        "env": {"NEMO_SKILL_DIR": "${CLAUDE_PLUGIN_ROOT}"},
+    }}
+    assert (folder / "skills" / variant.name / "SKILL.md").read_text() == (folder / "SKILL.md").read_text()
+
+
+def test_top_level_skill_files_are_the_top_level_variant(tmp_path: Path) -> None:
+    generated = pack(variant_named(TOP_LEVEL_VARIANT), tmp_path)
+    names = ["SKILL.md", "manifest.json", "manifest.yaml", ".mcpbignore", ".mcp.json", ".claude-plugin/plugin.json",
+             f"skills/{TOP_LEVEL_VARIANT}/SKILL.md"]
+    for name in names:
+        assert (REPO / name).read_text(encoding="utf-8") == (generated / name).read_text(encoding="utf-8"), (
+            f"{name}: {REGENERATE}")
+    assert [path.name for path in (REPO / "skills").iterdir()] == [TOP_LEVEL_VARIANT]
+
+
+def test_host_rules_have_one_wording_in_the_server_and_in_skill_md() -> None:
+    _, body = split_skill_md((REPO / "SKILL.md").read_text(encoding="utf-8"))
+    for rule in RULES:
+        assert rule in INSTRUCTIONS and f"- {rule}" in body
+    assert "never" in INSTRUCTIONS.lower() and "not files on this computer" in INSTRUCTIONS
 
 
 @pytest.mark.anyio
 async def test_manifest_tools_are_the_servers_tools(settings, identity) -> None:
     async with Client(build_server(settings, identity)) as client:
         served = {tool.name for tool in (await client.list_tools()).tools}
-    declared = yaml.safe_load((REPO / "manifest.yaml").read_text(encoding="utf-8"))["tools"]
+        instructions = client.instructions
+    declared = json.loads((REPO / "manifest.json").read_text(encoding="utf-8"))["tools"]
     assert {tool["name"] for tool in declared} == served
     assert all(tool["description"].strip() for tool in declared)
+    assert instructions == INSTRUCTIONS
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda variant: variant.name)
