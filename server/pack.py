@@ -147,8 +147,6 @@ def render_readme(variant: Variant) -> str:
 
 {variant.emoji} The `{variant.name}` skill, version {variant.version}. {variant.description}
 
-<!-- mcp-name: io.github.nemovideo/nemovideo-mcp -->
-
 This folder is the whole skill: `SKILL.md` (what the agent reads), `manifest.json` (Claude
 Desktop's MCPB bundle; `manifest.yaml` holds the same fields), `.claude-plugin/` and `.mcp.json`
 (a Claude Code plugin), and the MCP server (`server/`, `pyproject.toml`). It needs Python 3.11+

@@ -4,9 +4,11 @@ user's folders alone."""
 
 from __future__ import annotations
 
+import json
 import pkgutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -44,6 +46,7 @@ def test_tests_import_one_module_tree_from_the_repository() -> None:
 # where no Python has it): the SDK and filelock import it behind their own platform checks.
 WITHOUT_FCNTL = """
 import sys
+import tomllib
 
 class NoFcntlForUs:
     @staticmethod
@@ -111,3 +114,21 @@ async def test_one_install_serves_two_variants_each_under_its_own_name(sandbox, 
             assert not (await client.call_tool("credits", {})).is_error
         assert sandbox.requests
         assert {request.headers.get("x-skill-source") for request in sandbox.requests} == {name}
+
+
+def test_publish_metadata_agrees_with_itself() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    registry = json.loads((REPO / "server.json").read_text(encoding="utf-8"))
+    assert registry["$schema"].endswith("/2025-12-11/server.schema.json") and len(registry["description"]) <= 100
+    (package,) = registry["packages"]
+    assert (package["registryType"], package["identifier"], package["runtimeHint"]) == ("pypi", project["name"], "uvx")
+    assert registry["version"] == package["version"] == project["version"] == nemovideo_mcp.__version__
+    assert package["transport"] == {"type": "stdio"}
+    token = {variable["name"]: variable for variable in package["environmentVariables"]}["NEMO_TOKEN"]
+    assert token["isSecret"] is True and token["isRequired"] is False
+    readme = (REPO / "README.md").read_text(encoding="utf-8")  # PyPI's long description
+    assert f"mcp-name: {registry['name']}" in readme
+    assert project["requires-python"] == ">=3.11" and "Python 3.11" in readme
+    assert project["license"] == "MIT" and (REPO / "LICENSE").read_text().startswith("MIT License")
+    for field in ("authors", "keywords", "classifiers", "urls", "readme"):
+        assert project[field], field
