@@ -1,6 +1,6 @@
-"""Independent clients, opt-in (they download npm packages): the MCP Inspector CLI lists and
-calls the tools of `python -m nemovideo_mcp --sandbox`, and the clawhub CLI lists a packed variant
-installed in a workdir.
+"""Independent tools, opt-in (they download npm packages): the MCP Inspector CLI lists and
+calls the tools of `python -m nemovideo_mcp --sandbox`, the clawhub CLI lists a packed variant
+installed in a workdir, and the MCPB CLI validates every variant's manifest.json and packs a bundle.
 
     NEMO_TEST_NPX=1 python -m pytest tests/test_hosts.py
 """
@@ -12,12 +12,13 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from nemovideo_mcp.pack import pack
-from nemovideo_mcp.variants import TOOLS, variant_named
+from nemovideo_mcp.variants import TOOLS, VARIANTS, variant_named
 from tests.conftest import REPO
 
 NPX_SECONDS = 300  # the first run downloads the packages
@@ -54,3 +55,16 @@ def test_clawhub_lists_an_installed_variant(tmp_path: Path) -> None:
     pack(variant_named("music-ab2n-0330"), tmp_path / "skills")  # where `clawhub install` puts skills
     listed = npx("clawhub", "--workdir", str(tmp_path), "--no-input", "list", cwd=tmp_path).stdout
     assert "music-ab2n-0330" in listed.split()
+
+
+def test_mcpb_validates_every_variant_and_packs_a_bundle(tmp_path: Path) -> None:
+    folders = [REPO, *(pack(variant, tmp_path / "skills") for variant in VARIANTS)]
+    for folder in folders:
+        validated = npx("@anthropic-ai/mcpb", "validate", str(folder / "manifest.json"), cwd=tmp_path)
+        assert "validation passes" in validated.stdout, validated.stdout
+    bundle = tmp_path / "music-ab2n-0330.mcpb"
+    npx("@anthropic-ai/mcpb", "pack", str(tmp_path / "skills" / "music-ab2n-0330"), str(bundle), cwd=tmp_path)
+    with zipfile.ZipFile(bundle) as archive:
+        names = set(archive.namelist())
+    assert {"manifest.json", "pyproject.toml", "hatch_build.py", "SKILL.md", "icon.png", "server/cli.py"} <= names
+    assert not any(name.startswith((".venv/", "skills/", "tests/")) for name in names)

@@ -12,11 +12,13 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
 import nemovideo_mcp
 from nemovideo_mcp.pack import pack
+from nemovideo_mcp.sandbox import Sandbox, SandboxServer
 from nemovideo_mcp.variants import TOOLS, variant_named
 from tests.conftest import REPO, subprocess_env
 
@@ -98,22 +100,27 @@ async def test_a_sandbox_session_leaves_the_users_config_and_state_alone(home: P
 
 
 @pytest.mark.anyio
-async def test_one_install_serves_two_variants_each_under_its_own_name(sandbox, env, tmp_path: Path) -> None:
-    """The test venv's single `nemovideo-mcp`, told which packed folder it speaks for."""
+async def test_one_install_serves_two_variants_each_under_its_own_name(home: Path, tmp_path: Path) -> None:
+    """The test venv's single `nemovideo-mcp`, told which packed folder it speaks for, once by
+    option and once by environment; the two run at once, each against its own backend."""
     command = str(Path(sys.executable).parent / "nemovideo-mcp")
-    for name, how in (("ai-with-music", "option"), ("music-ab2n-0330", "environment")):
-        folder = pack(variant_named(name), tmp_path / "skills")
-        sandbox.reset()
-        if how == "option":
-            params = StdioServerParameters(command=command, args=["--skill-dir", str(folder)],
-                                           env=subprocess_env(env), cwd=tmp_path)
-        else:
-            params = StdioServerParameters(command=command, env=subprocess_env({**env, "NEMO_SKILL_DIR": str(folder)}),
-                                           cwd=tmp_path)
-        async with Client(params) as client:
-            assert not (await client.call_tool("credits", {})).is_error
-        assert sandbox.requests
-        assert {request.headers.get("x-skill-source") for request in sandbox.requests} == {name}
+    first, second = (pack(variant_named(name), tmp_path / "skills") for name in ("ai-with-music", "music-ab2n-0330"))
+    with SandboxServer(Sandbox()) as one, SandboxServer(Sandbox()) as two:
+        by_option = StdioServerParameters(command=command, args=["--skill-dir", str(first)], cwd=tmp_path,
+                                          env=subprocess_env({"HOME": str(home), "NEMO_API_URL": one.url}))
+        by_environment = StdioServerParameters(command=command, cwd=tmp_path, env=subprocess_env(
+            {"HOME": str(home), "NEMO_API_URL": two.url, "NEMO_SKILL_DIR": str(second)}))
+
+        async def credits(params: StdioServerParameters) -> None:
+            async with Client(params) as client:
+                assert not (await client.call_tool("credits", {})).is_error
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(credits, by_option)
+            group.start_soon(credits, by_environment)
+        for backend, name in ((one, first.name), (two, second.name)):
+            assert backend.sandbox.requests
+            assert {request.headers.get("x-skill-source") for request in backend.sandbox.requests} == {name}
 
 
 def test_publish_metadata_agrees_with_itself() -> None:
