@@ -14,13 +14,13 @@ import anyio
 import pytest
 from starlette.responses import HTMLResponse
 
-import server.sandbox.app as sandbox_app
-from server import errors
-from server.chat import CUT_REPLY_NOTICE
-from server.export import RenderFailed
-from server.sandbox import Sandbox, SandboxServer
-from server.sandbox.agent import FALLBACK_TEXT, GENERATED_DRAFT, Turn, stream_turn
-from server.service import LATE_WRITE_INTRO, VideoService
+import nemovideo_mcp.sandbox.app as sandbox_app
+from nemovideo_mcp import errors
+from nemovideo_mcp.chat import CUT_REPLY_NOTICE
+from nemovideo_mcp.export import RenderFailed
+from nemovideo_mcp.sandbox import Sandbox, SandboxServer
+from nemovideo_mcp.sandbox.agent import FALLBACK_TEXT, GENERATED_DRAFT, Turn, stream_turn
+from nemovideo_mcp.service import LATE_WRITE_INTRO, VideoService
 
 pytestmark = pytest.mark.anyio
 

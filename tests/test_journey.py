@@ -355,7 +355,7 @@ async def test_a_second_project_can_be_started_and_the_first_returned_to(sandbox
 
 
 async def test_export_during_a_running_turn_renders_the_turns_result(sandbox, service) -> None:
-    from server.export import draft_hash
+    from nemovideo_mcp.export import draft_hash
 
     await service.chat(GENERATE)
     sandbox.turn_seconds = 0.6
