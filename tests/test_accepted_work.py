@@ -100,10 +100,10 @@ async def test_an_export_call_cancelled_by_its_host_leaves_a_render_the_next_exp
 async def test_a_render_the_backend_forgot_is_dropped_and_the_next_export_renders_anew(sandbox, service) -> None:
     sandbox.render_seconds = 30
     await service.chat(GENERATE)
-    await service.export(wait_seconds=0.2)
+    working = await service.export(wait_seconds=0.05)
     sandbox.replay("/api/render/proxy/lambda/render_", {"success": False, "error": "Render not found"}, times=1)
     with pytest.raises(RenderFailed, match="no longer has this render.*export again"):
-        await service.export(wait_seconds=5)
+        await service.wait(working.job_id, wait_seconds=10)  # its next poll meets the refusal
     sandbox.render_seconds = 0.1
     again = await service.export(wait_seconds=10)
     assert again.status == "done" and len(sandbox.render_ids()) == 2
