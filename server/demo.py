@@ -1,18 +1,23 @@
 """`python -m server demo`: the real MCP tools against the embedded sandbox, as a host sees them.
 
 Everything runs offline: a sandbox backend on loopback, a private temporary HOME (so
-the demo never touches the user's token or project), and an in-memory MCP client.
+the demo never touches the user's token or project), and an in-memory MCP client. The demo
+makes its own media (a synthesized track, or a clip with a few shots), sends it through the
+flow of a published skill, and ends with the MP4 the sandbox rendered from it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import wave
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,10 +26,20 @@ from mcp import Client
 
 from .cli import load_startup
 from .sandbox import Sandbox, SandboxServer
+from .sandbox.studio import HINT, PLACEHOLDER, rendering_available
 from .settings import Settings
 from .tools import build_server
+from .variants import TOP_LEVEL_VARIANT, variant_named
 
-GENERATE = "create a video with visuals synced to this music track"
+# Which flow of the offline backend each published skill promises (server/variants.py).
+FLOWS = {
+    "generator-from-music": "music",
+    "music-ab2n-0330": "music",
+    "ai-music-generator-free-ab-old": "score",
+    "ai-with-music": "score",
+    "video-to-generator": "recut",
+}
+FLOW_NAMES = {"music": "music → video", "score": "video → music", "recut": "video → new video"}
 
 
 class Narrator:
@@ -44,8 +59,8 @@ class Narrator:
         return result
 
 
-def write_sample_track(path: Path) -> Path:
-    """Two seconds of a quiet 220 Hz tone: a real WAV file for the upload step."""
+def write_tone(path: Path) -> Path:
+    """Two seconds of a quiet 220 Hz tone with the standard library: the track when the render extra is missing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rate = 8000
     samples = b"".join(int(3000 * math.sin(2 * math.pi * 220 * n / rate)).to_bytes(2, "little", signed=True)
@@ -58,40 +73,88 @@ def write_sample_track(path: Path) -> Path:
     return path
 
 
-async def run_demo(out: TextIO, output_dir: Path) -> None:
+def make_input(flow: str, folder: Path, *, real: bool) -> Path:
+    """The user's own media for a flow: a track for music → video, a clip with shots otherwise."""
+    if flow == "music":
+        target = folder / "Music" / "city nights.wav"
+        if not real:
+            return write_tone(target)
+        from .sandbox.samples import make_track
+
+        return make_track(target, seconds=6.0, tempo=120.0)
+    target = folder / "Movies" / "summer trip.mp4"
+    if not real:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PLACEHOLDER, target)
+        return target
+    from .sandbox.samples import make_clip
+
+    return make_clip(target, seconds=8.0 if flow == "recut" else 6.0, shots=5 if flow == "recut" else 3)
+
+
+def describe_file(path: Path, *, real: bool) -> str:
+    if not real:
+        return f"{path.stat().st_size / 1e6:.2f} MB (the placeholder clip). {HINT}"
+    from .sandbox.samples import describe
+
+    return describe(path)
+
+
+async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_VARIANT, *,
+                   walkthrough: bool = True) -> Path | None:
+    """The demo; returns the exported MP4. `walkthrough` adds the tour of every tool around the flow."""
     narrator = Narrator(out)
+    variant = variant_named(variant_name)
+    flow = FLOWS[variant.name]
+    real = rendering_available()
     with tempfile.TemporaryDirectory(prefix="nemovideo-demo-") as home, SandboxServer(Sandbox()) as backend:
         settings = Settings.from_env({"HOME": home}).with_api_url(backend.url)
-        identity = load_startup(settings)
-        narrator.say(f"NemoVideo MCP demo — sandbox backend at {backend.url}, skill {identity.name} {identity.version}")
+        identity = load_startup(settings).model_copy(update={
+            "name": variant.name, "version": variant.version, "max_upload_mb": variant.max_upload_mb})
+        narrator.say(f"NemoVideo MCP demo — sandbox backend at {backend.url}, skill {identity.name} {identity.version}"
+                     f" ({FLOW_NAMES[flow]})")
+        if not real:
+            narrator.say(f"⚠️  {HINT}")
         async with Client(build_server(settings, identity)) as client:
             tools = (await client.list_tools()).tools
             narrator.say("Tools: " + ", ".join(tool.name for tool in tools))
             await narrator.call(client, "credits", {}, "how many credits do I have left?")
-            await narrator.call(client, "state", {}, "what's on the timeline?")
-            track = write_sample_track(Path(home) / "Music" / "city nights.wav")
-            request = f'{GENERATE} "{track}"'
+            if walkthrough:
+                await narrator.call(client, "state", {}, "what's on the timeline?")
+            media = make_input(flow, Path(home), real=real)
+            request = f'{variant.example_request} "{media}"'
             await narrator.call(client, "chat", {"message": request},
                                 f"{request}  (routed: the file is checked and uploaded, then the request goes to the agent)")
-            await narrator.call(client, "chat", {"message": "add a title 'Summer Nights'"},
-                                "add a title 'Summer Nights'  (the backend edits silently; the server reports the change)")
-            await narrator.call(client, "chat", {"message": "what next?"},
-                                "what next?  (the backend answers with GUI directions; the server translates them)")
-            await narrator.call(client, "chat", {"message": "what's my balance?"}, "what's my balance?  (routed, no agent turn)")
-
-            backend.sandbox.turn_seconds = 3.0  # a slow turn, to show the handle a host gets back
-            working = await narrator.call(client, "chat", {"message": "make the music quieter", "wait_seconds": 1},
-                                          "make the music quieter  (a long turn: the tool returns a handle in time)")
-            await narrator.call(client, "wait", {"job_id": working.structured_content["job_id"]}, "(host keeps waiting)")
+            if walkthrough:
+                await narrator.call(client, "chat", {"message": "add a caption 'Summer Nights'"},
+                                    "add a caption 'Summer Nights'  (the backend edits silently; the server reports the change)")
+                await narrator.call(client, "chat", {"message": "what next?"},
+                                    "what next?  (the backend answers with GUI directions; the server translates them)")
+                await narrator.call(client, "chat", {"message": "what's my balance?"},
+                                    "what's my balance?  (routed, no agent turn)")
+                backend.sandbox.turn_seconds = 3.0  # a slow turn, to show the handle a host gets back
+                working = await narrator.call(client, "chat", {"message": "make the music louder", "wait_seconds": 1},
+                                              "make the music louder  (a long turn: the tool returns a handle in time)")
+                await narrator.call(client, "wait", {"job_id": working.structured_content["job_id"]},
+                                    "(host keeps waiting)")
             await narrator.call(client, "state", {}, "show tracks")
             exported = await narrator.call(client, "export", {"output_dir": str(output_dir)}, "export it as an MP4")
-        if not exported.is_error:
-            narrator.say(f"\n🎞️  The MP4 is on disk: {exported.structured_content['path']}")
-        narrator.say("Done. Everything above went over real HTTP to the embedded sandbox.")
+        if exported.is_error:
+            return None
+        path = Path(exported.structured_content["path"])
+        narrator.say(f"\n🎞️  The MP4 is on disk: {path}")
+        narrator.say(f"    {describe_file(path, real=real)}")
+        narrator.say("Done. Everything above went over real HTTP to the embedded sandbox, which rendered the video.")
+        return path
 
 
 def main(argv: Sequence[str] = ()) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", choices=list(FLOWS),
+                        help="run the flow of this published skill (music → video, video → music, video → new video)")
+    args = parser.parse_args(argv)
     # The demo's HOME is temporary; the video goes where the user can find it afterwards.
     output_dir = Path(os.environ.get("NEMO_OUTPUT_DIR") or Path.cwd() / "demo-output").expanduser().resolve()
-    anyio.run(run_demo, sys.stdout, output_dir)
-    return 0
+    exported = anyio.run(partial(run_demo, sys.stdout, output_dir, args.variant or TOP_LEVEL_VARIANT,
+                                 walkthrough=args.variant is None))
+    return 0 if exported else 1

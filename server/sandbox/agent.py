@@ -12,17 +12,21 @@ import copy
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import director
 from .state import ConnectionAbort, Sandbox
+from .studio import HINT, Upload, rendering_available
 
 Draft = dict[str, Any]
 
+# With nothing uploaded: the visual layer over a generated lo-fi groove (render.py reads fx/groove).
 GENERATED_DRAFT: Draft = {"t": [
-    {"tt": 0, "sg": [{"st": 0, "d": 10000, "m": {"name": "city timelapse"}}]},
-    {"tt": 1, "sg": [{"st": 0, "d": 10000, "m": {"name": "Lo-fi", "vol": 0.35, "role": "bgm"}}]},
+    {"tt": 0, "sg": [{"st": 0, "d": 10000, "m": {"name": "city timelapse", "fx": "visualizer"}}]},
+    {"tt": 1, "sg": [{"st": 0, "d": 10000, "m": {"name": "Lo-fi", "vol": 0.35, "role": "bgm",
+                                                 "groove": {"tempo": 84, "seed": 7}}}]},
     {"tt": 7, "sg": [{"st": 0, "d": 3000, "m": {"text": "Urban Dreams", "role": "title"}}]},
 ]}
 # Two-stage generation (the official skill): the raw video first, music and title after the stream.
@@ -97,6 +101,19 @@ def _generate(message: str) -> Turn:
     )
 
 
+def _generate_from(made: director.Plan, message: str) -> Turn:
+    """A generation turn made from the uploads: the picture lands first, then sound and title."""
+    tracks = made.draft["t"]
+    text = made.text if rendering_available() else f"{made.text} {HINT}"
+    return Turn(
+        cost=10, tool="generate_video", args={"prompt": message},
+        edit=lambda draft: {"t": copy.deepcopy(tracks[:RAW_VIDEO_TRACKS])},
+        late_edit=lambda draft: {**draft, "t": [*draft.get("t", []), *copy.deepcopy(tracks[RAW_VIDEO_TRACKS:])]},
+        media={"type": "video", "name": made.title, "duration_ms": round(made.seconds * 1000)},
+        text=text, streamed=True,
+    )
+
+
 def _add_text(message: str) -> Turn:
     text = next(group for group in _QUOTED.search(message).groups() if group)
     role = "caption" if "caption" in message.lower() else "title"
@@ -132,6 +149,9 @@ def _set_music_volume(message: str) -> Turn:
     )
 
 
+# With uploads, these ask for a video too ("add background music that matches the mood of my video").
+_MEDIA_REQUESTS = ("sync", "turn this", "turn my", "music", "soundtrack", "video")
+
 # First match wins, so the specific edits sit above the broad "make/create" rule
 # ("make the music quieter" is a volume change, not a new video).
 _RULES: tuple[tuple[Callable[[str], object], Callable[[str], Turn]], ...] = (
@@ -144,9 +164,14 @@ _RULES: tuple[tuple[Callable[[str], object], Callable[[str], Turn]], ...] = (
 )
 
 
-def plan_turn(message: str) -> Turn:
+def plan_turn(message: str, uploads: Sequence[Upload] = ()) -> Turn:
     lowered = message.lower()
-    return next((build(message) for matches, build in _RULES if matches(lowered)), Turn(cost=0, text=FALLBACK_TEXT))
+    build = next((build for matches, build in _RULES if matches(lowered)), None)
+    asks_for_media = build is _generate or (build is None and _has(lowered, *_MEDIA_REQUESTS))
+    made = director.plan(list(uploads), message) if uploads and asks_for_media else None
+    if made is not None:
+        return _generate_from(made, message)
+    return build(message) if build else Turn(cost=0, text=FALLBACK_TEXT)
 
 
 def _uuidish(number: int) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import anyio
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -32,15 +32,6 @@ from .state import (
 
 ATTRIBUTION_HEADERS = ("x-skill-source", "x-skill-version", "x-skill-platform")
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
-
-
-def _build_mp4(total_bytes: int = 256 * 1024) -> bytes:
-    ftyp = struct.pack(">I4s4sI", 32, b"ftyp", b"isom", 0x200) + b"isomiso2avc1mp41"
-    padding = total_bytes - len(ftyp)
-    return ftyp + struct.pack(">I4s", padding, b"free") + (bytes(range(256)) * (padding // 256 + 1))[:padding - 8]
-
-
-MP4_BYTES = _build_mp4()
 
 
 def _call_of(path: str) -> str:
@@ -79,10 +70,11 @@ def _has_segments(draft: object) -> bool:
     return isinstance(tracks, list) and any(isinstance(track, dict) and track.get("sg") for track in tracks)
 
 
-async def _mp4_chunks(cut: bool) -> AsyncIterator[bytes]:
-    end = len(MP4_BYTES) // 2 if cut else len(MP4_BYTES)
-    for offset in range(0, end, DOWNLOAD_CHUNK_BYTES):
-        yield MP4_BYTES[offset:min(offset + DOWNLOAD_CHUNK_BYTES, end)]
+async def _mp4_chunks(path: Path, size: int, cut: bool) -> AsyncIterator[bytes]:
+    end = size // 2 if cut else size
+    with path.open("rb") as video:
+        for offset in range(0, end, DOWNLOAD_CHUNK_BYTES):
+            yield video.read(min(DOWNLOAD_CHUNK_BYTES, end - offset))
     if cut:
         raise ConnectionAbort("cut_next_download")
 
@@ -140,7 +132,12 @@ class _Handlers:
             async with request.form(max_files=1000) as form:
                 uploads = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
                 files = [self._checked_file(upload.filename or "", upload.size or 0) for upload in uploads]
+                # Kept on disk and analysed (off the event loop) for the agent and the renderer.
+                kept = [await anyio.to_thread.run_sync(self.sandbox.studio.keep, upload.file, file["name"],
+                                                       file["type"]) for upload, file in zip(uploads, files)]
+                files = [file | item.facts for file, item in zip(files, kept)]
         else:
+            kept = []
             urls = (await _json_object(request)).get("urls")
             if not isinstance(urls, list):
                 raise ApiError(1, "urls must be a list")
@@ -148,6 +145,8 @@ class _Handlers:
         if not files:
             raise ApiError(1, "nothing to upload")
         stored = self.sandbox.add_media(session_id, files)
+        for item, kept_file in zip(stored, kept):
+            self.sandbox.studio.adopt(item["id"], kept_file)
         return self.ok("upload", {"files": [_documented_file(item, self.download_url) for item in stored],
                                   "session_state_applied": True})
 
@@ -170,7 +169,7 @@ class _Handlers:
             raise ApiError(1, "new_message.parts[].text is required", status=422) from None
         if session_id not in self.sandbox.sessions:
             return JSONResponse({"detail": f"Session not found: {session_id}"}, status_code=404)
-        turn = plan_turn(message)
+        turn = plan_turn(message, self.sandbox.studio.uploads(self.sandbox.state_of(session_id)["video_infos"]))
         try:
             self.sandbox.begin_turn(session_id)
         except ApiError:
@@ -201,7 +200,7 @@ class _Handlers:
         self.sandbox.session(str(body.get("sessionId", "")))
         if not _has_segments(body.get("draft")):
             raise ApiError(1, "draft is empty")
-        started = self.sandbox.start_render(render_id)
+        started = self.sandbox.start_render(render_id, body["draft"], body.get("output"))
         if self.sandbox.take_switch("garble_next_render_start"):
             return _injected_response(self.sandbox.reply_style, request.url.path, 502, None)
         return self.ok("render_start", started)
@@ -225,8 +224,10 @@ class _Handlers:
         if self.sandbox.render_status(render_id, self.download_url)["status"] != "completed":
             raise ApiError(1, "render is not completed", status=409)
         cut = self.sandbox.take_switch("cut_next_download")
-        return StreamingResponse(_mp4_chunks(cut), media_type="video/mp4",
-                                 headers={"Content-Length": str(len(MP4_BYTES))})
+        path = self.sandbox.render_file(render_id)
+        size = path.stat().st_size
+        return StreamingResponse(_mp4_chunks(path, size, cut), media_type="video/mp4",
+                                 headers={"Content-Length": str(size)})
 
     async def claim_token(self, request: Request) -> Response:
         self._authorize(request)

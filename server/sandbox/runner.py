@@ -91,6 +91,7 @@ class SandboxServer:
         self._server.should_exit = True
         self._thread.join()
         self._server = self._thread = None
+        self.sandbox.close()
 
     def __enter__(self) -> SandboxServer:
         self.start()

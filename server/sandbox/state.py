@@ -12,7 +12,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from .studio import RenderJob, Studio
 
 MEDIA_TYPES = {
     **dict.fromkeys(("mp4", "mov", "avi", "webm", "mkv"), "video"),
@@ -32,7 +35,7 @@ ERRORS = {  # code -> (HTTP status, message)
 GATEWAY_ERRORS = {502: "Bad Gateway", 503: "Service Unavailable"}
 SWITCHES = ("render_seconds", "turn_seconds", "heartbeat_seconds", "max_upload_bytes", "accepted_extensions",
             "fail_renders", "drop_next_stream", "cut_next_download", "reply_style", "anonymous_export_blocked",
-            "next_turn_ending", "late_write_seconds", "garble_next_render_start")
+            "next_turn_ending", "late_write_seconds", "garble_next_render_start", "real_renders")
 # How the documents say NemoVideo replies (wire.py): SKILL.md v1.9, the published API reference,
 # and v1.9 read literally (every field it elides left out).
 REPLY_STYLES = ("v1.9", "reference", "minimal")
@@ -101,14 +104,15 @@ class _Render:
     render_id: str
     started: float
     duration: float
-    fails: bool
     created_at_ms: int
+    job: RenderJob
     cancelled: bool = False
 
     def describe(self, download_url: str) -> dict[str, Any]:
         """The render as plain facts; wire.py writes them in the reply style being served."""
         elapsed = time.monotonic() - self.started
-        fraction = 1.0 if self.duration <= 0 else min(1.0, elapsed / self.duration)
+        # `duration` (the render_seconds switch) is the least a render takes; a real one may take longer.
+        fraction = min(1.0 if self.duration <= 0 else min(1.0, elapsed / self.duration), self.job.progress)
         info: dict[str, Any] = {"id": self.render_id, "progress": int(fraction * 100),
                                 "created_at_ms": self.created_at_ms}
         if self.cancelled:
@@ -117,11 +121,12 @@ class _Render:
             info["status"] = "pending"
         elif fraction < 1.0:
             info["status"] = "processing"
-        elif self.fails:
-            info |= {"status": "failed", "error": "render failed: encoder crashed"}
+        elif self.job.error:
+            info |= {"status": "failed", "error": self.job.error}
         else:
             info |= {"status": "completed", "url": f"{download_url}/files/{self.render_id}.mp4",
-                     "completed_at_ms": self.created_at_ms + int(self.duration * 1000)}
+                     "completed_at_ms": self.created_at_ms + int(self.duration * 1000),
+                     "duration": self.job.duration, "size": self.job.path.stat().st_size}
         return info
 
 
@@ -130,6 +135,7 @@ class Sandbox:
         # The standalone CLI picks these durations; reset() returns to them rather than to 2.0/0.0.
         self._default_durations = (render_seconds, turn_seconds)
         self._lock = threading.RLock()
+        self.studio = Studio()
         self.reset()
 
     def reset(self) -> None:
@@ -139,6 +145,8 @@ class Sandbox:
             self.max_upload_bytes = 500 * 1024 * 1024
             self.accepted_extensions = list(MEDIA_TYPES)
             self.fail_renders = False
+            self.real_renders = True  # False: every render is the placeholder clip (fast, for protocol tests)
+            self.studio.reset()
             self.drop_next_stream = False
             self.cut_next_download = False
             self.reply_style = "v1.9"
@@ -318,12 +326,14 @@ class Sandbox:
                 session.generated_media.append({"id": f"gen_{self.next_number('generated')}", **media})
             return session.draft_version
 
-    def start_render(self, render_id: str) -> dict[str, Any]:
+    def start_render(self, render_id: str, draft: dict[str, Any], output: object = None) -> dict[str, Any]:
         with self._lock:
             if render_id in self._renders:
                 raise ApiError(1, "duplicate render id")
-            render = _Render(render_id, time.monotonic(), self.render_seconds, self.fail_renders,
-                             created_at_ms=int(time.time() * 1000))
+            # A render that is going to fail is not worth the encoder's time.
+            job = RenderJob.failed("render failed: encoder crashed") if self.fail_renders else self.studio.render(draft, output, real=self.real_renders)
+            render = _Render(render_id, time.monotonic(), self.render_seconds,
+                             created_at_ms=int(time.time() * 1000), job=job)
             self._renders[render_id] = render
         return {"id": render_id, "status": "pending", "progress": 5, "created_at_ms": render.created_at_ms}
 
@@ -341,7 +351,18 @@ class Sandbox:
                 raise ApiError(1, "render not found", status=404)
             if render.describe(download_url)["status"] in ("pending", "processing"):
                 render.cancelled = True
+                render.job.cancel()
             return render.describe(download_url)
+
+    def render_file(self, render_id: str) -> Path:
+        with self._lock:
+            path = self._renders[render_id].job.path
+        assert path is not None, "only a completed render has a file"
+        return path
+
+    def close(self) -> None:
+        """Delete the uploaded files and rendered videos (the server calls this when it stops)."""
+        self.studio.close()
 
     def forget_render(self, render_id: str) -> None:
         """The backend lost a render (tests of what a client does then)."""
