@@ -17,6 +17,7 @@ import sys
 import tempfile
 import wave
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -39,6 +40,7 @@ FLOWS = {
     "ai-with-music": "score",
     "video-to-generator": "recut",
 }
+DEMO_TEMPO = 120.0
 FLOW_NAMES = {"music": "music → video", "score": "video → music", "recut": "video → new video"}
 
 
@@ -73,7 +75,7 @@ def write_tone(path: Path) -> Path:
     return path
 
 
-def make_input(flow: str, folder: Path, *, real: bool) -> Path:
+def make_input(flow: str, folder: Path, *, real: bool, seconds: float = 6.0) -> Path:
     """The user's own media for a flow: a track for music → video, a clip with shots otherwise."""
     if flow == "music":
         target = folder / "Music" / "city nights.wav"
@@ -81,7 +83,7 @@ def make_input(flow: str, folder: Path, *, real: bool) -> Path:
             return write_tone(target)
         from .sandbox.samples import make_track
 
-        return make_track(target, seconds=6.0, tempo=120.0)
+        return make_track(target, seconds=seconds, tempo=DEMO_TEMPO)
     target = folder / "Movies" / "summer trip.mp4"
     if not real:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +91,7 @@ def make_input(flow: str, folder: Path, *, real: bool) -> Path:
         return target
     from .sandbox.samples import make_clip
 
-    return make_clip(target, seconds=8.0 if flow == "recut" else 6.0, shots=5 if flow == "recut" else 3)
+    return make_clip(target, seconds=seconds, shots=5 if flow == "recut" else 3, size=(320, 180))
 
 
 def describe_file(path: Path, *, real: bool) -> str:
@@ -100,14 +102,21 @@ def describe_file(path: Path, *, real: bool) -> str:
     return describe(path)
 
 
+@dataclass(frozen=True)
+class Made:
+    path: Path
+    draft: dict[str, Any]  # what the sandbox rendered
+
+
 async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_VARIANT, *,
-                   walkthrough: bool = True) -> Path | None:
-    """The demo; returns the exported MP4. `walkthrough` adds the tour of every tool around the flow."""
+                   walkthrough: bool = True, seconds: float = 6.0) -> Made | None:
+    """The demo; returns the exported MP4 and its draft. `walkthrough` adds a tour of every tool
+    around the flow; `seconds` is the length of the media the demo makes."""
     narrator = Narrator(out)
     variant = variant_named(variant_name)
     flow = FLOWS[variant.name]
     real = rendering_available()
-    with tempfile.TemporaryDirectory(prefix="nemovideo-demo-") as home, SandboxServer(Sandbox()) as backend:
+    with tempfile.TemporaryDirectory(prefix="nemovideo-demo-") as home, SandboxServer(Sandbox(render_seconds=0)) as backend:
         settings = Settings.from_env({"HOME": home}).with_api_url(backend.url)
         identity = load_startup(settings).model_copy(update={
             "name": variant.name, "version": variant.version, "max_upload_mb": variant.max_upload_mb})
@@ -121,7 +130,7 @@ async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_
             await narrator.call(client, "credits", {}, "how many credits do I have left?")
             if walkthrough:
                 await narrator.call(client, "state", {}, "what's on the timeline?")
-            media = make_input(flow, Path(home), real=real)
+            media = make_input(flow, Path(home), real=real, seconds=seconds)
             request = f'{variant.example_request} "{media}"'
             await narrator.call(client, "chat", {"message": request},
                                 f"{request}  (routed: the file is checked and uploaded, then the request goes to the agent)")
@@ -139,13 +148,15 @@ async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_
                                     "(host keeps waiting)")
             await narrator.call(client, "state", {}, "show tracks")
             exported = await narrator.call(client, "export", {"output_dir": str(output_dir)}, "export it as an MP4")
+            [session] = backend.sandbox.sessions.values()
+            draft = session.draft
         if exported.is_error:
             return None
         path = Path(exported.structured_content["path"])
         narrator.say(f"\n🎞️  The MP4 is on disk: {path}")
         narrator.say(f"    {describe_file(path, real=real)}")
         narrator.say("Done. Everything above went over real HTTP to the embedded sandbox, which rendered the video.")
-        return path
+        return Made(path, draft)
 
 
 def main(argv: Sequence[str] = ()) -> int:

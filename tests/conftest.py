@@ -29,6 +29,8 @@ def sandbox_server() -> Iterator[SandboxServer]:
 def sandbox(sandbox_server: SandboxServer) -> Sandbox:
     sandbox_server.sandbox.reset()
     sandbox_server.sandbox.render_seconds = 0.2
+    # Protocol tests get the placeholder clip at once; tests of real rendering switch it on.
+    sandbox_server.sandbox.real_renders = False
     return sandbox_server.sandbox
 
 

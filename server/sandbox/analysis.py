@@ -3,8 +3,9 @@
 Beats: onset strength is the spectral flux of a log-magnitude short-time spectrum; the tempo
 is the strongest autocorrelation lag of that envelope (weighted towards ~120 BPM, as people
 tap), and the beats are the phase of that period that lands on most onsets, each nudged to
-its nearest peak. Scenes: a cut is a frame whose small grey thumbnail differs from the
-previous one far more than frames usually do. Both are deterministic for a given file.
+its nearest peak. Scenes: a cut is a frame whose small colour thumbnail differs from the
+previous one far more than frames usually do (colour, because two shots can be equally
+bright). Both are deterministic for a given file.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def scenes_of(path: Path) -> list[float]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
-            thumbnail = frame.reformat(*THUMBNAIL, format="gray").to_ndarray().astype(np.int16)
+            thumbnail = frame.reformat(*THUMBNAIL, format="rgb24").to_ndarray().astype(np.int16)
             if previous is not None:
                 differences.append(float(np.abs(thumbnail - previous).mean()))
                 times.append(frame.time or 0.0)

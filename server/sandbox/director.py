@@ -136,10 +136,10 @@ def music_for_video(clips: list[Upload]) -> Plan:
              for clip, start in zip(clips, starts)]
     name = f"Generated groove ({tempo:.0f} BPM)"
     draft = {"t": [{"tt": 0, "sg": video}, _groove(name, seconds, tempo, _seed(clips), 0.8)]}
-    cuts = sum(len(clip.scenes) for clip in clips)
+    shots = len(clips) + sum(len(clip.scenes) for clip in clips)
     text = (f"Your video has music: a {seconds:g} s background track generated for it at {tempo:.0f} BPM "
-            f"(drums, bass and chords, following {cuts} cuts in {len(clips)} clip{'s' if len(clips) > 1 else ''}), "
-            f"with the clips' own sound kept underneath at 35%.")
+            f"(drums, bass and chords paced to its {shots} shot{'s' if shots > 1 else ''}), "
+            f"with the video's own sound kept underneath at 35%.")
     return Plan(draft, text, title_of(clips[0].name), seconds)
 
 
@@ -153,7 +153,8 @@ def _shots(clips: list[Upload]) -> list[tuple[Upload, float, float]]:
 
 
 def recut(clips: list[Upload]) -> Plan:
-    shot_seconds = RECUT_BEATS_PER_SHOT * 60 / RECUT_TEMPO
+    beat = 60 / RECUT_TEMPO
+    shot_seconds = RECUT_BEATS_PER_SHOT * beat
     shots = _shots(clips)
     if len(shots) < 3:  # too few cuts to choose from: take moments spread through the footage
         shots = [(clip, start, min(start + shot_seconds, _seconds(clip)))
@@ -161,8 +162,9 @@ def recut(clips: list[Upload]) -> Plan:
     picked = shots[:: max(1, len(shots) // RECUT_MAX_SHOTS)][:RECUT_MAX_SHOTS]
     video, start = [], 0.0
     for index, (clip, shot_start, shot_end) in enumerate(picked):
-        # The middle of the shot, as long as a bar, or the whole shot when it is shorter.
-        length = min(shot_seconds, shot_end - shot_start)
+        # The middle of the shot, a whole number of beats long (at most a bar), so cuts land on beats.
+        available = shot_end - shot_start
+        length = min(available, beat * max(1, min(RECUT_BEATS_PER_SHOT, int(available / beat))))
         source = shot_start + (shot_end - shot_start - length) / 2
         meta = {"name": clip.name, "media": clip.id, "vol": 0, "tr": DISSOLVE_MS if index else 0}
         video.append({"st": _ms(start), "d": _ms(length), "m": meta | ({"src": _ms(source)} if clip.kind == "video" else {})})
@@ -172,9 +174,9 @@ def recut(clips: list[Upload]) -> Plan:
     name = f"Generated groove ({RECUT_TEMPO:.0f} BPM)"
     draft = {"t": [{"tt": 0, "sg": video}, _groove(name, seconds, RECUT_TEMPO, _seed(clips), 0.9),
                    _title_track(title, seconds)]}
-    text = (f'Your new video is ready: a {seconds:g} s cut of {len(video)} shots from '
-            f'{", ".join(clip.name for clip in clips)}, with cross-dissolves, a generated '
-            f'{RECUT_TEMPO:.0f} BPM music track and the title "{title}".')
+    text = (f'Your new video is ready: {len(video)} shots from {", ".join(clip.name for clip in clips)} '
+            f'cut to {seconds:g} s on the beat, with cross-dissolves, a generated {RECUT_TEMPO:.0f} BPM music '
+            f'track and the title "{title}".')
     return Plan(draft, text, title, seconds)
 
 
