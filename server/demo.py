@@ -116,7 +116,9 @@ async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_
     variant = variant_named(variant_name)
     flow = FLOWS[variant.name]
     real = rendering_available()
-    with tempfile.TemporaryDirectory(prefix="nemovideo-demo-") as home, SandboxServer(Sandbox(render_seconds=0)) as backend:
+    # Real renders take their own time; render_seconds would only add to it.
+    sandbox = Sandbox(render_seconds=0)
+    with tempfile.TemporaryDirectory(prefix="nemovideo-demo-") as home, SandboxServer(sandbox) as backend:
         settings = Settings.from_env({"HOME": home}).with_api_url(backend.url)
         identity = load_startup(settings).model_copy(update={
             "name": variant.name, "version": variant.version, "max_upload_mb": variant.max_upload_mb})
@@ -133,10 +135,12 @@ async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_
             media = make_input(flow, Path(home), real=real, seconds=seconds)
             request = f'{variant.example_request} "{media}"'
             await narrator.call(client, "chat", {"message": request},
-                                f"{request}  (routed: the file is checked and uploaded, then the request goes to the agent)")
+                                f"{request}  (routed: the file is checked and uploaded, then the request goes to "
+                                "the agent)")
             if walkthrough:
-                await narrator.call(client, "chat", {"message": "add a caption 'Summer Nights'"},
-                                    "add a caption 'Summer Nights'  (the backend edits silently; the server reports the change)")
+                caption = "add a caption 'Summer Nights'"
+                await narrator.call(client, "chat", {"message": caption},
+                                    f"{caption}  (the backend edits silently; the server reports the change)")
                 await narrator.call(client, "chat", {"message": "what next?"},
                                     "what next?  (the backend answers with GUI directions; the server translates them)")
                 await narrator.call(client, "chat", {"message": "what's my balance?"},

@@ -167,7 +167,8 @@ def recut(clips: list[Upload]) -> Plan:
         length = min(available, beat * max(1, min(RECUT_BEATS_PER_SHOT, int(available / beat))))
         source = shot_start + (shot_end - shot_start - length) / 2
         meta = {"name": clip.name, "media": clip.id, "vol": 0, "tr": DISSOLVE_MS if index else 0}
-        video.append({"st": _ms(start), "d": _ms(length), "m": meta | ({"src": _ms(source)} if clip.kind == "video" else {})})
+        meta |= {"src": _ms(source)} if clip.kind == "video" else {}
+        video.append({"st": _ms(start), "d": _ms(length), "m": meta})
         start += length
     seconds = start
     title = title_of(clips[0].name)

@@ -43,7 +43,8 @@ def probe(path: Path) -> Probe | None:
         return None
 
 
-def audio_blocks(path: Path, rate: int = AUDIO_RATE, layout: str = "stereo", start: float = 0.0) -> Iterator[np.ndarray]:
+def audio_blocks(path: Path, rate: int = AUDIO_RATE, layout: str = "stereo",
+                 start: float = 0.0) -> Iterator[np.ndarray]:
     """The file's sound from `start` seconds on, as float32 (channels, n) blocks at `rate`."""
     with av.open(str(path)) as container:
         if not container.streams.audio:

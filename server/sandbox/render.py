@@ -31,7 +31,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .media import AUDIO_RATE, AudioReader, PictureReader
+from .media import AUDIO_RATE, AudioReader, PictureReader, probe
 from .music import Groove
 
 RESOLUTIONS = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
@@ -125,7 +125,8 @@ class Mixer:
             voice.offset = round(src * AUDIO_RATE) - voice.first
             return
         path = self._resolve(str(meta.get("media", "")))
-        if path is not None:
+        facts = probe(path) if path is not None else None
+        if facts is not None and facts.has_audio:  # a corrupt upload or a silent clip plays as silence
             voice.source = AudioReader(path, start=src)
 
     def mix(self, first: int, count: int) -> np.ndarray:

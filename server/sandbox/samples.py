@@ -20,7 +20,8 @@ SHOT_COLOURS = ((200, 60, 40), (30, 110, 200), (240, 200, 40), (40, 160, 90), (1
 def make_track(path: Path, seconds: float = 6.0, tempo: float = 120.0, seed: int = 11) -> Path:
     """Drums, bass and chords as a WAV, rendered a second at a time."""
     total = round(seconds * AUDIO_RATE)
-    blocks = [Groove(tempo, seed).render(start, min(AUDIO_RATE, total - start)) for start in range(0, total, AUDIO_RATE)]
+    groove = Groove(tempo, seed)
+    blocks = [groove.render(start, min(AUDIO_RATE, total - start)) for start in range(0, total, AUDIO_RATE)]
     return write_wav(path, np.concatenate(blocks, axis=1))
 
 

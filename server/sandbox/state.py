@@ -331,7 +331,10 @@ class Sandbox:
             if render_id in self._renders:
                 raise ApiError(1, "duplicate render id")
             # A render that is going to fail is not worth the encoder's time.
-            job = RenderJob.failed("render failed: encoder crashed") if self.fail_renders else self.studio.render(draft, output, real=self.real_renders)
+            if self.fail_renders:
+                job = RenderJob.failed("render failed: encoder crashed")
+            else:
+                job = self.studio.render(draft, output, real=self.real_renders)
             render = _Render(render_id, time.monotonic(), self.render_seconds,
                              created_at_ms=int(time.time() * 1000), job=job)
             self._renders[render_id] = render
