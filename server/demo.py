@@ -159,7 +159,7 @@ async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_
         path = Path(exported.structured_content["path"])
         narrator.say(f"\n🎞️  The MP4 is on disk: {path}")
         narrator.say(f"    {describe_file(path, real=real)}")
-        narrator.say("Done. Everything above went over real HTTP to the embedded sandbox, which rendered the video.")
+        narrator.say("Done. Everything above went over real HTTP to the embedded sandbox.")
         return Made(path, draft)
 
 
