@@ -3,7 +3,7 @@
 The music video is what the demo makes (the agent's draft for a synthesized track: the
 audio-reactive layer cut on every detected beat, the track as soundtrack, a title), for a
 30 s track and a longer one. Each render runs in a fresh subprocess that does nothing else,
-so its peak RSS (ru_maxrss) is the renderer's. Anchor: the track's own duration, i.e. real
+so its peak RSS (VmHWM) is the renderer's. Anchor: the track's own duration, i.e. real
 time. Targets: >= 2x faster than real time on this 2-core machine; peak memory flat in the
 video's length.
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,18 +29,26 @@ from server.sandbox.samples import make_track  # noqa: E402
 from server.sandbox.studio import Studio  # noqa: E402
 
 
+def memory_kib(field: str) -> int:
+    """VmHWM (peak) or VmRSS of this process. Not ru_maxrss: Linux carries that over from the
+    parent across exec, so a child would report the bench's own peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def child(draft_file: Path, media: Path, target: Path, resolution: str) -> None:
     """Render one draft and report the time and this process's peak RSS as JSON on stdout."""
     from server.sandbox.render import render
 
     draft = json.loads(draft_file.read_text())
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = memory_kib("VmRSS")
     started = time.perf_counter()
     result = render(draft, lambda media_id: media, target, resolution=resolution)
     elapsed = time.perf_counter() - started
     print(json.dumps({"seconds": result.duration, "elapsed": elapsed, "size": result.size,
-                      "rss_before_kib": rss_before,
-                      "rss_peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                      "rss_before_kib": rss_before, "rss_peak_kib": memory_kib("VmHWM")}))
 
 
 def prepare(folder: Path, seconds: float) -> tuple[Path, Path, int]:

@@ -109,9 +109,10 @@ class Made:
 
 
 async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_VARIANT, *,
-                   walkthrough: bool = True, seconds: float = 6.0) -> Made | None:
+                   walkthrough: bool = True, seconds: float = 6.0, poll_scale: float = 1.0) -> Made | None:
     """The demo; returns the exported MP4 and its draft. `walkthrough` adds a tour of every tool
-    around the flow; `seconds` is the length of the media the demo makes."""
+    around the flow; `seconds` is the length of the media the demo makes; `poll_scale` speeds up
+    the export's render polling (tests)."""
     narrator = Narrator(out)
     variant = variant_named(variant_name)
     flow = FLOWS[variant.name]
@@ -119,7 +120,8 @@ async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_
     # Real renders take their own time; render_seconds would only add to it.
     sandbox = Sandbox(render_seconds=0)
     with tempfile.TemporaryDirectory(prefix="nemovideo-demo-") as home, SandboxServer(sandbox) as backend:
-        settings = Settings.from_env({"HOME": home}).with_api_url(backend.url)
+        settings = Settings.from_env({"HOME": home}).with_api_url(backend.url).model_copy(
+            update={"render_poll_scale": poll_scale})
         identity = load_startup(settings).model_copy(update={
             "name": variant.name, "version": variant.version, "max_upload_mb": variant.max_upload_mb})
         narrator.say(f"NemoVideo MCP demo — sandbox backend at {backend.url}, skill {identity.name} {identity.version}"

@@ -66,7 +66,8 @@ def video_segments(draft: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.anyio
 async def test_the_demo_ends_with_a_music_video_cut_on_the_beats_of_the_uploaded_track(tmp_path: Path) -> None:
-    made = await run_demo(io.StringIO(), tmp_path / "out", "generator-from-music", walkthrough=False, seconds=4.0)
+    made = await run_demo(io.StringIO(), tmp_path / "out", "generator-from-music", walkthrough=False, seconds=4.0,
+                          poll_scale=0.1)
     assert made is not None and made.path.parent == tmp_path / "out"
 
     names, duration = streams_of(made.path)
@@ -97,9 +98,9 @@ async def test_each_variant_makes_a_playable_video_from_its_own_kind_of_input(tm
     made = {}
 
     async def run(variant: str) -> None:
-        made[variant] = await run_demo(io.StringIO(), tmp_path / variant, variant, walkthrough=False, seconds=3.0)
+        made[variant] = await run_demo(io.StringIO(), tmp_path / variant, variant, walkthrough=False, seconds=3.0,
+                                       poll_scale=0.1)
 
-    # Side by side: each flow mostly waits on its client's polling, so together they take the time of one.
     async with anyio.create_task_group() as group:
         for variant in FLOWS:
             if variant != "generator-from-music":  # the test above
