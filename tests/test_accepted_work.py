@@ -116,7 +116,8 @@ async def test_a_clean_close_after_streamed_words_keeps_the_words(sandbox, servi
             yield frame
 
     monkeypatch.setattr(sandbox_app, "stream_turn", without_final_event)
-    monkeypatch.setattr(sandbox_app, "plan_turn", lambda message: Turn(cost=0, text=FALLBACK_TEXT, streamed=True))
+    monkeypatch.setattr(sandbox_app, "plan_turn",
+                        lambda message, uploads=(): Turn(cost=0, text=FALLBACK_TEXT, streamed=True))
     result = await service.chat("what can you do for me?")
     assert result.reply.replace("\n", " ").startswith(FALLBACK_TEXT.split(". ")[0])
     assert result.notice == CUT_REPLY_NOTICE and "say it again" not in result.as_text()
@@ -124,7 +125,7 @@ async def test_a_clean_close_after_streamed_words_keeps_the_words(sandbox, servi
 
 
 async def test_a_generation_that_asks_a_question_is_still_watched(sandbox, service, monkeypatch) -> None:
-    monkeypatch.setattr(sandbox_app, "plan_turn", lambda message: Turn(
+    monkeypatch.setattr(sandbox_app, "plan_turn", lambda message, uploads=(): Turn(
         cost=10, tool="generate_video", args={"prompt": message}, edit=lambda draft: draft,
         late_edit=lambda draft: copy.deepcopy(GENERATED_DRAFT),
         text="I'm generating your city video now. Would you like a title on it as well?"))
