@@ -21,12 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from nemovideo_mcp.sandbox.director import music_video
+from nemovideo_mcp.sandbox.samples import make_track
+from nemovideo_mcp.sandbox.studio import Studio
 
-from server.sandbox.director import music_video  # noqa: E402  (bench/ runs from the repository)
-from server.sandbox.samples import make_track  # noqa: E402
-from server.sandbox.studio import Studio  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def memory_kib(field: str) -> int:
@@ -40,7 +39,7 @@ def memory_kib(field: str) -> int:
 
 def child(draft_file: Path, media: Path, target: Path, resolution: str) -> None:
     """Render one draft and report the time and this process's peak RSS as JSON on stdout."""
-    from server.sandbox.render import render
+    from nemovideo_mcp.sandbox.render import render
 
     draft = json.loads(draft_file.read_text())
     rss_before = memory_kib("VmRSS")
