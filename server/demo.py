@@ -166,7 +166,7 @@ async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="nemovideo-mcp demo", description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=list(FLOWS),
                         help="run the flow of this published skill (music → video, video → music, video → new video)")
     args = parser.parse_args(argv)
