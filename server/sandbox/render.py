@@ -23,7 +23,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +270,6 @@ class _Shot:
     segment: Segment
     reader: PictureReader | None = None
     card: Canvas | None = None
-    texts: list[TextLayer] = field(default_factory=list)
 
 
 class Picture:

@@ -6,8 +6,9 @@ renders run one at a time on a worker thread, off the event loop, and report the
 
 Without the `render` extra (PyAV, numpy, Pillow) nothing is analysed and every render is
 the shipped placeholder clip, `placeholder.mp4`: a real, playable 2-second H.264/AAC file
-that says how to get real rendering. It was made once with this renderer (a 360p card
-segment named with HINT), so the package needs no encoder to serve it.
+that says how to get real rendering. It was made once with render.py (360p: the title
+"NemoVideo sandbox" over a card named "pip install 'nemovideo-mcp[render]' for real videos",
+and silence), so the package needs no encoder to serve it.
 """
 
 from __future__ import annotations
@@ -43,11 +44,9 @@ class Upload:
     name: str
     kind: str  # audio, video or image
     duration: float = 0.0
-    has_audio: bool = False
     tempo: float | None = None
     beats: tuple[float, ...] = ()
     scenes: tuple[float, ...] = ()
-    readable: bool = False
 
 
 @dataclass
@@ -57,7 +56,6 @@ class Kept:
     tempo: float | None = None
     beats: tuple[float, ...] = ()
     scenes: tuple[float, ...] = ()
-    has_audio: bool = False
 
 
 class RenderJob:
@@ -123,7 +121,6 @@ class Studio:
         if facts is None:
             return kept  # not media FFmpeg can read: kept, but nothing to analyse
         kept.facts = {"duration": facts.duration, "width": facts.width, "height": facts.height, "fps": facts.fps}
-        kept.has_audio = facts.has_audio
         if kind == "audio" or (kind == "video" and facts.width is None):
             found = beats_of(path)
             kept.tempo, kept.beats = found.tempo, tuple(found.times)
@@ -149,9 +146,8 @@ class Studio:
             facts = kept.facts if kept is not None else {}
             found.append(Upload(
                 id=str(info.get("id")), name=str(info.get("name", "")), kind=str(info.get("type", "video")),
-                duration=float(facts.get("duration") or 0.0), has_audio=bool(kept and kept.has_audio),
-                tempo=kept.tempo if kept else None, beats=kept.beats if kept else (),
-                scenes=kept.scenes if kept else (), readable=bool(facts)))
+                duration=float(facts.get("duration") or 0.0), tempo=kept.tempo if kept else None,
+                beats=kept.beats if kept else (), scenes=kept.scenes if kept else ()))
         return found
 
     # -- renders ------------------------------------------------------------------------------
