@@ -12,10 +12,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from .media import ACCEPTED_FORMATS, normalise_formats
+
 DEFAULT_API_URL = "https://mega-api-prod.nemovideo.ai"
 DEFAULT_WEB_URL = "https://nemovideo.com"
-# backend.md's list; one seed also names flac, so the list is configurable (NEMO_ACCEPTED_FORMATS).
-DEFAULT_ACCEPTED_FORMATS = ("mp4", "mov", "avi", "webm", "mkv", "jpg", "png", "gif", "webp", "mp3", "wav", "m4a", "aac")
+# backend.md's list (media.py); configurable (NEMO_ACCEPTED_FORMATS) should the backend take more.
+DEFAULT_ACCEPTED_FORMATS = ACCEPTED_FORMATS
 DEFAULT_MAX_UPLOAD_MB = 500
 
 
@@ -63,9 +65,9 @@ class Settings(BaseModel):
         config_home = env_path("XDG_CONFIG_HOME", home / ".config")
         state_home = env_path("XDG_STATE_HOME", home / ".local" / "state")
         token = env.get("NEMO_TOKEN", "").strip()
-        formats = tuple(
-            part.strip().lower().lstrip(".") for part in env.get("NEMO_ACCEPTED_FORMATS", "").split(",") if part.strip()
-        )
+        formats = normalise_formats(tuple(
+            part.strip() for part in env.get("NEMO_ACCEPTED_FORMATS", "").split(",") if part.strip()
+        ))
         try:
             max_upload_mb: float | None = float(env.get("NEMO_MAX_UPLOAD_MB", "").strip() or "nan")
         except ValueError:

@@ -21,15 +21,11 @@ from pydantic import BaseModel, Field
 
 from .client import NemoClient
 from .errors import FileTooLarge, NemoError, UnsupportedFileType
+from .media import extension_of, kind_of, sent_name
 from .results import ToolResult
 from .settings import Settings
 
 CHUNK_BYTES = 1024 * 1024
-MEDIA_KINDS = {
-    **dict.fromkeys(("mp4", "mov", "avi", "webm", "mkv"), "video"),
-    **dict.fromkeys(("jpg", "jpeg", "png", "gif", "webp"), "image"),
-    **dict.fromkeys(("mp3", "wav", "m4a", "aac", "flac"), "audio"),
-}
 
 ByteProgress = Callable[[int, int, str], Awaitable[None]]
 
@@ -68,7 +64,6 @@ class LocalFile(BaseModel):
     path: Path = Field(description="where the bytes are read from (links resolved)")
     name: str = Field(description="the name the user gave it, sent to the backend and checked for its type")
     size: int
-    extension: str
 
 
 def check_file(source: str, settings: Settings) -> LocalFile:
@@ -87,16 +82,17 @@ def check_file(source: str, settings: Settings) -> LocalFile:
     size = path.stat().st_size
     if size == 0:
         raise InvalidSource(f"{source} is empty (0 bytes). Check that the file was saved completely.")
-    extension = path.suffix.lower().lstrip(".")
+    extension = extension_of(path.name)
     if extension not in settings.accepted_formats:
-        raise UnsupportedFileType(settings.accepted_formats, what=f".{extension or '(no extension)'} files", name=path.name)
+        shown = path.suffix.lower() or ".(no extension)"
+        raise UnsupportedFileType(settings.accepted_formats, what=f"{shown} files", name=path.name)
     if size > settings.max_upload_bytes:
         raise FileTooLarge(
             f"{path.name} is {human_size(size)}, over the {human_size(settings.max_upload_bytes)} limit. "
             "Trim it to a shorter clip or compress it (lower resolution or bitrate), then upload again."
         )
     # A link is read through, but sent under its own name: that name is what was checked.
-    return LocalFile(path=path.resolve(), name=path.name, size=size, extension=extension)
+    return LocalFile(path=path.resolve(), name=path.name, size=size)
 
 
 def check_url(source: str) -> str:
@@ -128,13 +124,23 @@ def _quoted(name: str) -> str:
     return name.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")
 
 
+class FileChanged(InvalidSource):
+    """The file on disk is not the one that was checked: its bytes no longer match the announced length."""
+
+    def __init__(self, file: LocalFile, now: str) -> None:
+        super().__init__(
+            f"{file.name} changed while it was being uploaded ({human_size(file.size)} when checked, {now}), "
+            "so it was not sent. Wait until the file is completely saved, then upload it again."
+        )
+
+
 def multipart_body(file: LocalFile, boundary: str, on_bytes: Callable[[int], Awaitable[None]]):
     """A `files` form field streamed from disk; returns (body factory, content length)."""
     content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
     # RFC 7578: UTF-8 file names go as they are inside the quoted filename parameter.
     head = (
         f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="files"; filename="{_quoted(file.name)}"\r\n'
+        f'Content-Disposition: form-data; name="files"; filename="{_quoted(sent_name(file.name))}"\r\n'
         f"Content-Type: {content_type}\r\n\r\n"
     ).encode("utf-8")
     tail = f"\r\n--{boundary}--\r\n".encode()
@@ -143,10 +149,15 @@ def multipart_body(file: LocalFile, boundary: str, on_bytes: Callable[[int], Awa
         yield head
         sent = 0
         async with await anyio.open_file(file.path, "rb") as handle:
-            while chunk := await handle.read(CHUNK_BYTES):
+            # The request announced the checked size: never more bytes than that, and fewer is an error too.
+            while chunk := await handle.read(min(CHUNK_BYTES, file.size - sent + 1)):
+                if sent + len(chunk) > file.size:
+                    raise FileChanged(file, "larger now")
                 sent += len(chunk)
                 yield chunk
                 await on_bytes(sent)
+        if sent < file.size:
+            raise FileChanged(file, f"{human_size(sent)} now")
         yield tail
 
     return body, len(head) + file.size + len(tail)
@@ -158,18 +169,23 @@ async def upload_sources(
     items: list[UploadedItem] = []
     total = sum(file.size for file in files)
     done_before = 0
+    # A refused request (a renewed token, a rate limit) streams its file again from the start;
+    # the bytes already reported stay reported, so progress never goes backwards.
+    reported = 0
     for file in files:
         boundary = f"nemovideo-{uuid.uuid4().hex}"
 
         async def on_bytes(sent: int, file: LocalFile = file, base: int = done_before) -> None:
-            if progress is not None:
-                await progress(base + sent, total, f"Uploading {file.name} ({human_size(sent)} of {human_size(file.size)})")
+            nonlocal reported
+            if progress is not None and base + sent > reported:
+                reported = base + sent
+                await progress(reported, total, f"Uploading {file.name} ({human_size(sent)} of {human_size(file.size)})")
 
         body, length = multipart_body(file, boundary, on_bytes)
         reply = await client.upload_files(session_id, body, f"multipart/form-data; boundary={boundary}", length)
         media = next(iter(reply.media), None)
         items.append(UploadedItem(
-            name=file.name, size_bytes=file.size, type=MEDIA_KINDS.get(file.extension, "video"),
+            name=file.name, size_bytes=file.size, type=kind_of(file.name) or "video",
             id=media.identifier if media else None, source="file",
         ))
         done_before += file.size
@@ -179,7 +195,7 @@ async def upload_sources(
         by_position = stored + [None] * (len(urls) - len(stored))
         for url, media in zip(urls, by_position):
             name = unquote(Path(urlsplit(url).path).name) or urlsplit(url).netloc
-            kind = (media.kind if media and media.kind else MEDIA_KINDS.get(Path(name).suffix.lower().lstrip("."), "video"))
+            kind = media.kind if media and media.kind else (kind_of(name) or "video")
             items.append(UploadedItem(name=name, size_bytes=None, type=kind, id=media.identifier if media else None, source="url"))
     return items
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .settings import DEFAULT_ACCEPTED_FORMATS
+from .media import ACCEPTED_FORMATS
 from .texts import RULES, TOOLS
 
 DISTRIBUTION = "nemovideo-mcp"
@@ -43,7 +43,7 @@ class Variant(BaseModel):
     example_request: str = Field(description="the concrete request the seed recommends over vague ones")
     try_saying: tuple[str, ...] = Field(min_length=1)
     tips: tuple[str, ...]
-    accepted_formats: tuple[str, ...] = DEFAULT_ACCEPTED_FORMATS
+    accepted_formats: tuple[str, ...] = ACCEPTED_FORMATS
     recommended_formats: tuple[str, ...]
     max_upload_mb: int = Field(gt=0)
 
@@ -81,7 +81,7 @@ VARIANTS: tuple[Variant, ...] = (
         seed="000",
         name="generator-from-music",
         title="Generator From Music — Create Videos From Music Tracks",
-        pitch="Create videos from music tracks. Got audio files to work with? Send an MP3, WAV, AAC or FLAC "
+        pitch="Create videos from music tracks. Got audio files to work with? Send an MP3, WAV, AAC or M4A "
         "(up to 200 MB), say something like \"create a video with visuals synced to this music track\", and get "
         "a 1080p MP4 back in about 1-2 minutes. For musicians, content creators and marketers.",
         emoji="🎵",
@@ -99,7 +99,7 @@ VARIANTS: tuple[Variant, ...] = (
             "Shorter tracks under 2 minutes produce faster and more visually consistent results.",
             "MP3 at 320kbps gives the best balance of audio quality and file size.",
         ),
-        recommended_formats=("MP3", "WAV", "AAC", "FLAC"),
+        recommended_formats=("MP3", "WAV", "AAC"),
         max_upload_mb=200,
     ),
     Variant(

@@ -8,10 +8,11 @@ import pytest
 from mcp import Client
 
 from nemovideo_mcp import errors
+from nemovideo_mcp.client import NemoClient
 from nemovideo_mcp.export import NothingToExport, RenderFailed, next_poll_delay
 from nemovideo_mcp.service import VideoService
 from nemovideo_mcp.tools import build_server
-from nemovideo_mcp.upload import InvalidSource
+from nemovideo_mcp.upload import InvalidSource, check_sources, upload_sources
 from tests.test_mcp import stdio_params
 from tests.test_timeline import SEED_DRAFT
 
@@ -122,6 +123,55 @@ async def test_upload_progress_by_bytes_through_mcp(sandbox, settings, identity,
     sent = [progress for progress, _ in updates]
     assert sent == sorted(sent) and len(sent) >= 4 and sent[-1] == song.stat().st_size
     assert {total for _, total in updates} == {song.stat().st_size}
+
+
+async def test_a_refused_and_repeated_upload_never_reports_less_progress(sandbox, settings, identity,
+                                                                          tmp_path) -> None:
+    song = media(tmp_path, "song.wav", 3 * 1024 * 1024 + 17)
+    sent: list[int] = []
+    waits: list[float] = []
+
+    async def on_progress(progress: int, total: int, message: str) -> None:
+        sent.append(progress)
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async with NemoClient(settings.with_skill_limits(None), identity, sleep=no_sleep) as client:
+        session = await client.create_session("en")
+        sandbox.inject(429, "/api/upload-video")  # refused once: the file is streamed again after the wait
+        files, _ = check_sources([str(song)], client.settings)
+        await upload_sources(client, session.session_id, files, [], on_progress)
+    assert waits == [30] and sandbox.count("/api/upload-video") == 2
+    assert sent == sorted(set(sent)) and sent[-1] == song.stat().st_size
+
+
+@pytest.mark.parametrize(("change", "now"), [("grow", "larger now"), ("shrink", "1.0 MB now")])
+async def test_a_file_that_changes_after_its_checks_is_not_sent_and_says_why(sandbox, service, tmp_path, change,
+                                                                            now) -> None:
+    clip = media(tmp_path, "clip.mp4", 3 * 1024 * 1024)
+
+    async def edit_the_file(progress: int, total: int, message: str) -> None:
+        if progress == 1024 * 1024:  # the first chunk is on its way: the file changes under the upload
+            with clip.open("ab" if change == "grow" else "r+b") as handle:
+                handle.write(b"\x01" * 10) if change == "grow" else handle.truncate(1024 * 1024)
+
+    await service.sessions.ensure("make a video")
+    with pytest.raises(InvalidSource, match=f"clip.mp4 changed while it was being uploaded \\(3.0 MB when checked, {now}\\)"):
+        await service.upload([str(clip)], edit_the_file)
+    assert sandbox.sessions[service.sessions.current.session_id].video_infos == []
+
+
+async def test_jpeg_is_sent_as_jpg_and_flac_is_refused_before_any_request(sandbox, service, tmp_path) -> None:
+    photo = media(tmp_path, "photo.JPEG")
+    result = await service.upload([str(photo)])  # the sandbox accepts only backend.md's spellings
+    assert [(item.name, item.type) for item in result.uploads] == [("photo.JPEG", "image")]
+    stored = sandbox.sessions[service.sessions.current.session_id].video_infos
+    assert [entry["name"] for entry in stored] == ["photo.jpg"]
+    with pytest.raises(errors.UnsupportedFileType, match=r"song.flac: NemoVideo does not accept .flac files. "
+                                                         r"Accepted formats: mp4, mov, avi, webm, mkv, jpg, png"):
+        await service.upload([str(media(tmp_path, "song.flac"))])
+    assert sandbox.count("/api/upload-video") == 1
 
 
 # Exports

@@ -14,6 +14,7 @@ import yaml
 from mcp import Client
 
 from nemovideo_mcp.identity import load_identity, read_frontmatter
+from nemovideo_mcp.media import ACCEPTED_FORMATS, RECOGNISED
 from nemovideo_mcp.pack import pack
 from nemovideo_mcp.texts import INSTRUCTIONS, RULES
 from nemovideo_mcp.tools import build_server
@@ -121,8 +122,16 @@ def test_each_variant_speaks_for_itself() -> None:
     assert len({variant.description for variant in VARIANTS}) == len(VARIANTS)
     assert len({variant.emoji for variant in VARIANTS}) == len(VARIANTS)
     assert variant_named("generator-from-music").max_upload_mb == 200
-    assert "FLAC" in variant_named("generator-from-music").recommended_formats
     assert {variant.max_upload_mb for variant in VARIANTS if variant.seed != "000"} == {500}
+
+
+@by_name
+def test_a_skill_names_only_formats_the_upload_accepts(variant: Variant) -> None:
+    text = " ".join([variant.pitch, variant.greeting, variant.walkthrough, *variant.tips, *variant.try_saying,
+                     *variant.recommended_formats, render_skill_md(variant)])
+    named = {word.lower() for word in re.findall(r"[A-Za-z0-9]+", text)} & set(RECOGNISED)
+    assert named and named <= set(ACCEPTED_FORMATS)
+    assert {name.lower() for name in variant.recommended_formats} <= set(ACCEPTED_FORMATS)
 
 
 @by_name

@@ -15,13 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..media import FORMATS
 from .studio import RenderJob, Studio
 
-MEDIA_TYPES = {
-    **dict.fromkeys(("mp4", "mov", "avi", "webm", "mkv"), "video"),
-    **dict.fromkeys(("jpg", "png", "gif", "webp"), "image"),
-    **dict.fromkeys(("mp3", "wav", "m4a", "aac"), "audio"),
-}
+MEDIA_TYPES = FORMATS  # what backend.md documents, and nothing more
 ERRORS = {  # code -> (HTTP status, message)
     400: (400, "missing X-Client-Id"),
     402: (402, "export is not available on the free plan"),
