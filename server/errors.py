@@ -36,6 +36,10 @@ class ConfigurationError(NemoError):
     """The skill cannot start or act because of local setup (SKILL.md, files, settings)."""
 
 
+class InvalidInput(NemoError):
+    """A local check refused what the user asked for; nothing was sent to NemoVideo, so no backend code."""
+
+
 # Backend codes (backend.md "Error codes"), one class each.
 
 

@@ -5,28 +5,43 @@ The seeds route by a keyword table ("export", "积分", "status", "upload"...) b
 caption" is an edit and "balance the music and voice levels" is not a credits question,
 so the rules look at what the message asks for, in English and Chinese:
 
-1. a local file or an http(s) URL in the message means the user is sending media: upload
-   (the rest of the message is the instruction to run once it is uploaded);
+1. a local file or an http(s) URL in the message means the user is sending media: upload,
+   then the message goes to the agent as the user wrote it, unless it says nothing beyond
+   "here is a file". Routing decides, it never edits the user's words. An unquoted path with
+   spaces is found with the filesystem's help: the longest candidate that exists wins;
 2. then an ordered rule table over a normalised copy of the message in which quoted text is
-   blanked, because a quoted caption is content and never a command.
+   blanked, because a quoted caption is content and never a command. The rules know English
+   and Chinese; a message in another language (Japanese and Korean are told from Chinese by
+   their kana and hangul) goes to the agent, which understands it, rather than to a guess.
 
-Pure and deterministic; every pattern is compiled once.
+Deterministic; every pattern is compiled once, and every one runs in time linear in the
+message (quantifiers that could backtrack over the whole message are bounded), so a long
+message costs milliseconds; past MAX_MESSAGE_CHARS it is refused.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import InvalidInput
+from .media import RECOGNISED
 from .results import Action
-
 
 # Recognised here so a bare "song.mp3" counts as a file; whether the backend accepts a
 # format is decided where the upload happens.
-MEDIA_EXTENSIONS = ("mp4", "mov", "avi", "webm", "mkv", "jpg", "jpeg", "png", "gif", "webp", "mp3", "wav", "m4a", "aac", "flac")
+MEDIA_EXTENSIONS = RECOGNISED
+# About 8 pages of text: far more than a request to a video agent (a song's lyrics are 2-3 000).
+MAX_MESSAGE_CHARS = 20_000
+# The longest path read from a message; how many paths may be widened over spaces, and how
+# many candidates they may check on disk, per message.
+_MAX_PATH_CHARS = 512
+_MAX_WIDENED_PATHS = 16
+_MAX_PROBES = 256
 
 
 class Intent(BaseModel):
@@ -46,7 +61,8 @@ _QUOTED = re.compile(
     r'"([^"\n]+)"'
     # An apostrophe inside a word ("what's", "don't") opens or closes nothing.
     r"|(?<![A-Za-z0-9])'([^'\n]+)'(?![A-Za-z0-9])"
-    r"|“([^”\n]+)”|‘([^’\n]+)’|「([^」\n]+)」|『([^』\n]+)』"
+    # An opening mark ends the stretch it opened, so a run of unclosed marks is read once, not once per mark.
+    r"|“([^“”\n]+)”|‘([^‘’\n]+)’|「([^「」\n]+)」|『([^『』\n]+)』"
 )
 _QUOTED_URL = re.compile(r"https?://\S+", re.IGNORECASE)
 # Quoting is how a path with spaces is written, so any quoted path or media file name counts.
@@ -55,12 +71,13 @@ _QUOTED_PATH = re.compile(rf"(?:(?:~|\.{{1,2}})?[\\/]|[A-Za-z]:[\\/]).+|.+{_MEDI
 _URL = re.compile(r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", re.IGNORECASE)
 
 _PATH = re.compile(
+    # Lengths are bounded so that a run of path-like starts ("(/a(/a(/a…") costs linear time, not quadratic.
     # A rooted path (/, ~/, ./, ../, C:\) to a media file; it may be glued to Chinese text on
     # either side ("上传/tmp/a.mp4然后..."), so it ends at the extension.
-    rf"(?<![A-Za-z0-9_/\\.~:\-])(?:(?:~|\.{{1,2}})?/|[A-Za-z]:[\\/]){_PATH_CHAR}*?{_MEDIA_END}"
+    rf"(?<![A-Za-z0-9_/\\.~:\-])(?:(?:~|\.{{1,2}})?/|[A-Za-z]:[\\/]){_PATH_CHAR}{{0,{_MAX_PATH_CHARS}}}?{_MEDIA_END}"
     # A rooted path without a media extension (a folder, an odd file): it must stand alone and
     # a bare "/x" needs a second component, so "music/voice" or "/s" is not a path.
-    rf"|(?<![^\s(\[:,;=])(?:(?:~|\.{{1,2}})[\\/]|[A-Za-z]:[\\/]|/(?=[^\s/\"<>|*?]+/)){_PATH_CHAR}+"
+    rf"|(?<![^\s(\[:,;=])(?:(?:~|\.{{1,2}})[\\/]|[A-Za-z]:[\\/]|/(?=[^\s/\"<>|*?]+/)){_PATH_CHAR}{{1,{_MAX_PATH_CHARS}}}"
     # A file name standing alone, in any script ("城市之梦.mp4").
     rf"|(?<!\S)[^\s\"'<>|*?/\\]+{_MEDIA_END}(?=$|\s|[,.;:!?，。；：！？、)\]])"
     # A plain ASCII name, possibly relative, glued to other text ("把song.mp3做成视频").
@@ -130,7 +147,7 @@ _RULES: tuple[tuple[Action, _Scope, re.Pattern[str]], ...] = tuple(
         (
             "upload",
             "chinese",
-            r"(?:^|[,.!?;:。\s]|然后|再|先)(?:请|帮我|我要|我想要?|我来|我先|先|怎么|如何|要|想|让我|我|可以|能|能不能)*"
+            r"(?:^|[,.!?;:。\s]|然后|再|先)(?:请|帮我|我要|我想要?|我来|我先|先|怎么|如何|要|想|让我|我|可以|能|能不能){0,4}"
             r"上传(?!日期|时间|的|者|于|人)"
             r"|(?:发|传)(?:一?个|几个|一些|一段|一首)?(?:视频|文件|歌|音乐|图片|照片|素材)给你",
         ),
@@ -229,40 +246,60 @@ _RULES: tuple[tuple[Action, _Scope, re.Pattern[str]], ...] = tuple(
 # -- what is left of an upload message once the files are gone: words that only say "here is a file".
 _UPLOAD_WORDS = re.compile(
     r"(?:\b(?:please|pls|can you|could you|i want to|i'd like to|i need to|let me|i'll|i will|i wanna|how do i|how can i"
-    r"|i'm going to|go ahead and)\s+)*"
+    r"|i'm going to|go ahead and)\s+){0,4}"
     rf"\b(?:upload(?:ing|ed)?|attach(?:ing|ed)?)\b(?:\s+(?:this|these|that|those|the|my|a|an|some|following|new|local|it|them"
     rf"|here|{_MEDIA_NOUN})\b)*"
     rf"|\bhere(?:'s|’s| is| are)\s+(?:(?:my|the|a|an|some)\s+)?{_MEDIA_NOUN}\b"
-    r"|(?:请|帮我|我要|我想要?|我来|我先|先|让我|怎么|如何|怎样|可以|能不能|能)*上传(?:一下|了)?"
+    r"|(?:请|帮我|我要|我想要?|我来|我先|先|让我|怎么|如何|怎样|可以|能不能|能){0,4}上传(?:一下|了)?"
     r"(?:这个|这些|一个|一首|一段|几个)?(?:文件|视频|音乐|歌曲?|图片|照片|素材|音频)?",
     re.IGNORECASE,
 )
-_LEADING_GLUE = re.compile(r"^(?:[\s,.;:!?\-—–，。；：！？、]|(?:and|then|also|so|plus)\b|然后|接着|并且|并|再|和)+", re.IGNORECASE)
-_TRAILING_GLUE_WORD = re.compile(r"(?:\b(?:and|then|also|so|plus)|然后|并且|并|再|和)$", re.IGNORECASE)
-_GLUE_PUNCTUATION = " ,.;:!-—–，。；：！、"
+_GLUE_WORDS = re.compile(r"\b(?:and|then|also|so|plus)\b|然后|接着|并且|并|再|和", re.IGNORECASE)
 _FILLER = re.compile(
     r"\b(?:this|that|these|those|it|them|the|a|an|my|our|files?|here|please|pls|thanks|thank|you|ok|okay|now|to|for|me|is|are|i"
     r"|and|then|also|too|videos?|songs?|clips?|tracks?|audio|music|images?|photos?)\b"
     r"|这个|这些|一下|文件|请|谢谢|好的|吧|了|的|个|这|视频|歌|音乐",
     re.IGNORECASE,
 )
-_SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+(?=[,.;:!?)\]，。；：！？、）])")
 _LETTER = re.compile(r"[^\W\d_]")
 _CHINESE = re.compile(r"[\u3400-\u9fff]")
+Language = Literal["en", "zh", "ja", "ko", "other"]
+# Kana without U+30FB, the middle dot Chinese also writes names with (达・芬奇).
+_KANA = re.compile(r"[\u3040-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 
 
 def route(message: str) -> Intent:
     """The tool a message is for; chat (the backend's agent) when it is not a tool's job."""
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise InvalidInput(
+            f"This message is {len(message):,} characters long, over the {MAX_MESSAGE_CHARS:,} a request may have. "
+            "Shorten it to what should change in the video; long text (a script, lyrics) can be uploaded as a file."
+        )
     scan = _Scan(message)
     text = _normalise(scan.plain)
+    rules_apply = language_of(text) in ("en", "zh")
     if scan.urls or scan.paths:
-        if not scan.urls and scan.only_destinations and _classify(text) == "export":
+        if rules_apply and not scan.urls and scan.only_destinations and _classify(text) == "export":
             return Intent(action="export", paths=scan.paths)
-        return Intent(action="upload", paths=scan.paths, urls=scan.urls, instruction=_instruction(scan.rest))
-    action = _classify(text)
-    if action == "upload":
-        return Intent(action="upload", instruction=_instruction(scan.rest))
+        return Intent(action="upload", paths=scan.paths, urls=scan.urls,
+                      instruction=message if _asks_for_more(scan.rest) else None)
+    action = _classify(text) if rules_apply else "chat"
     return Intent(action=action)
+
+
+def language_of(text: str) -> Language:
+    """The language a message's rules are in, by script: kana is Japanese and hangul Korean even among Han."""
+    if _KANA.search(text):
+        return "ja"
+    if _HANGUL.search(text):
+        return "ko"
+    han, latin = len(_HAN.findall(text)), len(_LATIN.findall(text))
+    if len(_LETTER.findall(text)) - han - latin > han + latin:
+        return "other"
+    return "zh" if han else "en"
 
 
 def _classify(text: str) -> Action:
@@ -283,14 +320,10 @@ def _normalise(text: str) -> str:
     return " ".join(_NOT_ACCOUNT.sub(" ~ ", text).replace("\n", " ; ").split())
 
 
-def _instruction(rest: str) -> str | None:
-    text = " ".join(_UPLOAD_WORDS.sub(" ", rest).split())
-    # A file taken out of "use a.mp4, then..." leaves "use , then...".
-    text = _LEADING_GLUE.sub("", _SPACE_BEFORE_PUNCTUATION.sub("", text))
-    # Trimmed by hand rather than with a "(...)+$" pattern, which is quadratic on long runs.
-    while (trimmed := _TRAILING_GLUE_WORD.sub("", text.rstrip(_GLUE_PUNCTUATION))) != text:
-        text = trimmed
-    return text if _LETTER.search(_FILLER.sub(" ", text)) else None
+def _asks_for_more(rest: str) -> bool:
+    """Whether the message without its files says more than "here is a file"."""
+    text = _UPLOAD_WORDS.sub(" ", rest)
+    return bool(_LETTER.search(_FILLER.sub(" ", _GLUE_WORDS.sub(" ", text))))
 
 
 class _Scan:
@@ -323,10 +356,15 @@ class _Scan:
             spans.append((match.start(), match.start() + len(url), True))
 
         blank = _blank(message, spans)
+        taken_until, probes = 0, _Probes()
         for match in _PATH.finditer(blank) if _PATH_HINT.search(blank) else ():
-            path = match.group().rstrip(_TRAILING_PUNCTUATION)
-            self._add_path(path, message, match.start())
-            spans.append((match.start(), match.start() + len(path), True))
+            if match.start() < taken_until:  # already inside a longer path that exists
+                continue
+            start, end = _on_disk(blank, match.start(), match.start() + len(match.group().rstrip(_TRAILING_PUNCTUATION)),
+                                  taken_until, probes)
+            self._add_path(blank[start:end], message, start)
+            spans.append((start, end, True))
+            taken_until = end
 
         spans.sort()
         plain, rest, position = [], [], 0
@@ -351,6 +389,60 @@ class _Scan:
             self.only_destinations = False
         if path not in self.paths:
             self.paths.append(path)
+
+
+class _Probes:
+    """How many candidate paths a message may still check on disk: a bound on its cost."""
+
+    def __init__(self) -> None:
+        self.left = _MAX_PROBES
+        self.paths_left = _MAX_WIDENED_PATHS
+
+    def exists(self, candidate: str) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        try:
+            return Path(candidate).expanduser().exists()
+        except (OSError, RuntimeError, ValueError):  # a name too long, "~nosuchuser", a NUL byte
+            return False
+
+
+_ROOT = re.compile(r"(?:~|\.{1,2})?[\\/]|[A-Za-z]:[\\/]")
+# Where a path with spaces may end: before a space or the end of the line, or right after a media extension.
+_CANDIDATE_END = re.compile(rf"\S(?=\s|$)|{_MEDIA_END}", re.IGNORECASE)
+_TOKEN_START = re.compile(r"(?:(?<=\s)|^)\S")
+
+
+def _on_disk(text: str, start: int, end: int, earliest: int, probes: _Probes) -> tuple[int, int]:
+    """The span of the path at text[start:end], widened over spaces to the longest file or folder that exists.
+
+    An unquoted "~/My Videos/intro clip.mp4" reads as "~/My" and "clip.mp4"; on disk only the
+    whole exists. A path may begin a few words before the match (a rooted word) and end a few
+    words after it. Without a longer match on disk, the match stands as it is.
+    """
+    if probes.paths_left <= 0 or probes.left <= 0:
+        return start, end
+    probes.paths_left -= 1
+    line_start = max(text.rfind("\n", max(0, start - _MAX_PATH_CHARS), start) + 1, earliest, start - _MAX_PATH_CHARS)
+    line_end = text.find("\n", end, end + _MAX_PATH_CHARS)
+    line_end = min(len(text), end + _MAX_PATH_CHARS) if line_end == -1 else line_end
+    starts = [token.start() for token in _TOKEN_START.finditer(text, line_start, start)
+              if _ROOT.match(text, token.start())][-3:]
+    if _ROOT.match(text, start):
+        starts.append(start)
+    ends = sorted({candidate.end() for candidate in _CANDIDATE_END.finditer(text, end, line_end)})[:12][::-1]
+    for first in starts:
+        for last in ends:
+            candidate = text[first:last].rstrip(_TRAILING_PUNCTUATION)
+            if first + len(candidate) > end and " " in candidate and probes.exists(candidate):
+                return first, first + len(candidate)
+        if first < start:
+            # A rooted word before the match may also end where the match does ("/My Videos/a.mp4").
+            candidate = text[first:end]
+            if " " in candidate and probes.exists(candidate):
+                return first, end
+    return start, end
 
 
 def _blank(message: str, spans: list[tuple[int, int, bool]]) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .client import NemoClient
-from .errors import NemoError, OutOfCredits, SessionNotFound, TurnFailed
+from .errors import InvalidInput, NemoError, OutOfCredits, SessionNotFound, TurnFailed
 from .export import Exporter, ExportResult, NothingToExport, RenderRecord, has_content, usable_output_dir
 from .identity import SkillIdentity
 from .jobs import PROGRESS_EVERY_SECONDS, Job, JobCancelled, JobRunner, ProgressCallback, UnknownJob, format_elapsed
@@ -154,7 +154,11 @@ class VideoService:
         """Route first: only edit requests go to the agent; the rest run their action directly."""
         from .intents import route
 
-        intent = route(message)
+        if not message.strip():
+            # Checked here, not left to the agent: a blank turn would still be a paid turn.
+            raise InvalidInput("The message is empty. Say what the video should be or what to change.")
+        # In a worker thread: a long message must not hold up the server's other calls while it is read.
+        intent = await anyio.to_thread.run_sync(route, message)
         if intent.action == "credits":
             credits = await self.credits()
             return ChatResult(reply=credits.summary, action="credits", status="done")
@@ -179,7 +183,9 @@ class VideoService:
         uploaded = await self.upload(sources)
         if not intent.instruction:
             return ChatResult(reply=uploaded.summary, action="upload", status="done", notice=uploaded.notice)
-        turn = await self.start_turn(intent.instruction, wait_seconds, on_progress)
+        # The user's words as written; the note tells the agent which of the files it now has.
+        names = ", ".join(item.name for item in uploaded.uploads)
+        turn = await self.start_turn(f"{intent.instruction}\n[uploaded: {names}]", wait_seconds, on_progress)
         return turn.model_copy(update={"reply": f"{uploaded.summary}\n{turn.reply}", "action": "upload"})
 
     # Media in and out

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
-import pydantic
+import time
+from pathlib import Path
+
 import pytest
 
-from nemovideo_mcp.intents import MEDIA_EXTENSIONS, Intent, route
+from nemovideo_mcp.errors import InvalidInput
+from nemovideo_mcp.intents import MAX_MESSAGE_CHARS, MEDIA_EXTENSIONS, Intent, language_of, route
 
 # The seed table's words used as requests, the traps where the same words are content, and
 # everyday phrasings of both, in English and Chinese.
@@ -111,43 +114,46 @@ def test_upload_without_a_file_asks_for_one(message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("message", "paths", "urls", "instruction"),
+    ("message", "paths", "urls", "asks_for_more"),
     [
-        ("/Users/me/song.mp3", ["/Users/me/song.mp3"], [], None),
-        ("~/Music/track.wav", ["~/Music/track.wav"], [], None),
-        ("./clip.mov", ["./clip.mov"], [], None),
-        ("../footage/b-roll.MKV", ["../footage/b-roll.MKV"], [], None),
-        ("C:\\Users\\me\\a.mp4", ["C:\\Users\\me\\a.mp4"], [], None),
-        ("C:/Users/me/a.mp4", ["C:/Users/me/a.mp4"], [], None),
-        ('"/Users/me/My Song.mp3" make a lyric video', ["/Users/me/My Song.mp3"], [], "make a lyric video"),
-        ("'C:\\My Videos\\trip.mov'", ["C:\\My Videos\\trip.mov"], [], None),
-        ("song.mp3", ["song.mp3"], [], None),
-        ("upload this file: song.mp3", ["song.mp3"], [], None),
-        ("make a video synced to /tmp/song.mp3", ["/tmp/song.mp3"], [], "make a video synced to"),
-        ("make a video synced to /tmp/song.mp3.", ["/tmp/song.mp3"], [], "make a video synced to"),
-        ("upload /tmp/a.mp4 and add a title", ["/tmp/a.mp4"], [], "add a title"),
-        ("here's my song ~/Music/a.wav, make it a music video", ["~/Music/a.wav"], [], "make it a music video"),
-        ("use intro.mp4 and outro.mp4, add a 'Subscribe' caption", ["intro.mp4", "outro.mp4"], [], "use and, add a 'Subscribe' caption"),
-        ("/tmp/a.mp4 /tmp/a.mp4", ["/tmp/a.mp4"], [], None),
-        ("upload ~/clips", ["~/clips"], [], None),
-        ("https://youtu.be/abc123", [], ["https://youtu.be/abc123"], None),
-        ("https://cdn.example.com/a.mp4, https://cdn.example.com/b.mp3.", [], ["https://cdn.example.com/a.mp4", "https://cdn.example.com/b.mp3"], None),
+        ("/Users/me/song.mp3", ["/Users/me/song.mp3"], [], False),
+        ("~/Music/track.wav", ["~/Music/track.wav"], [], False),
+        ("./clip.mov", ["./clip.mov"], [], False),
+        ("../footage/b-roll.MKV", ["../footage/b-roll.MKV"], [], False),
+        ("C:\\Users\\me\\a.mp4", ["C:\\Users\\me\\a.mp4"], [], False),
+        ("C:/Users/me/a.mp4", ["C:/Users/me/a.mp4"], [], False),
+        ('"/Users/me/My Song.mp3" make a lyric video', ["/Users/me/My Song.mp3"], [], True),
+        ("'C:\\My Videos\\trip.mov'", ["C:\\My Videos\\trip.mov"], [], False),
+        ("song.mp3", ["song.mp3"], [], False),
+        ("upload this file: song.mp3", ["song.mp3"], [], False),
+        ("make a video synced to /tmp/song.mp3", ["/tmp/song.mp3"], [], True),
+        ("make a video synced to /tmp/song.mp3.", ["/tmp/song.mp3"], [], True),
+        ("upload /tmp/a.mp4 and add a title", ["/tmp/a.mp4"], [], True),
+        ("here's my song ~/Music/a.wav, make it a music video", ["~/Music/a.wav"], [], True),
+        ("use intro.mp4 and outro.mp4, add a 'Subscribe' caption", ["intro.mp4", "outro.mp4"], [], True),
+        ("/tmp/a.mp4 /tmp/a.mp4", ["/tmp/a.mp4"], [], False),
+        ("upload ~/clips", ["~/clips"], [], False),
+        ("https://youtu.be/abc123", [], ["https://youtu.be/abc123"], False),
+        ("https://cdn.example.com/a.mp4, https://cdn.example.com/b.mp3.", [], ["https://cdn.example.com/a.mp4", "https://cdn.example.com/b.mp3"], False),
         (
             "make a music video from https://www.youtube.com/watch?v=x1 please",
             [],
             ["https://www.youtube.com/watch?v=x1"],
-            "make a music video from please",
+            True,
         ),
-        ("(see https://en.wikipedia.org/wiki/Foo_(bar))", [], ["https://en.wikipedia.org/wiki/Foo_(bar)"], "(see)"),
-        ("上传 /tmp/a.mp4 然后加上标题", ["/tmp/a.mp4"], [], "加上标题"),
-        ("上传/tmp/a.mp4然后加上标题", ["/tmp/a.mp4"], [], "加上标题"),
-        ("上传 “/Users/me/我的 视频/旅行.mov”", ["/Users/me/我的 视频/旅行.mov"], [], None),
-        ("用 城市之梦.mp4 做一个预告片", ["城市之梦.mp4"], [], "用 做一个预告片"),
-        ("把song.mp3做成视频", ["song.mp3"], [], "把 做成视频"),
-        ("上传 https://example.com/v.mp4", [], ["https://example.com/v.mp4"], None),
+        ("(see https://en.wikipedia.org/wiki/Foo_(bar))", [], ["https://en.wikipedia.org/wiki/Foo_(bar)"], True),
+        ("上传 /tmp/a.mp4 然后加上标题", ["/tmp/a.mp4"], [], True),
+        ("上传/tmp/a.mp4然后加上标题", ["/tmp/a.mp4"], [], True),
+        ("上传 “/Users/me/我的 视频/旅行.mov”", ["/Users/me/我的 视频/旅行.mov"], [], False),
+        ("用 城市之梦.mp4 做一个预告片", ["城市之梦.mp4"], [], True),
+        ("把song.mp3做成视频", ["song.mp3"], [], True),
+        ("上传 https://example.com/v.mp4", [], ["https://example.com/v.mp4"], False),
     ],
 )
-def test_a_message_with_a_file_or_url_is_an_upload(message: str, paths: list[str], urls: list[str], instruction: str | None) -> None:
+def test_a_message_with_a_file_or_url_is_an_upload(message: str, paths: list[str], urls: list[str],
+                                                   asks_for_more: bool) -> None:
+    # What the user asked goes to the agent word for word, file names included; "here is a file" goes nowhere.
+    instruction = message if asks_for_more else None
     assert route(message) == Intent(action="upload", paths=paths, urls=urls, instruction=instruction)
 
 
@@ -192,24 +198,12 @@ def test_a_path_after_to_in_an_edit_is_still_a_source() -> None:
     assert route("sync the cuts to /tmp/beat.wav").action == "upload"
 
 
-def test_an_intent_is_frozen() -> None:
-    intent = route("export")
-    with pytest.raises(pydantic.ValidationError):
-        intent.action = "chat"  # type: ignore[misc]
-
-
-def test_routing_is_deterministic() -> None:
-    messages = [message for message, _ in ACTIONS] + ["make a video synced to /tmp/song.mp3", "上传 /tmp/a.mp4 然后加上标题"]
-    first = [route(message) for message in messages]
-    assert [route(message) for message in reversed(messages)] == first[::-1]
-
-
 @pytest.mark.parametrize(
     ("message", "expected"),
     [
         ("add a title " + "very " * 2000 + "big", Intent(action="chat")),
         ("how many credits do I have left" + " please" * 1500, Intent(action="credits")),
-        ("blah " * 2000 + "/tmp/a.mp4", Intent(action="upload", paths=["/tmp/a.mp4"], instruction=("blah " * 2000).strip())),
+        ("blah " * 2000 + "/tmp/a.mp4", Intent(action="upload", paths=["/tmp/a.mp4"], instruction="blah " * 2000 + "/tmp/a.mp4")),
         ("x" * 10_000, Intent(action="chat")),
         ("/" * 10_000, Intent(action="chat")),
         ("中" * 10_000, Intent(action="chat")),
@@ -222,3 +216,98 @@ def test_routing_is_deterministic() -> None:
 def test_long_messages_are_routed_correctly(message: str, expected: Intent) -> None:
     assert len(message) >= 10_000
     assert route(message) == expected
+
+
+# Held out from the rules above: the words reach the agent whole, whatever the paths look like.
+
+
+@pytest.fixture
+def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home folder with media whose names have spaces, as ~ sees it."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("intro.mp4", "outro.mp4", "My Videos/intro clip.mp4", "My Videos/片头 1.mov", "Music/song one.mp3",
+                 "Summer Trip/beach.mp4"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"\0")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("message", "paths"),
+    [
+        ("use ~/intro.mp4 as the opening and ~/outro.mp4 as the ending", ["~/intro.mp4", "~/outro.mp4"]),
+        ("use ~/My Videos/intro clip.mp4 as the opening", ["~/My Videos/intro clip.mp4"]),
+        ("~/My Videos/intro clip.mp4, then add a title", ["~/My Videos/intro clip.mp4"]),
+        ("make a video synced to ~/Music/song one.mp3", ["~/Music/song one.mp3"]),
+        ("上传 ~/My Videos/片头 1.mov 然后加上标题", ["~/My Videos/片头 1.mov"]),
+        ("upload {home}/Summer Trip/beach.mp4 and {home}/My Videos/intro clip.mp4 please",
+         ["{home}/Summer Trip/beach.mp4", "{home}/My Videos/intro clip.mp4"]),
+        ("upload ~/Summer Trip", ["~/Summer Trip"]),
+        # Not on disk: the path is read up to the space, and the upload says there is no such file.
+        ("use ~/No Such/clip.mp4 as the opening", ["~/No", "Such/clip.mp4"]),
+    ],
+)
+def test_the_user_s_words_reach_the_agent_whole_and_paths_with_spaces_are_found_on_disk(
+        files: Path, message: str, paths: list[str]) -> None:
+    message = message.format(home=files)
+    intent = route(message)
+    assert intent == Intent(action="upload", paths=[path.format(home=files) for path in paths],
+                            instruction=None if message.startswith("upload ") else message)
+
+
+def test_a_folder_named_like_the_start_of_a_file_does_not_cut_the_file(files: Path) -> None:
+    (files / "My").mkdir()
+    assert route("use ~/My Videos/intro clip.mp4").paths == ["~/My Videos/intro clip.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("message", "language"),
+    [
+        ("残りの点数は？", "ja"),
+        ("点数を教えて", "ja"),
+        ("動画をエクスポートして", "ja"),
+        ("タイトルを赤くして", "ja"),
+        ("크레딧이 얼마나 남았어?", "ko"),
+        ("영상 내보내기", "ko"),
+        ("Сколько у меня кредитов?", "other"),
+        ("export the video", "en"),
+        ("还有多少点数", "zh"),
+        ("列奥纳多・达・芬奇的纪录片", "zh"),
+    ],
+)
+def test_japanese_and_korean_are_told_apart_from_chinese(message: str, language: str) -> None:
+    assert language_of(message) == language
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["残りの点数は？", "点数を教えて", "動画をエクスポートして", "ステータス", "크레딧 잔액", "영상 내보내기",
+     "Сколько у меня кредитов? credits", "状態を見せて 状态"],
+)
+def test_a_language_the_rules_do_not_know_goes_to_the_agent(message: str) -> None:
+    assert route(message) == Intent(action="chat")
+
+
+def test_a_file_in_a_japanese_message_is_uploaded_and_the_words_go_to_the_agent(files: Path) -> None:
+    message = "~/intro.mp4 をオープニングに使って"
+    assert route(message) == Intent(action="upload", paths=["~/intro.mp4"], instruction=message)
+
+
+# Runs of characters that made the old rules quadratic (seconds for a few thousand characters).
+ADVERSARIAL_RUNS = ["先", "请", "“", "‘", "「", "『", "“a", "'/a", "(/a", "中/", "/tmp/中", "a.mp4 /", "~/a ", ". ",
+                    "upload ", "here is my ", "/tmp/x.mp4 ", "please ", "and ", "x", "中", " "]
+
+
+@pytest.mark.parametrize("run", ADVERSARIAL_RUNS)
+def test_a_message_at_the_size_limit_is_routed_in_linear_time(run: str) -> None:
+    message = (run * MAX_MESSAGE_CHARS)[:MAX_MESSAGE_CHARS]
+    started = time.perf_counter()
+    route(message)
+    # Linear rules take about 0.1 s at the limit here; a quadratic one takes tens of seconds.
+    assert time.perf_counter() - started < 2.0
+
+
+def test_a_message_over_the_size_limit_is_refused_with_a_sentence() -> None:
+    with pytest.raises(InvalidInput, match=r"This message is 128,000 characters long, over the 20,000"):
+        route("中" * 128_000)
+    assert route("中" * MAX_MESSAGE_CHARS) == Intent(action="chat")

@@ -243,6 +243,32 @@ async def test_an_expired_download_url_is_refreshed_from_the_render_status(sandb
     assert sandbox.count("/api/render/proxy/lambda", "POST") == 1
 
 
+async def test_the_words_around_several_uploads_all_reach_the_agent(sandbox, service, tmp_path,
+                                                                   monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    media(tmp_path, "intro.mp4")
+    media(tmp_path / "My Videos", "outro clip.mov")
+    message = "use ~/intro.mp4 as the opening and ~/My Videos/outro clip.mov as the ending"
+    result = await service.chat(message)
+    assert result.action == "upload" and result.reply.startswith("Uploaded 2 files: intro.mp4")
+    session = sandbox.sessions[service.sessions.current.session_id]
+    assert [entry["name"] for entry in session.video_infos] == ["intro.mp4", "outro clip.mov"]
+    assert session.messages == [message + "\n[uploaded: intro.mp4, outro clip.mov]"]
+
+
+@pytest.mark.parametrize("blank", ["   \n", "\t", "\u3000"])
+async def test_a_blank_message_is_refused_before_any_request(sandbox, service, blank) -> None:
+    with pytest.raises(errors.InvalidInput, match="The message is empty"):
+        await service.chat(blank)
+    assert sandbox.requests == []
+
+
+async def test_a_message_over_the_limit_is_refused_before_any_request(sandbox, service) -> None:
+    with pytest.raises(errors.InvalidInput, match="characters long"):
+        await service.chat("中" * 128_000)
+    assert sandbox.requests == []
+
+
 async def test_402_is_about_the_plan_not_credits(sandbox, service) -> None:
     await project_with_content(service, sandbox)
     sandbox.inject(402, "/api/render/proxy/lambda")
@@ -279,7 +305,9 @@ async def test_chat_routes_export_and_upload_directly(sandbox, service, tmp_path
     song = media(tmp_path, "track.mp3")
     uploaded = await service.chat(f"make a video synced to {song}")
     assert uploaded.action == "upload" and uploaded.reply.startswith("Uploaded 1 file: track.mp3")
-    assert sandbox.count("/run_sse") == 1  # the instruction went on to the agent after the upload
+    # The instruction went on to the agent after the upload, word for word, with what was uploaded.
+    session = sandbox.sessions[service.sessions.current.session_id]
+    assert session.messages == [f"make a video synced to {song}\n[uploaded: track.mp3]"]
     exported = await service.chat("send me the video")
     assert exported.action == "export" and "✅ Exported" in exported.reply
     elsewhere = tmp_path / "Desktop"

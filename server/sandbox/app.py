@@ -174,6 +174,7 @@ class _Handlers:
             self.sandbox.begin_turn(session_id)
         except ApiError:
             return JSONResponse({"detail": f"Session {session_id} is busy with another turn"}, status_code=409)
+        self.sandbox.sessions[session_id].messages.append(message)
         try:
             self.sandbox.reserve_credits(token, turn.cost)
         except ApiError:

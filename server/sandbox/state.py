@@ -75,6 +75,7 @@ class SandboxSession:
     video_infos: list[dict[str, Any]] = field(default_factory=list)
     generated_media: list[dict[str, Any]] = field(default_factory=list)
     draft_version: int = 0
+    messages: list[str] = field(default_factory=list)  # each turn's text as it arrived, for tests to read
 
 
 @dataclass
