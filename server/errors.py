@@ -7,6 +7,7 @@ the MCP layer shows `str(error)` as it is.
 
 from __future__ import annotations
 
+from .logs import redact
 from .settings import DEFAULT_ACCEPTED_FORMATS
 
 
@@ -155,7 +156,8 @@ class BackendError(NemoError):
         self.code = code
         what = f" (code {code})" if code is not None else ""
         # Backend text is short and user-facing in practice; keep it but never an envelope.
-        extra = f": {detail.strip()[:200]}" if detail and detail.strip() else ""
+        # Redacted before it is cut: a token cut in two would no longer be recognised.
+        extra = f": {redact(detail.strip())[:200]}" if detail and detail.strip() else ""
         super().__init__(f"NemoVideo reported an error{what}{extra}. Please try again in a moment.")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from typing import Any
 
 LOGGER_NAME = "nemovideo"
 REDACTED = "[redacted]"
@@ -31,6 +32,17 @@ def redact(text: str) -> str:
     for secret in secrets:
         text = text.replace(secret, REDACTED)
     return text
+
+
+def redact_json(value: Any) -> Any:
+    """A JSON-shaped value (dicts, lists, strings, numbers) with every string redacted, keys included."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(key) if isinstance(key, str) else key: redact_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_json(item) for item in value]
+    return value
 
 
 class RedactingFilter(logging.Filter):

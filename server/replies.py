@@ -45,7 +45,8 @@ class Unreadable:
 def excerpt_of(raw: bytes | str) -> str:
     """A short, redacted piece of a body for the log, never for the user."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    return redact(" ".join(text[: EXCERPT_CHARS * 2].split()))[:EXCERPT_CHARS]
+    # Redacted before any cut: a token cut in two would no longer be recognised.
+    return " ".join(redact(text).split())[:EXCERPT_CHARS]
 
 
 def parse_body(raw: bytes) -> Any:

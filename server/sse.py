@@ -19,6 +19,8 @@ import httpx2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from .logs import redact
+
 __all__ = [
     "MAX_EVENT_BYTES",
     "AdkDecoder",
@@ -180,7 +182,7 @@ class AdkDecoder:
         except ValidationError as exc:
             unescaped = _UNESCAPED_ERROR.match(data)
             if unescaped is None:
-                raise UndecodableFrame(f"not an ADK event: {data[:200]!r}") from exc
+                raise UndecodableFrame(f"not an ADK event: {redact(data)[:200]!r}") from exc
             self.finished = True
             return [StreamError(unescaped.group("message"), None)]
         out: list[AdkEvent] = []

@@ -62,12 +62,16 @@ def _kind(track_type: Any, meta: dict[str, Any]) -> TrackKind:
     return "Track"
 
 
+# What a track is called when its metadata names nothing.
+_UNNAMED: dict[str, str] = {"Video": "clip", "BGM": "music", "Audio": "audio", "Title": "text", "Text": "text"}
+
+
 def _label(meta: dict[str, Any], kind: TrackKind) -> str:
     for key in ("text", "name", "title", "label"):
         value = meta.get(key)
         if isinstance(value, str) and value.strip():
             return value.strip()
-    return {"Video": "clip", "BGM": "music", "Audio": "audio", "Title": "text", "Text": "text"}.get(kind, "item")
+    return _UNNAMED.get(kind, "item")
 
 
 def tracks_of(draft: dict[str, Any] | None) -> list[TrackSummary]:
@@ -119,8 +123,18 @@ TRACK_NOUNS: dict[str, str] = {
 
 
 def _named(track: TrackSummary) -> str:
+    if track.label == _UNNAMED.get(track.kind, "item"):
+        return TRACK_NOUNS[track.kind]  # "video clip", not "video clip clip"
     label = f'"{track.label}"' if track.kind in ("Title", "Text") else track.label
     return f"{TRACK_NOUNS[track.kind]} {label}"
+
+
+def _volume_change(before: int | None, after: int | None) -> str:
+    if before is None:
+        return f"volume set to {after}%"
+    if after is None:
+        return f"volume no longer set (was {before}%)"
+    return f"volume {before}% → {after}%"
 
 
 def _span(track: TrackSummary) -> str:
@@ -150,7 +164,7 @@ def describe_changes(before: list[TrackSummary], after: list[TrackSummary]) -> l
         if (previous.start_seconds, previous.end_seconds) != (track.start_seconds, track.end_seconds):
             details.append(f"time {_span(previous)} → {_span(track)}")
         if previous.volume_percent != track.volume_percent:
-            details.append(f"volume {previous.volume_percent}% → {track.volume_percent}%")
+            details.append(_volume_change(previous.volume_percent, track.volume_percent))
         if previous.segments != track.segments:
             details.append(f"{previous.segments} → {track.segments} segments")
         if details:

@@ -18,7 +18,7 @@ from pydantic import Field
 from . import __version__
 from .errors import NemoError
 from .identity import SkillIdentity
-from .logs import get_logger, redact
+from .logs import get_logger, redact_json
 from .export import ExportResult
 from .jobs import Job, ProgressCallback, format_elapsed
 from .results import CancelResult, ChatResult, CreditsResult, ProjectsResult, StateResult, ToolResult
@@ -60,12 +60,19 @@ async def adapt(call: Awaitable[ToolResult]) -> CallToolResult:
     except NemoError as error:
         # Returned rather than raised: the SDK would prefix a raised error with "Error executing tool …".
         log.info("Tool failed: %s: %s", type(error).__name__, error.message)
-        return CallToolResult(content=[TextContent(type="text", text=redact(error.message))], is_error=True)
-    # Replies can quote the backend; a token must not reach the host even if the backend echoed one.
-    return CallToolResult(
-        content=[TextContent(type="text", text=redact(result.as_text())), *result.extra_content()],
+        return redacted(CallToolResult(content=[TextContent(type="text", text=error.message)], is_error=True))
+    return redacted(CallToolResult(
+        content=[TextContent(type="text", text=result.as_text()), *result.extra_content()],
         structured_content=result.model_dump(mode="json"),
-    )
+    ))
+
+
+def redacted(result: CallToolResult) -> CallToolResult:
+    """The one way out to the host: every string of the result (text, structured content, links) redacted.
+
+    Replies and drafts quote the backend, which may echo a token; this runs last, after any cutting.
+    """
+    return CallToolResult.model_validate(redact_json(result.model_dump(mode="json", by_alias=True, exclude_none=True)))
 
 
 def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:

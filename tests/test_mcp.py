@@ -180,4 +180,20 @@ async def test_a_token_echoed_by_the_backend_is_redacted_in_tool_output(sandbox,
     sandbox.set_draft(session.session_id, {"t": [{"tt": 7, "sg": [{"st": 0, "d": 1000, "m": {"text": secret}}]}]})
     async with Client(build_server(settings, identity)) as client:
         result = await client.call_tool("state", {})
-    assert secret not in result.content[0].text and REDACTED in result.content[0].text
+        # The agent repeats the token in its reply and puts it in the draft: changes, timeline, reply.
+        echoed = await client.call_tool("chat", {"message": f"add a title '{secret}'"})
+    for output in (result, echoed):
+        assert not output.is_error
+        everything = json.dumps([output.model_dump(mode="json", by_alias=True)])
+        assert secret not in everything and REDACTED in json.dumps(output.structured_content)
+        assert REDACTED in output.content[0].text
+
+
+def test_an_error_detail_is_redacted_before_it_is_cut() -> None:
+    from server.errors import BackendError
+    from server.logs import register_secret
+
+    secret = "nemo_sk_cut_in_two_secret_token_0002"
+    register_secret(secret)
+    message = str(BackendError(5000, "x" * 190 + secret))
+    assert secret[:6] not in message and "[redacted]" in message

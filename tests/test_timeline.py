@@ -69,3 +69,18 @@ def test_two_identical_titles_are_two_tracks() -> None:
 
     title = {"tt": 7, "sg": [{"st": 0, "d": 3000, "m": {"text": "Hi"}}]}
     assert describe_changes(tracks_of({"t": [title]}), tracks_of({"t": [title, title]})) == ['✅ Added title "Hi" (0–3 s)']
+
+
+def test_change_reports_read_well_for_unnamed_tracks_and_volumes_that_come_and_go() -> None:
+    from server.timeline import describe_changes
+
+    clip = {"tt": 0, "sg": [{"st": 0, "d": 4000}]}
+    music = {"tt": 1, "sg": [{"st": 0, "d": 4000, "m": {"name": "Lo-fi"}}]}
+    loud = {"tt": 1, "sg": [{"st": 0, "d": 4000, "m": {"name": "Lo-fi", "vol": 0.2}}]}
+    assert describe_changes([], tracks_of({"t": [clip]})) == ["✅ Added video clip (0–4 s)"]
+    assert describe_changes(tracks_of({"t": [music]}), tracks_of({"t": [loud]})) == [
+        "✏️ Changed background music Lo-fi: volume set to 20%"
+    ]
+    assert describe_changes(tracks_of({"t": [loud]}), tracks_of({"t": [music]})) == [
+        "✏️ Changed background music Lo-fi: volume no longer set (was 20%)"
+    ]
