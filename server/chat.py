@@ -16,7 +16,7 @@ import anyio
 
 from .client import NemoClient
 from .errors import StreamInterrupted, TurnFailed
-from .gui import translate
+from .gui import DESCRIBE_IN_WORDS, EXPORT_OFFER, translate
 from .jobs import Job, format_elapsed
 from .logs import get_logger
 from .models import StateReply
@@ -208,6 +208,11 @@ class TurnRunner:
         if "credits" in translation.actions:
             balance = await self._client.credits()
             parts.append(f"Credits: {balance.available:g} available, {balance.total:g} in total.")
+        # What the skill does in place of the buttons the agent pointed at.
+        if "export" in translation.actions and new_tracks:
+            parts.append(EXPORT_OFFER)
+        if "chat" in translation.actions:
+            parts.append(DESCRIBE_IN_WORDS)
         reply = "\n".join(part for part in parts if part) or (
             "NemoVideo finished, but it sent no reply and the timeline did not change. Try rephrasing the request."
         )

@@ -25,6 +25,12 @@ from pydantic import BaseModel, ConfigDict
 GuiAction = Literal["export", "state", "credits", "chat"]
 
 
+# What the skill says where the agent pointed at a button; the timeline and the balance are
+# shown by the caller, which fetches them.
+EXPORT_OFFER = "Your video is ready to export — say the word and I'll save it."
+DESCRIBE_IN_WORDS = "To move or change something, tell me in words: what, where and for how long."
+
+
 class Translation(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -41,6 +47,13 @@ _PREFIX = (
 _PANEL = (
     r"(?:panel|tab|menu|window|editor|timeline|settings|library|inspector|sidebar|dialog|view|page|section"
     r"|properties|media|project|account|billing|dashboard|preview)"
+)
+
+
+# "The balance between voice and music", "the balance of the audio": the mix, not the account.
+_MIX_BALANCE = (
+    r"(?!\s+(?:between|of\s+(?:the\s+|your\s+)?(?:audio|voice|vocals|music|sound|colou?rs?|levels?|mix|tracks?|volume)"
+    r"|for\s+the\s+(?:audio|mix|music)))"
 )
 
 
@@ -64,6 +77,7 @@ _KINDS: tuple[tuple[re.Pattern[str], GuiAction | None, bool], ...] = (
     (
         _kind(
             r"(?:check|visit|view|see|manage|go\s+to|open)\s+(?:your\s+|the\s+)?(?:account|billing|balance|credits|subscription|plan)\b"
+            rf"{_MIX_BALANCE}"
             r"|top[ -]?up\b|recharge\b|upgrade\s+(?:your\s+)?(?:plan|account|subscription)\b",
             r"查看(?:您的|你的)?(?:账户|账号|积分|余额|账单)|充值|(?:前往|去|到|进入)(?:账户|账号)",
         ),
@@ -125,7 +139,7 @@ _DRAGGING = re.compile(r"\bdrag|拖", re.IGNORECASE)
 # What an instruction is about; the first mention wins.
 _TOPIC = re.compile(
     r"(?P<export>\b(?:export|download|render)|导出|下载|渲染)"
-    r"|(?P<credits>\b(?:credit|balance|billing|account|subscription|top[ -]?up|recharge|upgrade)|积分|余额|账户|账号|账单|充值|订阅|升级)"
+    rf"|(?P<credits>\b(?:credit|balance{_MIX_BALANCE}|billing|account|subscription|top[ -]?up|recharge|upgrade)|积分|余额|账户|账号|账单|充值|订阅|升级)"
     r"|(?P<state>\b(?:timeline|track|preview|layer|play\b|status)|时间线|轨道|预览|图层|播放|状态)",
     re.IGNORECASE,
 )
@@ -141,6 +155,19 @@ _LEAD_IN = re.compile(
     r"|^(?:好的|好|太好了|完成|搞定|接下来|然后|最后)\W*$",
     re.IGNORECASE,
 )
+
+# A clause after an instruction that only goes on about it ("…, and your video will download",
+# "…, to render it"); any other clause is the agent's content ("…, and the title is now red").
+_CONTINUES = re.compile(
+    r"^(?:(?:and|then|so|or)\s+)?(?:to|so that|in order to|which|where|from there|there|it will|it'll|you'?ll)\b"
+    r"|^(?:(?:and|then)\s+)?(?:you'?re|you are|that's|that is)\s+(?:done|all set|it)\b"
+    r"|\b(?:download|export|render|sav(?:e|ing)|file|button|panel|menu|tab|window|page|timeline|preview|editor|browser"
+    r"|click|tap|mp4)"
+    r"|下载|导出|渲染|保存|文件|按钮|面板|菜单|窗口|页面|时间线|预览|编辑器|即可|就可以|就会|就能",
+    re.IGNORECASE,
+)
+
+_JOINER = re.compile(r"^(?:and|then|so|also|plus)\s+(?=\S)", re.IGNORECASE)
 
 _GUI_VERB_AHEAD = (
     r"(?=(?:(?:you can|you could|you may|please|just|simply|also|now)\s+)*(?:double-|right-)?"
@@ -206,7 +233,8 @@ def _translate_sentence(sentence: re.Match[str], actions: list[GuiAction]) -> st
             _LEAD_IN.search(clauses[first - 1]) or _colon(separators[first])
         ):
             first -= 1
-        while last + 1 < len(clauses) and kinds[last + 1] is None and not _semicolon(separators[last + 1]):
+        while (last + 1 < len(clauses) and kinds[last + 1] is None and not _semicolon(separators[last + 1])
+               and _CONTINUES.search(clauses[last + 1])):
             last += 1
         for dropped in range(first, last + 1):
             keep[dropped] = False
@@ -218,7 +246,10 @@ def _translate_sentence(sentence: re.Match[str], actions: list[GuiAction]) -> st
     kept = [index for index, keep_it in enumerate(keep) if keep_it]
     if not kept:
         return ""
-    text = clauses[kept[0]] + "".join(separators[index] + clauses[index] for index in kept[1:])
+    first = clauses[kept[0]]
+    if kept[0] > 0:  # "Click Export, and the title is red": the "and" joined it to the dropped instruction
+        first = _JOINER.sub("", first)
+    text = first + "".join(separators[index] + clauses[index] for index in kept[1:])
     if kept[0] > 0 and body[:1].isupper() and text[:1].islower():
         text = text[0].upper() + text[1:]
     return text + sentence["end"] + sentence["space"]

@@ -53,8 +53,9 @@ async def test_a_silent_edit_is_answered_with_a_change_report(sandbox, service) 
 async def test_gui_phrases_become_actions(sandbox, service) -> None:
     await service.chat(GENERATE)
     result = await service.chat("what next?")
-    assert "Click" not in result.reply and "button" not in result.reply
-    assert result.timeline and result.timeline in result.reply  # "preview in timeline" -> the summary
+    # The reply was only instructions: it becomes what the skill does instead, the timeline and the offer.
+    assert result.reply == f"{result.timeline}\nYour video is ready to export — say the word and I'll save it."
+    assert result.timeline.startswith("Timeline (3 tracks)")
     assert [action.tool for action in result.next_actions] == ["export"]
 
 
