@@ -190,8 +190,8 @@ async def test_a_token_echoed_by_the_backend_is_redacted_in_tool_output(sandbox,
 
 
 def test_an_error_detail_is_redacted_before_it_is_cut() -> None:
-    from server.errors import BackendError
-    from server.logs import register_secret
+    from nemovideo_mcp.errors import BackendError
+    from nemovideo_mcp.logs import register_secret
 
     secret = "nemo_sk_cut_in_two_secret_token_0002"
     register_secret(secret)

@@ -72,7 +72,7 @@ def test_two_identical_titles_are_two_tracks() -> None:
 
 
 def test_change_reports_read_well_for_unnamed_tracks_and_volumes_that_come_and_go() -> None:
-    from server.timeline import describe_changes
+    from nemovideo_mcp.timeline import describe_changes
 
     clip = {"tt": 0, "sg": [{"st": 0, "d": 4000}]}
     music = {"tt": 1, "sg": [{"st": 0, "d": 4000, "m": {"name": "Lo-fi"}}]}
