@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from mcp import StdioServerParameters
 
 from nemovideo_mcp.identity import SkillIdentity, load_identity
 from nemovideo_mcp.sandbox import Sandbox, SandboxServer
@@ -12,6 +15,14 @@ from nemovideo_mcp.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The seeds' example draft: a video, background music at 35% and a title.
+SEED_DRAFT = {
+    "t": [
+        {"tt": 0, "sg": [{"st": 0, "d": 10000, "m": {"name": "city timelapse"}}]},
+        {"tt": 1, "sg": [{"st": 0, "d": 10000, "m": {"name": "Lo-fi", "vol": 0.35, "role": "bgm"}}]},
+        {"tt": 7, "sg": [{"st": 0, "d": 3000, "m": {"text": "Urban Dreams", "role": "title"}}]},
+    ]
+}
 
 
 @pytest.fixture
@@ -70,3 +81,19 @@ def identity(home: Path) -> SkillIdentity:
 def subprocess_env(env: dict[str, str]) -> dict[str, str]:
     """What a host passes to `python -m nemovideo_mcp` (run with cwd=REPO, the skill folder)."""
     return {**env, "PATH": os.environ.get("PATH", "")}
+
+
+@pytest.fixture
+def seed_draft() -> dict:
+    return copy.deepcopy(SEED_DRAFT)
+
+
+@pytest.fixture
+def stdio_params() -> Callable[..., StdioServerParameters]:
+    """How a host starts the server over stdio: its environment, then extra arguments."""
+
+    def params(env: dict[str, str], *args: str) -> StdioServerParameters:
+        return StdioServerParameters(command=sys.executable, args=["-m", "nemovideo_mcp", *args], env=subprocess_env(env),
+                                     cwd=REPO)
+
+    return params

@@ -8,23 +8,18 @@ import sys
 
 import anyio
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
 from nemovideo_mcp.service import VideoService
 from nemovideo_mcp.tools import build_server
 from nemovideo_mcp.store import open_store
 from tests.conftest import REPO, subprocess_env
-from tests.test_timeline import SEED_DRAFT
 
 pytestmark = pytest.mark.anyio
 
 SEED_SUMMARY = (
     'Timeline (3 tracks): 1. Video: city timelapse (0-10s) 2. BGM: Lo-fi (0-10s, 35%) 3. Title: "Urban Dreams" (0-3s)'
 )
-
-
-def stdio_params(env: dict[str, str], *args: str) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "nemovideo_mcp", *args], env=subprocess_env(env), cwd=REPO)
 
 
 def cached_token(settings) -> str:
@@ -59,10 +54,10 @@ async def test_credits_and_state_in_memory(sandbox, settings, identity) -> None:
     assert "nothing has been made yet" in empty.structured_content["summary"]
 
 
-async def test_state_shows_the_seed_summary_and_tracks(sandbox, settings, identity) -> None:
+async def test_state_shows_the_seed_summary_and_tracks(sandbox, settings, identity, seed_draft) -> None:
     async with VideoService(settings, identity) as service:
         session = await service.sessions.ensure("make a video")
-    sandbox.set_draft(session.session_id, SEED_DRAFT)
+    sandbox.set_draft(session.session_id, seed_draft)
     async with Client(build_server(settings, identity)) as client:
         result = await client.call_tool("state", {})
     assert result.structured_content["summary"] == SEED_SUMMARY
@@ -84,7 +79,7 @@ async def test_backend_errors_reach_the_host_as_clean_tool_errors(sandbox, setti
         assert "Traceback" not in text and '"code"' not in text and "<html" not in text
 
 
-async def test_credits_and_state_over_stdio(sandbox, env, settings) -> None:
+async def test_credits_and_state_over_stdio(sandbox, env, settings, stdio_params) -> None:
     async with Client(stdio_params(env)) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
         credits = await client.call_tool("credits", {})
@@ -95,7 +90,7 @@ async def test_credits_and_state_over_stdio(sandbox, env, settings) -> None:
     assert sandbox.requests[-1].headers["x-skill-source"] == "generator-from-music"
 
 
-async def test_two_servers_sharing_a_home_mint_one_token(sandbox, env) -> None:
+async def test_two_servers_sharing_a_home_mint_one_token(sandbox, env, stdio_params) -> None:
     results = []
 
     async def one_server() -> None:
@@ -110,7 +105,7 @@ async def test_two_servers_sharing_a_home_mint_one_token(sandbox, env) -> None:
     assert sandbox.count("/api/credits") == 2
 
 
-async def test_a_host_that_starts_one_process_per_call_gets_its_turn_finished(sandbox, env) -> None:
+async def test_a_host_that_starts_one_process_per_call_gets_its_turn_finished(sandbox, env, stdio_params) -> None:
     """The MCP Inspector CLI's way: `chat` in one server process, `wait` in the next one."""
     sandbox.turn_seconds = 0.8
     async with Client(stdio_params(env)) as first:

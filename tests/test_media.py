@@ -10,11 +10,10 @@ from mcp import Client
 from nemovideo_mcp import errors
 from nemovideo_mcp.client import NemoClient
 from nemovideo_mcp.export import NothingToExport, RenderFailed, next_poll_delay
+from nemovideo_mcp.sandbox.agent import GENERATED_DRAFT
 from nemovideo_mcp.service import VideoService
 from nemovideo_mcp.tools import build_server
 from nemovideo_mcp.upload import InvalidSource, check_sources, upload_sources
-from tests.test_mcp import stdio_params
-from tests.test_timeline import SEED_DRAFT
 
 pytestmark = pytest.mark.anyio
 
@@ -39,7 +38,7 @@ def media(folder: Path, name: str, size: int = 4096) -> Path:
 
 async def project_with_content(service: VideoService, sandbox) -> None:
     session = await service.sessions.ensure("make a video")
-    sandbox.set_draft(session.session_id, SEED_DRAFT)
+    sandbox.set_draft(session.session_id, GENERATED_DRAFT)
 
 
 def mp4s(folder: Path) -> list[Path]:
@@ -327,7 +326,7 @@ async def test_export_through_mcp_returns_a_resource_link(sandbox, settings, ide
     assert link.mime_type == "video/mp4"
 
 
-async def test_a_restarted_server_re_attaches_to_the_render(sandbox, settings, identity, env, out) -> None:
+async def test_a_restarted_server_re_attaches_to_the_render(sandbox, settings, identity, env, out, stdio_params) -> None:
     """Kill the server mid-render, export again: one render start, one file."""
     async with VideoService(settings, identity) as seeding:
         await project_with_content(seeding, sandbox)
@@ -376,7 +375,7 @@ async def test_a_render_abandoned_long_ago_does_not_block_new_exports(sandbox, s
     session = service.sessions.current
     service.exporter.registry.save(RenderRecord(
         render_id="render_lost", api_url=settings.api_url, session_id=session.session_id,
-        draft_hash=draft_hash(SEED_DRAFT), started_at=time.time() - 16 * 60,
+        draft_hash=draft_hash(GENERATED_DRAFT), started_at=time.time() - 16 * 60,
     ))
     result = await service.export(wait_seconds=20)
     assert result.status == "done" and result.render_id != "render_lost"

@@ -5,7 +5,6 @@ import pytest
 from nemovideo_mcp.service import VideoService
 from nemovideo_mcp.sessions import NEW_SESSION_NOTICE, detect_language
 from nemovideo_mcp.timeline import EMPTY_TIMELINE
-from tests.test_timeline import SEED_DRAFT
 
 
 @pytest.mark.parametrize(
@@ -49,9 +48,9 @@ async def test_a_session_is_created_once_with_the_detected_language(sandbox, ser
     assert sandbox.count("/api/tasks") == 1
 
 
-async def test_a_restart_continues_the_same_project(sandbox, settings, identity, service) -> None:
+async def test_a_restart_continues_the_same_project(sandbox, settings, identity, service, seed_draft) -> None:
     session = await service.sessions.ensure("make a video")
-    sandbox.set_draft(session.session_id, SEED_DRAFT)
+    sandbox.set_draft(session.session_id, seed_draft)
     async with VideoService(settings, identity) as restarted:
         result = await restarted.state()
     assert result.summary.startswith("Timeline (3 tracks): 1. Video: city timelapse")
@@ -70,11 +69,11 @@ async def test_a_lost_session_is_replaced_and_the_result_says_so(sandbox, servic
     assert again.notice is None
 
 
-async def test_a_project_started_by_another_server_process_is_picked_up(sandbox, settings, identity, service) -> None:
+async def test_a_project_started_by_another_server_process_is_picked_up(sandbox, settings, identity, service, seed_draft) -> None:
     assert (await service.state()).empty  # this server has no project yet
     async with VideoService(settings, identity) as other:
         started = await other.sessions.ensure("make a video")
-    sandbox.set_draft(started.session_id, SEED_DRAFT)
+    sandbox.set_draft(started.session_id, seed_draft)
     result = await service.state()
     assert not result.empty and service.sessions.current.session_id == started.session_id
     assert service.client.auth.user_id == started.user_id and started.user_id.startswith("anon_")

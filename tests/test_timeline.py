@@ -2,23 +2,14 @@ from __future__ import annotations
 
 from nemovideo_mcp.timeline import EMPTY_TIMELINE, summarize, tracks_of
 
-SEED_DRAFT = {
-    "t": [
-        {"tt": 0, "sg": [{"st": 0, "d": 10000, "m": {"name": "city timelapse"}}]},
-        {"tt": 1, "sg": [{"st": 0, "d": 10000, "m": {"name": "Lo-fi", "vol": 0.35, "role": "bgm"}}]},
-        {"tt": 7, "sg": [{"st": 0, "d": 3000, "m": {"text": "Urban Dreams", "role": "title"}}]},
-    ]
-}
-
-
-def test_the_seed_summary_exactly() -> None:
-    assert summarize(tracks_of(SEED_DRAFT)) == (
+def test_the_seed_summary_exactly(seed_draft: dict) -> None:
+    assert summarize(tracks_of(seed_draft)) == (
         'Timeline (3 tracks): 1. Video: city timelapse (0-10s) 2. BGM: Lo-fi (0-10s, 35%) 3. Title: "Urban Dreams" (0-3s)'
     )
 
 
-def test_structured_tracks_carry_the_same_facts() -> None:
-    video, music, title = tracks_of(SEED_DRAFT)
+def test_structured_tracks_carry_the_same_facts(seed_draft: dict) -> None:
+    video, music, title = tracks_of(seed_draft)
     assert (video.kind, video.start_seconds, video.end_seconds) == ("Video", 0, 10)
     assert (music.kind, music.volume_percent) == ("BGM", 35)
     assert (title.kind, title.label, title.volume_percent) == ("Title", "Urban Dreams", None)
@@ -47,11 +38,11 @@ def test_segments_span_and_odd_shapes_are_tolerated() -> None:
     )
 
 
-def test_change_reports_name_added_removed_and_changed_tracks() -> None:
+def test_change_reports_name_added_removed_and_changed_tracks(seed_draft: dict) -> None:
     from nemovideo_mcp.timeline import describe_changes
 
-    before = tracks_of(SEED_DRAFT)
-    quieter = {"t": [SEED_DRAFT["t"][0], {"tt": 1, "sg": [{"st": 0, "d": 10000, "m": {"name": "Lo-fi", "vol": 0.2}}]}]}
+    before = tracks_of(seed_draft)
+    quieter = {"t": [seed_draft["t"][0], {"tt": 1, "sg": [{"st": 0, "d": 10000, "m": {"name": "Lo-fi", "vol": 0.2}}]}]}
     assert describe_changes(before, tracks_of(quieter)) == [
         '🗑️ Removed title "Urban Dreams"',
         "✏️ Changed background music Lo-fi: volume 35% → 20%",
