@@ -74,6 +74,20 @@ def quick_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """Where a test's exports are saved."""
+    return tmp_path / "Videos"
+
+
+@pytest.fixture
+async def quick_service(quick_settings: Settings, identity: SkillIdentity, out: Path):
+    from nemovideo_mcp.service import VideoService
+
+    async with VideoService(quick_settings.model_copy(update={"output_dir": out}), identity) as service:
+        yield service
+
+
+@pytest.fixture
 def identity(home: Path) -> SkillIdentity:
     return load_identity(REPO / "SKILL.md", skill_source=None, home=home)
 

@@ -28,9 +28,8 @@ GENERATE = "create a video of a city at night"
 
 
 @pytest.fixture
-async def service(quick_settings, identity, tmp_path):
-    async with VideoService(quick_settings.model_copy(update={"output_dir": tmp_path / "out"}), identity) as service:
-        yield service
+def service(quick_service):
+    return quick_service
 
 
 def render_calls(sandbox: Sandbox) -> list[tuple[str, str]]:

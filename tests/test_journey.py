@@ -14,7 +14,6 @@ import pytest
 from nemovideo_mcp import errors
 from nemovideo_mcp.chat import TurnFailed
 from nemovideo_mcp.jobs import JobCancelled
-from nemovideo_mcp.sandbox import Sandbox
 from nemovideo_mcp.sandbox.agent import TRAILER_TEXT
 from nemovideo_mcp.sandbox.state import REPLY_STYLES
 from nemovideo_mcp.service import LATE_WRITE_INTRO, TurnInProgress, VideoService
@@ -28,14 +27,8 @@ ACCOUNT_TOKEN = "nemo_sk_journey_account_000001"
 
 
 @pytest.fixture
-def out(tmp_path: Path) -> Path:
-    return tmp_path / "Videos"
-
-
-@pytest.fixture
-async def service(quick_settings, identity, out):
-    async with VideoService(quick_settings.model_copy(update={"output_dir": out}), identity) as service:
-        yield service
+def service(quick_service):
+    return quick_service
 
 
 def song(folder: Path) -> Path:
@@ -167,7 +160,7 @@ async def test_each_adk_error_ending_is_a_failed_turn(ending, reason, sandbox, s
 async def test_the_temporary_issue_trailer_never_follows_a_good_edit(sandbox, service) -> None:
     sandbox.next_turn_ending = "trailer"
     result = await service.chat(GENERATE)
-    assert result.status == "done" and "temporary issue" not in result.reply and result.changes
+    assert result.status == "done" and TRAILER_TEXT not in result.reply and result.changes
 
 
 async def test_a_clean_close_without_a_final_event_is_recovered_by_polling_not_resending(sandbox, service) -> None:

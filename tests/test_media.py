@@ -19,11 +19,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def out(tmp_path: Path) -> Path:
-    return tmp_path / "Videos"
-
-
-@pytest.fixture
 async def service(settings, identity, out):
     async with VideoService(settings.model_copy(update={"output_dir": out}), identity) as service:
         yield service

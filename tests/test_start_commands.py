@@ -30,7 +30,7 @@ from mcp import Client, StdioServerParameters
 
 from nemovideo_mcp.pack import pack
 from nemovideo_mcp.sandbox import Sandbox, SandboxServer
-from nemovideo_mcp.variants import TOOLS, TOP_LEVEL_VARIANT, VARIANTS, variant_named
+from nemovideo_mcp.variants import TOOLS, TOP_LEVEL_VARIANT, VARIANTS
 from tests.conftest import REPO
 
 UV = shutil.which("uv", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
