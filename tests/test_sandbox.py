@@ -439,6 +439,19 @@ def test_a_second_turn_on_a_busy_session_is_refused(client: httpx2.Client, serve
     assert chat(client, auth, session_id, "add a title 'Three'").status_code == 200
 
 
+def test_work_landing_after_a_reset_never_reaches_a_new_session_with_the_same_id(
+        client: httpx2.Client, sb: Sandbox, auth: dict[str, str], session_id: str) -> None:
+    sb.late_write_seconds = 0.3
+    chat(client, auth, session_id, "generate a video")
+    sb.reset()  # the next test begins; its first session gets the same id
+    token = client.post(ANONYMOUS_TOKEN, headers={"X-Client-Id": "client-b"}).json()["data"]["token"]
+    fresh = client.post(CREATE_SESSION, json={"task_name": "project", "language": "en"},
+                        headers={"Authorization": f"Bearer {token}"}).json()["data"]["session_id"]
+    assert fresh == session_id
+    time.sleep(0.6)  # past the moment the old session's music and title were due
+    assert sb.sessions[fresh].draft == {"t": []}
+
+
 def test_unknown_session_is_an_adk_404(client: httpx2.Client, auth: dict[str, str]) -> None:
     reply = chat(client, auth, "sess_missing", "hello")
     assert reply.status_code == 404

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 import re
 import time
@@ -256,7 +257,9 @@ def _whole(turn: Turn) -> Callable[[Draft], Draft]:
 
 
 def _land_later(sandbox: Sandbox, session_id: str, edit: Callable[[Draft], Draft], delay: float) -> None:
-    asyncio.get_running_loop().call_later(delay, sandbox.apply_edit, session_id, edit, None)
+    target = sandbox.sessions.get(session_id)
+    asyncio.get_running_loop().call_later(
+        delay, functools.partial(sandbox.apply_edit, session_id, edit, None, only_to=target))
 
 
 async def stream_turn(sandbox: Sandbox, session_id: str, token: str, message: str, turn: Turn, *,

@@ -312,11 +312,15 @@ class Sandbox:
         return stored
 
     def apply_edit(self, session_id: str, edit: Callable[[dict[str, Any]], dict[str, Any]],
-                   media: dict[str, Any] | None) -> int | None:
-        """Apply an agent edit; returns the new draft version, or None when the session vanished mid-turn."""
+                   media: dict[str, Any] | None, *, only_to: SandboxSession | None = None) -> int | None:
+        """Apply an agent edit; returns the new draft version, or None when the session vanished mid-turn.
+
+        `only_to`: work that lands later belongs to that session object; after a reset a new session
+        may carry the same id, and must not receive it.
+        """
         with self._lock:
             session = self.sessions.get(session_id)
-            if session is None:
+            if session is None or (only_to is not None and session is not only_to):
                 return None
             session.draft = edit(copy.deepcopy(session.draft))
             session.draft_version += 1
