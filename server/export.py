@@ -287,7 +287,7 @@ class Exporter:
         """Ask NemoVideo to stop a render and close its record; True when the backend confirmed."""
         if render_id is None:
             return False
-        record = next((known for known in self.registry.all() if known.render_id == render_id), None)
+        record = self.registry.get(render_id)
         try:
             await self._client.cancel_render(render_id)
             confirmed = True

@@ -236,12 +236,12 @@ class VideoService:
 
     async def _export_after_turn(self, job: Job, turn_id: str, directory: Path) -> ExportResult:
         job.update("⏳ Waiting for NemoVideo to finish the current request before rendering…")
-        while (record := self.jobs.record(turn_id)) is not None and record.get("status") == "running" \
-                and not self.jobs.is_stale(record):
-            local = self.jobs.local(turn_id)
-            if local is not None:
-                await local.finished.wait()
-            else:
+        local = self.jobs.local(turn_id)
+        if local is not None:
+            await local.finished.wait()
+        else:  # another process runs it: follow its record
+            while (record := self.jobs.record(turn_id)) is not None and record.get("status") == "running" \
+                    and not self.jobs.is_stale(record):
                 await anyio.sleep(REMOTE_POLL_SECONDS)
         render, notice = await self._prepared()
         job.key = f"{render.render_id}|{directory}"
@@ -300,12 +300,11 @@ class VideoService:
 
         async def follow_up(job: Job[ChatResult]) -> ChatResult:
             changes = await self._turns.watch_late_writes(job, session_id, seen, landed)
-            self._watched.pop(session_id, None)
+            last_seen = self._watched.pop(session_id, seen)  # the project as the watch last read it
             if not changes:
                 return ChatResult(reply="NemoVideo added nothing more after its reply.", action="chat", status="done")
-            state = await self.client.state(session_id)
             return ChatResult(reply="\n".join([LATE_WRITE_INTRO, *changes]), action="chat", status="done",
-                              changes=changes, timeline=summarize(tracks_of(state.state.draft)))
+                              changes=changes, timeline=summarize(tracks_of(last_seen.state.draft)))
 
         return self.jobs.start("follow_up", follow_up, key=session_id, facts={"session_id": session_id})
 

@@ -98,7 +98,7 @@ class SessionManager:
                 return None
             session = self._validated(legacy)
             if session is not None:
-                self._remember(session.model_copy(update={"api_url": self._api_url}), make_current=True)
+                self._remember(session.model_copy(update={"api_url": self._api_url}))
             return session
         session = self.project(str(pointer.get("session_id")))
         if session is not None:
@@ -119,7 +119,7 @@ class SessionManager:
         if session is None:
             raise SessionNotFound()
         touched = session.model_copy(update={"last_used_at": time.time()})
-        self._remember(touched, make_current=True)
+        self._remember(touched)
         return touched
 
     async def start_new(self, text: str | None = None) -> Session:
@@ -191,15 +191,15 @@ class SessionManager:
         session = Session(session_id=created.session_id, task_id=created.task_id, user_id=created.user_id,
                           language=language, api_url=self._api_url, name=name, created_at=now, last_used_at=now)
         self._client.auth.note_user_id(created.user_id)
-        self._remember(session, make_current=True)
+        self._remember(session)
         # Right away, as the official skill does: the link is what keeps an anonymous user's work.
         await self.project_link(session)
         return self.project(session.session_id) or session
 
-    def _remember(self, session: Session, *, make_current: bool) -> None:
+    def _remember(self, session: Session) -> None:
+        """Keep the project and make it the current one."""
         self._store.put(PROJECTS, session.session_id, session.model_dump())
-        if make_current:
-            self._store.put(CURRENT, self._current_key, {"session_id": session.session_id})
+        self._store.put(CURRENT, self._current_key, {"session_id": session.session_id})
 
     @staticmethod
     def _validated(entry: dict | None) -> Session | None:

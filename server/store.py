@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS documents (
     PRIMARY KEY (collection, key)
 )
 """
+UPSERT = (
+    "INSERT INTO documents (collection, key, value, updated_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+)
 
 
 class Store(Protocol):
@@ -67,9 +71,13 @@ class SqliteStore:
     def _connection(self) -> Iterator[sqlite3.Connection]:
         self._prepare()
         # A connection per operation: cheap for SQLite, and safe from any thread or event loop.
-        with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)) as connection:
-            connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        with self._open() as connection:
             yield connection
+
+    def _open(self) -> closing[sqlite3.Connection]:
+        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        return closing(connection)
 
     def _prepare(self) -> None:
         if self._ready:
@@ -80,8 +88,7 @@ class SqliteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # It holds a token: private from its first byte (SQLite gives its -wal and -shm files the same mode).
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)) as connection:
-                connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            with self._open() as connection:
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.execute(SCHEMA)
             self._ready = True
@@ -94,11 +101,7 @@ class SqliteStore:
 
     def put(self, collection: str, key: str, value: Document) -> None:
         with self._connection() as connection:
-            connection.execute(
-                "INSERT INTO documents (collection, key, value, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (collection, key, json.dumps(value, ensure_ascii=False), time.time()),
-            )
+            connection.execute(UPSERT, (collection, key, json.dumps(value, ensure_ascii=False), time.time()))
 
     def update(self, collection: str, key: str, change: Change) -> Document | None:
         with self._connection() as connection:
@@ -111,12 +114,7 @@ class SqliteStore:
                 if changed is None:
                     connection.execute("DELETE FROM documents WHERE collection = ? AND key = ?", (collection, key))
                 else:
-                    connection.execute(
-                        "INSERT INTO documents (collection, key, value, updated_at) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value, "
-                        "updated_at = excluded.updated_at",
-                        (collection, key, json.dumps(changed, ensure_ascii=False), time.time()),
-                    )
+                    connection.execute(UPSERT, (collection, key, json.dumps(changed, ensure_ascii=False), time.time()))
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
