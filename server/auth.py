@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+from .errors import NemoError
 from .logs import get_logger, register_secret
 from .models import AnonymousToken
 from .settings import Settings
@@ -26,8 +27,13 @@ log = get_logger("auth")
 
 TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600
 TOKEN_COLLECTION = "anonymous_token"
-# Renew a little before the backend would, so a long chat turn never starts on a dying token.
+# The backend issues one anonymous token per client id per this many seconds (a second mint gets 429).
+MINT_ALLOWANCE_SECONDS = 7 * 24 * 3600
+# Renew this long before the token's expiry, when a renewal can succeed, so a long turn never starts on a
+# dying token. Otherwise the token is used until the backend rejects it: our clock is not the backend's.
 EXPIRY_MARGIN_SECONDS = 600
+# After an early renewal was refused, the current token is kept and renewal is not tried again for this long.
+RENEWAL_RETRY_SECONDS = 3600
 
 Minter = Callable[[str], Awaitable[AnonymousToken]]
 
@@ -96,11 +102,11 @@ class ClientIdStore:
         return client_id
 
 
-def _expires_at_of(entry: object) -> float:
+def _number(entry: object, name: str) -> float | None:
     try:
-        return float(entry["expires_at"])  # type: ignore[index]
+        return float(entry[name])  # type: ignore[index]
     except (TypeError, KeyError, ValueError):
-        return 0.0  # a damaged entry counts as expired
+        return None
 
 
 class TokenProvider:
@@ -115,6 +121,9 @@ class TokenProvider:
         self._lock_path = settings.config_dir / ".anonymous_token.lock"
         self._process_lock = anyio.Lock()
         self._token: str | None = None
+        # When the token in use expires, and from when the backend will issue another (our clock).
+        self._expires_at = float("inf")
+        self._renewable_at = float("inf")
         # The anonymous user id (`anon_…`), which a registration binds the user's projects to.
         self._anonymous_user_id: str | None = None
         if self._user_token:
@@ -144,6 +153,8 @@ class TokenProvider:
             return user_token
         if self._token is None:
             self._token = await self._obtain(rejected=None)
+        elif self._clock() >= max(self._expires_at - EXPIRY_MARGIN_SECONDS, self._renewable_at):
+            self._token = await self._renew_early(self._token)
         return self._token
 
     async def renew(self, rejected: str) -> str:
@@ -156,50 +167,81 @@ class TokenProvider:
 
     async def _obtain(self, rejected: str | None) -> str:
         async with self._process_lock, file_lock(self._lock_path):
-            cached = self._read_cache()
+            cached = await self._read_cache()
             if cached is not None and cached != rejected:
                 return cached
-            client_id = self.client_ids.get()
-            log.info("Requesting a free anonymous NemoVideo token")
+            return await self._mint_and_keep()
+
+    async def _renew_early(self, current: str) -> str:
+        """A fresh token before the current one expires; when the backend says no, the current one stays."""
+        async with self._process_lock, file_lock(self._lock_path):
+            cached = await self._read_cache()
+            if cached is not None and cached != current:
+                return cached  # another process renewed it
+            if self._clock() < max(self._expires_at - EXPIRY_MARGIN_SECONDS, self._renewable_at):
+                return current
+            try:
+                return await self._mint_and_keep()
+            except NemoError as error:
+                log.info("Early renewal of the anonymous token refused (%s); the current one stays in use",
+                         type(error).__name__)
+                self._renewable_at = self._clock() + RENEWAL_RETRY_SECONDS
+                return current
+
+    async def _mint_and_keep(self) -> str:
+        client_id = self.client_ids.get()
+        log.info("Requesting a free anonymous NemoVideo token")
+        # Shielded: once asked, the backend may have issued the one token this device gets per 7 days. A host
+        # cancelling the call (its timeout, the user's stop) must not lose it between the reply and the cache.
+        with anyio.CancelScope(shield=True):
             minted = await self._mint(client_id)
             register_secret(minted.token)
-            # Cached before anything else can fail: the backend issues one token per client id per 7 days.
-            self._write_cache(minted, client_id)
-            self.note_user_id(minted.user_id)
-            return minted.token
+            await self._write_cache(minted, client_id)
+        self.note_user_id(minted.user_id)
+        return minted.token
 
-    def _expires_at(self, minted: AnonymousToken) -> float:
+    def _expiry_of(self, minted: AnonymousToken) -> float:
         if minted.expires_at and minted.expires_at > self._clock():
             return minted.expires_at
         # An expiry that cannot be read (or is already past by our clock) never throws the token away.
         return self._clock() + (minted.expires_in or TOKEN_LIFETIME_SECONDS)
 
-    def cached(self) -> dict | None:
+    async def cached(self) -> dict | None:
         """The cached anonymous token entry of this API host (tests and diagnostics)."""
-        return self._store.get(TOKEN_COLLECTION, self._api_url)
+        return await self._store.get(TOKEN_COLLECTION, self._api_url)
 
-    def _read_cache(self) -> str | None:
-        entry = self.cached() or {}
-        try:
-            token, expires_at = entry["token"], float(entry["expires_at"])
-        except (ValueError, KeyError, TypeError):
-            return None
-        if not isinstance(token, str) or expires_at - EXPIRY_MARGIN_SECONDS <= self._clock():
+    async def _read_cache(self) -> str | None:
+        entry = await self.cached() or {}
+        token, expires_at = entry.get("token"), _number(entry, "expires_at")
+        if not isinstance(token, str) or not token:
             return None
         if entry.get("client_id") not in (None, self.client_ids.get()):
             return None  # issued to another client id (NEMO_CLIENT_ID changed): that identity's token, not ours
         register_secret(token)
+        # Kept past its expiry by our clock: only the backend's 1001 retires a token.
+        self._expires_at = expires_at if expires_at is not None else float("inf")
+        issued_at = _number(entry, "issued_at")
+        if issued_at is None and expires_at is not None:
+            issued_at = expires_at - TOKEN_LIFETIME_SECONDS  # entries of earlier versions
+        self._renewable_at = issued_at + MINT_ALLOWANCE_SECONDS if issued_at is not None else float("inf")
         if isinstance(entry.get("user_id"), str):
             self.note_user_id(entry["user_id"])
         return token
 
-    def _write_cache(self, minted: AnonymousToken, client_id: str) -> None:
+    async def _write_cache(self, minted: AnonymousToken, client_id: str) -> None:
         now = self._clock()
-        # Tokens are per API host; drop the expired ones of other hosts (old sandbox ports) on the way.
-        for url, entry in self._store.items(TOKEN_COLLECTION):
-            if _expires_at_of(entry) <= now:
-                self._store.delete(TOKEN_COLLECTION, url)
-        self._store.put(TOKEN_COLLECTION, self._api_url, {
-            "token": minted.token, "expires_at": self._expires_at(minted), "client_id": client_id,
+        expires_at = self._expiry_of(minted)
+        await self._store.put(TOKEN_COLLECTION, self._api_url, {
+            "token": minted.token, "expires_at": expires_at, "issued_at": now, "client_id": client_id,
             "user_id": minted.user_id,
         })
+        self._expires_at, self._renewable_at = expires_at, now + MINT_ALLOWANCE_SECONDS
+
+    async def prune(self) -> None:
+        """Retention: tokens of other API hosts (old sandbox ports, a changed NEMO_API_URL) go once a week
+        past their expiry; this host's token stays until the backend rejects it."""
+        now = self._clock()
+        for url, entry in await self._store.items(TOKEN_COLLECTION):
+            expires_at = _number(entry, "expires_at") or 0.0
+            if url != self._api_url and now - expires_at > MINT_ALLOWANCE_SECONDS:
+                await self._store.delete(TOKEN_COLLECTION, url)

@@ -40,6 +40,10 @@ DESCRIBE_EDIT = NextAction(tool="chat", why="Describe the change in words (what 
 ANSWER_QUESTION = NextAction(tool="chat", why="NemoVideo asked a question: ask the user and send their answer with chat.")
 
 
+# What NemoVideo's second stage adds to a generated video that the timeline can tell (backend.md: "BGM, titles and effects").
+POST_PRODUCTION = {"BGM", "Title", "Text"}
+
+
 def step_for_tool(name: str) -> str:
     lowered = name.lower()
     if "generat" in lowered or "create" in lowered:
@@ -93,16 +97,18 @@ class TurnRunner:
                 result = await self._result(before, after, job.partial_text, None)
                 # Whatever work the words announced may still land: watched like a generation's second stage.
                 return Turn(result=result.model_copy(update={"notice": CUT_REPLY_NOTICE}), after=after,
-                            expects_late_writes=True)
+                            expects_late_writes=True, generation=False)
         except TimeoutError:
             raise TurnFailed(
                 "NemoVideo did not finish within its time limit. Check the project with the state tool; "
                 "if nothing changed, try again with a simpler request."
             ) from None
         result = await self._result(before, after, job.partial_text, failure)
-        # Generation is two-stage (music and titles land after the stream): such a turn is watched.
-        expects_more = is_generation(tools) or before.state.generated_media != after.state.generated_media
-        return Turn(result=result, after=after, expects_late_writes=expects_more)
+        # Generation is two-stage (music and titles land after the stream), and NemoVideo's tool names are not
+        # documented: any turn that called a tool or changed the project may still have a write in flight.
+        generation = is_generation(tools) or before.state.generated_media != after.state.generated_media
+        did_something = bool(tools) or after.state.fingerprint() != before.state.fingerprint()
+        return Turn(result=result, after=after, expects_late_writes=generation or did_something, generation=generation)
 
     async def recover_result(self, job: Job, session_id: str, before: StateReply) -> ChatResult:
         """A turn whose process died mid-stream: never re-sent, its outcome read from the project."""
@@ -111,14 +117,14 @@ class TurnRunner:
         return await self._result(before, after, "", None)
 
     async def watch_late_writes(self, job: Job, session_id: str, seen: StateReply,
-                                on_change: Callable[[list[str], StateReply], None]) -> list[str]:
+                                on_change: Callable[[list[str], StateReply], None], window: float) -> list[str]:
         """Poll the project after a turn for work that lands late; each change is handed to `on_change`
         as soon as it is seen (so a watch cut short loses nothing), and all of them are returned once settled."""
         delays = _schedule(self._settings.late_write_delays_seconds)
         waited = 0.0
         changes: list[str] = []
-        while waited < self._settings.late_write_watch_seconds:
-            job.update("🎵 Waiting for NemoVideo to finish music and titles…")
+        while waited < window:
+            job.update("🔎 Checking whether NemoVideo adds more to the project…")
             delay = next(delays)
             await anyio.sleep(delay)
             waited += delay
@@ -224,14 +230,23 @@ class TurnRunner:
 
 
 class Turn:
-    """A finished turn: its result, the project as it was left, and whether late work is expected."""
+    """A finished turn: its result, the project as it was left, whether late work may land, and whether it
+    generated a video (whose second stage, music and titles, may still be on its way)."""
 
-    __slots__ = ("result", "after", "expects_late_writes")
+    __slots__ = ("result", "after", "expects_late_writes", "generation")
 
-    def __init__(self, *, result: ChatResult, after: StateReply, expects_late_writes: bool) -> None:
+    def __init__(self, *, result: ChatResult, after: StateReply, expects_late_writes: bool, generation: bool) -> None:
         self.result = result
         self.after = after
         self.expects_late_writes = expects_late_writes
+        self.generation = generation
+
+    @property
+    def second_stage_pending(self) -> bool:
+        """A generation whose draft has none of what the second stage adds (music, titles, effects) yet: a
+        render now would miss them, so an export waits for them."""
+        return self.generation and not any(
+            track.kind in POST_PRODUCTION for track in tracks_of(self.after.state.draft))
 
 
 def _schedule(delays: tuple[float, ...]) -> Iterator[float]:

@@ -37,6 +37,10 @@ class ConfigurationError(NemoError):
     """The skill cannot start or act because of local setup (SKILL.md, files, settings)."""
 
 
+class StoreUnavailable(ConfigurationError):
+    """The durable store (a local file) cannot be read or written; the message names it and what to do."""
+
+
 class InvalidInput(NemoError):
     """A local check refused what the user asked for; nothing was sent to NemoVideo, so no backend code."""
 

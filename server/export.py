@@ -12,6 +12,7 @@ Downloads go to `<name>.part` and are renamed into place only when complete.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from pydantic import BaseModel, Field
 from .client import NemoClient
 from .errors import BackendError, BackendUnavailable, ExportBlocked, NemoError, OutOfCredits, UnexpectedResponse
 from .jobs import Job
+from .models import RenderJob
 from .logs import get_logger
 from .results import ToolResult
 from .sessions import Session, SessionManager
@@ -40,6 +42,8 @@ log = get_logger("export")
 
 RENDER_GIVE_UP_SECONDS = 15 * 60
 FINISHED_RENDERS_KEPT_SECONDS = 30 * 24 * 3600
+# A record still "rendering" this long after its start lost its process and its render (given up at 15 min).
+UNFINISHED_RENDERS_KEPT_SECONDS = 24 * 3600
 DOWNLOAD_ATTEMPTS = 3
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -120,6 +124,16 @@ class RenderRecord(BaseModel):
     size_bytes: int | None = None
 
 
+def new_render_id() -> str:
+    """`render_<digits>`, the documented shape, unique beyond doubt.
+
+    The client chooses render ids and NemoVideo documents no per-user scope for them, so two exports that
+    chose the same id could share one render: one user's project delivered to another. Microseconds plus
+    nine random digits make a collision a matter of chance no load reaches.
+    """
+    return f"render_{time.time_ns() // 1000}{secrets.randbelow(10 ** 9):09d}"
+
+
 def draft_hash(draft: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(draft, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -168,35 +182,45 @@ class RenderRegistry:
         self._store = store
         self._clock = clock
 
-    def all(self) -> list[RenderRecord]:
+    async def all(self) -> list[RenderRecord]:
         records = []
-        for _, entry in self._store.items(self.COLLECTION):
+        for _, entry in await self._store.items(self.COLLECTION):
             try:
                 records.append(RenderRecord.model_validate(entry))
             except ValueError:
                 continue
         return records
 
-    def get(self, render_id: str) -> RenderRecord | None:
-        entry = self._store.get(self.COLLECTION, render_id)
+    async def get(self, render_id: str) -> RenderRecord | None:
+        entry = await self._store.get(self.COLLECTION, render_id)
         try:
             return RenderRecord.model_validate(entry) if entry is not None else None
         except ValueError:
             return None
 
-    def forget(self, render_id: str) -> None:
-        self._store.delete(self.COLLECTION, render_id)
+    async def forget(self, render_id: str) -> None:
+        await self._store.delete(self.COLLECTION, render_id)
 
-    def save(self, record: RenderRecord) -> None:
-        self._store.put(self.COLLECTION, record.render_id, record.model_dump())
-        stale = self._clock() - FINISHED_RENDERS_KEPT_SECONDS
-        for old in self.all():
-            if old.status != "rendering" and old.started_at < stale:
-                self._store.delete(self.COLLECTION, old.render_id)
+    async def save(self, record: RenderRecord) -> None:
+        await self._store.put(self.COLLECTION, record.render_id, record.model_dump())
 
-    def reusable(self, api_url: str, session_id: str, digest: str) -> RenderRecord | None:
+    async def prune(self) -> None:
+        """Retention: finished records go after 30 days, one still "rendering" (its process and render long
+        gone) after a day, and an unreadable one at once."""
+        now = self._clock()
+        for render_id, entry in await self._store.items(self.COLLECTION):
+            try:
+                record = RenderRecord.model_validate(entry)
+            except ValueError:
+                await self._store.delete(self.COLLECTION, render_id)
+                continue
+            kept = UNFINISHED_RENDERS_KEPT_SECONDS if record.status == "rendering" else FINISHED_RENDERS_KEPT_SECONDS
+            if now - record.started_at > kept:
+                await self._store.delete(self.COLLECTION, render_id)
+
+    async def reusable(self, api_url: str, session_id: str, digest: str) -> RenderRecord | None:
         """The newest render of this exact draft that is still usable: in flight, finished, or delivered and on disk."""
-        for record in sorted(self.all(), key=lambda r: r.started_at, reverse=True):
+        for record in sorted(await self.all(), key=lambda r: r.started_at, reverse=True):
             if (record.api_url, record.session_id, record.draft_hash) != (api_url, session_id, digest):
                 continue
             if record.status == "completed":
@@ -208,6 +232,20 @@ class RenderRegistry:
         return None
 
 
+class RenderMismatch(NemoError):
+    default_message = (
+        "NemoVideo answered about a different render than the one this export started, so its video was not "
+        "saved (it could be someone else's). Call export again: it starts a new render."
+    )
+
+
+def _check_same_render(render_id: str, reply: RenderJob) -> None:
+    """The render followed must be the one this export started: a reply naming another id is never delivered."""
+    if reply.id is not None and str(reply.id) != render_id:
+        log.warning("Render %s: NemoVideo answered about render %s", render_id, reply.id)
+        raise RenderMismatch()
+
+
 class Exporter:
     def __init__(self, client: NemoClient, sessions: SessionManager, settings: Settings) -> None:
         self._client = client
@@ -217,18 +255,15 @@ class Exporter:
         # Held across "is there a render of this draft? no: start one", so two exports never start two.
         self._start_lock = settings.state_dir / ".renders.start.lock"
 
-    async def prepare(self) -> RenderRecord:
+    async def prepare(self, session: Session) -> RenderRecord:
         """Check there is something to render, then re-attach to its render or start one."""
-        session = self._sessions.current
-        if session is None:
-            raise NothingToExport()
         state = await self._client.state(session.session_id)
         draft = state.state.draft
         if not has_content(draft):
             raise NothingToExport()
         digest = draft_hash(draft)
         async with file_lock(self._start_lock):
-            existing = self.registry.reusable(self._settings.api_url, session.session_id, digest)
+            existing = await self.registry.reusable(self._settings.api_url, session.session_id, digest)
             if existing is not None:
                 log.info("Re-attaching to render %s (%s)", existing.render_id, existing.status)
                 return existing
@@ -247,30 +282,30 @@ class Exporter:
         timeout) still leaves a record the next export re-attaches to instead of rendering again.
         """
         for attempt in (1, 2):
-            record = RenderRecord(render_id=f"render_{int(time.time() * 1000)}", api_url=self._settings.api_url,
+            record = RenderRecord(render_id=new_render_id(), api_url=self._settings.api_url,
                                   session_id=session.session_id, task_id=session.task_id, draft_hash=digest,
                                   started_at=time.time())
-            self.registry.save(record)
+            await self.registry.save(record)
             try:
-                await self._client.start_render(record.render_id, session.session_id, draft)
+                started = await self._client.start_render(record.render_id, session.session_id, draft)
+                _check_same_render(record.render_id, started)
                 return record
             except (BackendUnavailable, UnexpectedResponse):
                 # The reply was lost or unreadable, not a refusal: the render may be running.
                 if await self._was_accepted(record.render_id):
                     log.info("Render %s started although its reply was lost", record.render_id)
                     return record
-                self.registry.forget(record.render_id)
+                await self.registry.forget(record.render_id)
                 if attempt == 2:
                     raise
             except BackendError:
-                self.registry.forget(record.render_id)  # clearly refused: nothing is rendering
+                await self.registry.forget(record.render_id)  # clearly refused: nothing is rendering
                 if attempt == 2:
                     raise
             except NemoError:
-                self.registry.forget(record.render_id)  # refused for a reason a new id does not change
+                await self.registry.forget(record.render_id)  # refused for a reason a new id does not change
                 raise
             log.info("NemoVideo did not start render %s; trying once more with a new id", record.render_id)
-            await anyio.sleep(0.01)  # a new millisecond, hence a new id
         raise AssertionError("unreachable")
 
     async def _was_accepted(self, render_id: str) -> bool:
@@ -287,7 +322,7 @@ class Exporter:
         """Ask NemoVideo to stop a render and close its record; True when the backend confirmed."""
         if render_id is None:
             return False
-        record = self.registry.get(render_id)
+        record = await self.registry.get(render_id)
         try:
             await self._client.cancel_render(render_id)
             confirmed = True
@@ -295,7 +330,7 @@ class Exporter:
             log.info("Cancelling render %s failed: %s", render_id, type(error).__name__)
             confirmed = False
         if record is not None and record.status == "rendering":
-            self.registry.save(record.model_copy(update={"status": "cancelled"}))
+            await self.registry.save(record.model_copy(update={"status": "cancelled"}))
         return confirmed
 
     async def finish(self, job: Job, record: RenderRecord, output_dir: Path) -> ExportResult:
@@ -314,25 +349,26 @@ class Exporter:
                 status = await self._client.render_status(record.render_id)
             except BackendError:
                 # A clear "no such render": the backend lost it. Forgotten, so the next export renders anew.
-                self.registry.forget(record.render_id)
+                await self.registry.forget(record.render_id)
                 raise RenderFailed("NemoVideo no longer has this render. Call export again to render the video anew.") \
                     from None
+            _check_same_render(record.render_id, status)
             polls += 1
             elapsed = time.time() - record.started_at
             if status.status == "completed":
                 # Without an output URL, delivery uses the API's fallback download.
                 record = record.model_copy(update={"status": "completed", "url": status.url or record.url})
-                self.registry.save(record)
+                await self.registry.save(record)
                 return record
             if status.status in ("cancelled", "canceled"):
-                self.registry.save(record.model_copy(update={"status": "cancelled"}))
+                await self.registry.save(record.model_copy(update={"status": "cancelled"}))
                 raise RenderFailed("The render was cancelled. Call export again to start a new one.")
             if status.status == "failed":
-                self.registry.save(record.model_copy(update={"status": "failed"}))
+                await self.registry.save(record.model_copy(update={"status": "failed"}))
                 reason = f" ({status.error})" if status.error else ""
                 raise RenderFailed(f"The render failed on NemoVideo's side{reason}. Call export again to retry.")
             if elapsed > RENDER_GIVE_UP_SECONDS:
-                self.registry.save(record.model_copy(update={"status": "failed"}))
+                await self.registry.save(record.model_copy(update={"status": "failed"}))
                 raise RenderFailed(
                     f"The render did not finish within {RENDER_GIVE_UP_SECONDS // 60} minutes and was given up. "
                     "Call export again to start a new one."
@@ -380,7 +416,7 @@ class Exporter:
                 continue
             delivered = record.model_copy(update={"status": "delivered", "path": str(target), "size_bytes": size,
                                                   "url": source if source != fallback else record.url})
-            self.registry.save(delivered)
+            await self.registry.save(delivered)
             return delivered
         raise DownloadFailed()
 
@@ -419,7 +455,7 @@ class Exporter:
     async def _result(self, record: RenderRecord, *, already: bool) -> ExportResult:
         assert record.path is not None
         path = Path(record.path)
-        session = self._sessions.current
+        session = await self._sessions.current()
         link = await self._sessions.project_link(session) if session and session.session_id == record.session_id else None
         lead = "Already exported" if already else "✅ Exported"
         reply = f"{lead}: {path} ({human_size(record.size_bytes or path.stat().st_size)})."

@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from .errors import NemoError
+from .errors import NemoError, StoreUnavailable
 from .logs import get_logger
 from .store import Store
 
@@ -123,6 +123,7 @@ class JobRunner:
         self._clock = clock
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._task_group: TaskGroup | None = None
+        self._saving_steps: set[str] = set()
 
     async def __aenter__(self) -> JobRunner:
         self._task_group = anyio.create_task_group()
@@ -135,27 +136,33 @@ class JobRunner:
         assert self._task_group is not None
         # Server shutdown: running work stops here. Its records are marked orphaned at once, so the
         # next process asked about them takes the work over without waiting for the heartbeat to age.
-        for job in [job for job in self._jobs.values() if not job.finished.is_set()]:
-            self._store.update(JOBS, job.id, lambda record: record and {**record, "heartbeat_at": 0.0})
-            job.on_step = None
+        with anyio.CancelScope(shield=True):
+            for job in [job for job in self._jobs.values() if not job.finished.is_set()]:
+                job.on_step = None
+                await self._quietly(self._store.update(
+                    JOBS, job.id, lambda record: record and {**record, "heartbeat_at": 0.0}), "mark orphaned")
         self._task_group.cancel_scope.cancel()
         return await self._task_group.__aexit__(exc_type, exc, tb)
 
-    def start(self, kind: str, work: Callable[[Job[ResultT]], Awaitable[ResultT]],
-              key: str | None = None, *, facts: dict[str, Any] | None = None,
-              job_id: str | None = None) -> Job[ResultT]:
-        """Run `work` as a job; `facts` (JSON) are kept with its record for whoever takes it over."""
+    async def start(self, kind: str, work: Callable[[Job[ResultT]], Awaitable[ResultT]],
+                    key: str | None = None, *, facts: dict[str, Any] | None = None,
+                    job_id: str | None = None) -> Job[ResultT]:
+        """Run `work` as a job; `facts` (JSON) are kept with its record for whoever takes it over.
+
+        The record is written before the work starts: a store that cannot be used refuses the job
+        (with its sentence) before anything is sent, instead of leaving work no handle can reach.
+        """
         if self._task_group is None:
             raise RuntimeError("JobRunner is not running; use it as an async context manager")
         job: Job[ResultT] = Job(kind, key, job_id)
-        job.on_step = self._save_step
-        self._remember(job)
         now = self._clock()
-        self._store.update(JOBS, job.id, lambda existing: {
+        await self._store.update(JOBS, job.id, lambda existing: {
             **(existing or {"started_at": now, "facts": facts or {}}),
             "id": job.id, "kind": kind, "key": key, "status": "running", "step": job.step,
             "pid": os.getpid(), "heartbeat_at": now,
         })
+        job.on_step = self._save_step_soon
+        self._remember(job)
 
         async def run() -> None:
             try:
@@ -168,12 +175,19 @@ class JobRunner:
                 job.error = JobCrashed()
             finally:
                 if job.error is not None or job.result is not None:
-                    self._save_outcome(job)
+                    with anyio.CancelScope(shield=True):
+                        await self._quietly(self._save_outcome(job), f"save the outcome of {job.id}")
                 # else the server shut down mid-work: the record stays "running" (orphaned) for a taker
                 job.finish()
 
         self._task_group.start_soon(run, name=job.id)
         return job
+
+    def spawn(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Background work of the server's own (housekeeping) that lives and ends with the jobs."""
+        if self._task_group is None:
+            raise RuntimeError("JobRunner is not running; use it as an async context manager")
+        self._task_group.start_soon(loop, name=name)
 
     def get(self, job_id: str) -> Job:
         job = self.local(job_id)
@@ -184,14 +198,14 @@ class JobRunner:
     def local(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id.strip())
 
-    def record(self, job_id: str) -> dict[str, Any] | None:
-        return self._store.get(JOBS, job_id.strip())
+    async def record(self, job_id: str) -> dict[str, Any] | None:
+        return await self._store.get(JOBS, job_id.strip())
 
     def is_stale(self, record: dict[str, Any]) -> bool:
         return record.get("status") == "running" and (
             self._clock() - float(record.get("heartbeat_at") or 0) > STALE_AFTER_SECONDS)
 
-    def claim(self, job_id: str) -> bool:
+    async def claim(self, job_id: str) -> bool:
         """Take over a stale job's record for this process; False when another process was first."""
         now = self._clock()
         claimed = False
@@ -203,7 +217,7 @@ class JobRunner:
             claimed = True
             return {**record, "pid": os.getpid(), "heartbeat_at": now}
 
-        self._store.update(JOBS, job_id, change)
+        await self._store.update(JOBS, job_id, change)
         return claimed
 
     def running(self, kind: str, key: str | None = None) -> Job | None:
@@ -211,17 +225,31 @@ class JobRunner:
         return next((job for job in self._jobs.values()
                      if job.kind == kind and (key is None or job.key == key) and not job.finished.is_set()), None)
 
-    def running_anywhere(self, kinds: tuple[str, ...], session_id: str) -> dict[str, Any] | None:
-        """A live job of another process (or this one) on this project, from the store."""
-        for _, record in self._store.items(JOBS):
-            if (record.get("kind") in kinds and record.get("status") == "running"
-                    and (record.get("facts") or {}).get("session_id") == session_id and not self.is_stale(record)):
+    async def running_anywhere(self, kinds: tuple[str, ...], session_id: str | None = None, *,
+                               key: str | None = None) -> dict[str, Any] | None:
+        """A live job of any process (this one included) of these kinds, on this project and/or key, from the store."""
+        for _, record in await self._store.items(JOBS):
+            if (record.get("kind") in kinds and record.get("status") == "running" and not self.is_stale(record)
+                    and (session_id is None or (record.get("facts") or {}).get("session_id") == session_id)
+                    and (key is None or record.get("key") == key)):
                 return record
         return None
 
-    def request_cancel(self, job_id: str) -> None:
+    async def request_cancel(self, job_id: str) -> None:
         """Ask the process that runs a job to stop it (it looks at its next heartbeat)."""
-        self._store.update(JOBS, job_id, lambda record: record and {**record, "cancel_requested": True})
+        await self._store.update(JOBS, job_id, lambda record: record and {**record, "cancel_requested": True})
+
+    async def note(self, job: Job, *, key: str | None = None, **facts: Any) -> None:
+        """What a running job learned that a canceller or a taker needs (a render id it started)."""
+        if key is not None:
+            job.key = key
+
+        def change(record: dict | None) -> dict | None:
+            if record is None:
+                return None
+            return {**record, "key": job.key, "facts": {**(record.get("facts") or {}), **facts}}
+
+        await self._store.update(JOBS, job.id, change)
 
     def _remember(self, job: Job) -> None:
         self._jobs[job.id] = job
@@ -229,10 +257,30 @@ class JobRunner:
         for key in finished[: max(0, len(finished) - FINISHED_JOBS_KEPT)]:
             del self._jobs[key]
 
-    def _save_step(self, job: Job) -> None:
-        self._store.update(JOBS, job.id, lambda record: record and {**record, "step": job.step})
+    def _save_step_soon(self, job: Job) -> None:
+        """Steps change from synchronous code; the store is written in the background, the latest step winning."""
+        if job.id in self._saving_steps or self._task_group is None:
+            return
+        self._saving_steps.add(job.id)
 
-    def _save_outcome(self, job: Job) -> None:
+        async def save() -> None:
+            try:
+                await self._quietly(self._store.update(
+                    JOBS, job.id, lambda record: record and {**record, "step": job.step}), f"save the step of {job.id}")
+            finally:
+                self._saving_steps.discard(job.id)
+
+        self._task_group.start_soon(save)
+
+    @staticmethod
+    async def _quietly(write: Awaitable[Any], what: str) -> None:
+        """Background bookkeeping: a store that cannot be used is logged, and the work goes on."""
+        try:
+            await write
+        except StoreUnavailable as error:
+            log.warning("Could not %s: %s", what, error.message)
+
+    async def _save_outcome(self, job: Job) -> None:
         if job.error is not None:
             outcome = {"status": "cancelled" if isinstance(job.error, JobCancelled) else "failed",
                        "error": job.error.message, "error_type": type(job.error).__name__}
@@ -241,23 +289,32 @@ class JobRunner:
             outcome = {"status": "done", "result_type": type(result).__name__,
                        "result": result.model_dump(mode="json") if hasattr(result, "model_dump") else None}
         finished_at = self._clock()
-        self._store.update(JOBS, job.id, lambda record: {**(record or {}), **outcome, "finished_at": finished_at})
+        await self._store.update(JOBS, job.id, lambda record: {**(record or {}), **outcome, "finished_at": finished_at})
 
     async def _heartbeats(self) -> None:
         while True:
             await anyio.sleep(HEARTBEAT_SECONDS)
-            now = self._clock()
-            for job in [job for job in self._jobs.values() if not job.finished.is_set()]:
-                record = self._store.update(JOBS, job.id, lambda record: record and {**record, "heartbeat_at": now})
-                if record and record.get("cancel_requested"):
-                    job.cancel()
-            self._forget_old(now)
+            try:
+                await self._beat()
+            except Exception:
+                # A full disk or a locked store must not end the server and the work it runs: said, then retried.
+                log.warning("Job heartbeat failed; trying again in %gs", HEARTBEAT_SECONDS, exc_info=True)
 
-    def _forget_old(self, now: float) -> None:
-        for job_id, record in self._store.items(JOBS):
+    async def _beat(self) -> None:
+        now = self._clock()
+        for job in [job for job in self._jobs.values() if not job.finished.is_set()]:
+            record = await self._store.update(JOBS, job.id, lambda record: record and {**record, "heartbeat_at": now})
+            if record and record.get("cancel_requested"):
+                job.cancel()
+        await self.prune(now)
+
+    async def prune(self, now: float | None = None) -> None:
+        """Retention: a job's record goes a day after it finished, or after its process was last heard of."""
+        now = self._clock() if now is None else now
+        for job_id, record in await self._store.items(JOBS):
             last_sign_of_life = float(record.get("finished_at") or record.get("heartbeat_at") or now)
             if now - last_sign_of_life > FINISHED_JOB_LIFETIME_SECONDS:
-                self._store.delete(JOBS, job_id)
+                await self._store.delete(JOBS, job_id)
 
     @staticmethod
     async def wait(job: Job, wait_seconds: float, on_progress: ProgressCallback | None = None) -> bool:

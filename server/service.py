@@ -18,7 +18,16 @@ from .client import NemoClient
 from .errors import InvalidInput, NemoError, OutOfCredits, SessionNotFound, TurnFailed
 from .export import Exporter, ExportResult, NothingToExport, RenderRecord, has_content, usable_output_dir
 from .identity import SkillIdentity
-from .jobs import PROGRESS_EVERY_SECONDS, Job, JobCancelled, JobRunner, ProgressCallback, UnknownJob, format_elapsed
+from .jobs import (
+    PROGRESS_EVERY_SECONDS,
+    Job,
+    JobCancelled,
+    JobCrashed,
+    JobRunner,
+    ProgressCallback,
+    UnknownJob,
+    format_elapsed,
+)
 from .logs import get_logger
 from .models import StateReply
 from .results import (
@@ -32,6 +41,7 @@ from .results import (
 )
 from .sessions import NEW_SESSION_NOTICE, Session, SessionManager
 from .settings import Settings
+from .storage import file_lock
 from .store import open_store
 from .timeline import summarize, tracks_of
 from .upload import ByteProgress, UploadedItem, UploadResult, check_sources, summarize_uploads, upload_sources
@@ -48,6 +58,9 @@ log = get_logger("service")
 DEFAULT_WAIT_SECONDS = 45.0
 # How often a job run by another server process is looked up in the store.
 REMOTE_POLL_SECONDS = 0.5
+# How often each table's retention rule runs (and once at start).
+HOUSEKEEPING_SECONDS = 3600.0
+PROJECTS_PER_PAGE = 10
 LATE_WRITE_INTRO = "NemoVideo finished more work after its reply:"
 
 
@@ -80,6 +93,11 @@ def _project_label(session: Session) -> str:
     return session.name or f"Project of {started}"
 
 
+def _export_key(render: RenderRecord, directory: Path) -> str:
+    """Two exports with this key would land the same file in the same folder: one is followed instead."""
+    return f"{render.render_id}|{directory}"
+
+
 def _job_kind(kind: str) -> str:
     return {"turn": "turn", "export": "export"}.get(kind, "follow_up")
 
@@ -100,6 +118,8 @@ class VideoService:
         self._late_reports: dict[str, list[str]] = {}
         # What each running watch last saw of its project.
         self._watched: dict[str, StateReply] = {}
+        # Held from "is this draft being exported anywhere?" to the export's record, across processes.
+        self._export_lock = settings.state_dir / ".export.lock"
 
     @cached_property
     def _turns(self) -> TurnRunner:
@@ -109,7 +129,18 @@ class VideoService:
 
     async def __aenter__(self) -> VideoService:
         await self.jobs.__aenter__()
+        self.jobs.spawn("housekeeping", self._housekeeping)
         return self
+
+    async def _housekeeping(self) -> None:
+        """Every table's retention rule, at start and hourly."""
+        while True:
+            for prune in (self.jobs.prune, self.exporter.registry.prune, self.sessions.prune, self.client.auth.prune):
+                try:
+                    await prune()
+                except Exception:
+                    log.warning("Housekeeping step %s failed; it runs again later", prune.__qualname__, exc_info=True)
+            await anyio.sleep(HOUSEKEEPING_SECONDS)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
@@ -128,7 +159,7 @@ class VideoService:
         )
 
     async def state(self) -> StateResult:
-        if self.sessions.current is None:
+        if await self.sessions.current() is None:
             # No project yet: creating one just to report it empty would waste a session.
             return StateResult(summary=summarize([]), tracks=[], empty=True, uploads=0)
 
@@ -138,13 +169,13 @@ class VideoService:
         (session, reply), notice = await self.sessions.run(fetch)
         tracks = tracks_of(reply.state.draft)
         summary = summarize(tracks)
-        self.sessions.note_summary(session.session_id, summary)
+        await self.sessions.note_summary(session.session_id, summary)
         return StateResult(
             summary=summary,
             tracks=tracks,
             empty=not tracks,
             uploads=len(reply.state.video_infos),
-            notice=_joined(notice, self._late_notice()),
+            notice=_joined(notice, await self._late_notice()),
         )
 
     # Conversation
@@ -202,31 +233,53 @@ class VideoService:
     async def export(self, output_dir: str | None = None, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                      on_progress: ProgressCallback | None = None) -> ExportResult:
         directory = usable_output_dir(output_dir, self.settings.output_dir)
-        session = self.sessions.current
-        turn = self.jobs.running_anywhere(("turn",), session.session_id) if session is not None else None
-        if turn is not None:
-            # Rendering now would render the draft as it was before the running request: wait for it first.
-            job = self.jobs.start("export", lambda job: self._export_after_turn(job, turn["id"], directory),
-                                  facts={"session_id": session.session_id, "output_dir": str(directory)})
+        session = await self.sessions.current()
+        unfinished = await self._unfinished_work(session.session_id) if session is not None else None
+        if session is not None and unfinished is not None:
+            # Rendering now would render the draft from before that work: it is waited for first.
+            job_id = (await self.jobs.start(
+                "export", lambda job: self._export_after(job, unfinished, directory),
+                facts={"session_id": session.session_id, "output_dir": str(directory), "after_job": unfinished},
+            )).id
         else:
-            record, notice = await self._prepared()
-            key = f"{record.render_id}|{directory}"
-            job = self.jobs.running("export", key) or self.jobs.start(
-                "export", lambda job: self._finish_export(job, record, directory, notice), key=key,
-                facts={"session_id": record.session_id, "render_id": record.render_id, "output_dir": str(directory)},
-            )
-        result = await self.wait(job.id, wait_seconds, on_progress)
-        late = self._late_notice()
+            job_id = await self._start_export(directory)
+        result = await self.wait(job_id, wait_seconds, on_progress)
+        late = await self._late_notice()
         return result.model_copy(update={"notice": _joined(result.notice, late)}) if late else result
+
+    async def _unfinished_work(self, session_id: str) -> str | None:
+        """A job of any process still changing this project: a turn, or a generation's second stage landing."""
+        turn = await self.jobs.running_anywhere(("turn",), session_id)
+        if turn is not None:
+            return str(turn["id"])
+        watch = await self.jobs.running_anywhere(("follow_up",), session_id)
+        if watch is not None and (watch.get("facts") or {}).get("second_stage"):
+            return str(watch["id"])
+        return None
+
+    async def _start_export(self, directory: Path) -> str:
+        """The export job of the current draft: one already running in any process, else a new one."""
+        async with file_lock(self._export_lock):
+            render, notice = await self._prepared()
+            key = _export_key(render, directory)
+            live = await self.jobs.running_anywhere(("export",), key=key)
+            if live is not None:
+                return str(live["id"])
+            job = await self.jobs.start(
+                "export", lambda job: self._finish_export(job, render, directory, notice), key=key,
+                facts={"session_id": render.session_id, "render_id": render.render_id, "output_dir": str(directory)},
+            )
+            return job.id
 
     async def _prepared(self) -> tuple[RenderRecord, str | None]:
         """The render of the current draft; a project the backend lost is replaced, and that is said."""
-        if self.sessions.current is None:
+        session = await self.sessions.current()
+        if session is None:
             raise NothingToExport()
         try:
-            return await self.exporter.prepare(), None
+            return await self.exporter.prepare(session), None
         except SessionNotFound:
-            await self.sessions.replace(self.sessions.current)
+            await self.sessions.replace(session)
             raise NothingToExport(f"{NEW_SESSION_NOTICE} There is nothing to export in it yet.") from None
 
     async def _finish_export(self, job: Job, record: RenderRecord, directory: Path,
@@ -234,18 +287,38 @@ class VideoService:
         result = await self.exporter.finish(job, record, directory)
         return result.model_copy(update={"notice": notice}) if notice else result
 
-    async def _export_after_turn(self, job: Job, turn_id: str, directory: Path) -> ExportResult:
-        job.update("⏳ Waiting for NemoVideo to finish the current request before rendering…")
-        local = self.jobs.local(turn_id)
+    async def _export_after(self, job: Job, unfinished_id: str, directory: Path) -> ExportResult:
+        record = await self.jobs.record(unfinished_id)
+        job.update("⏳ Waiting for NemoVideo to add the music and titles before rendering…"
+                   if (record or {}).get("kind") == "follow_up" else
+                   "⏳ Waiting for NemoVideo to finish the current request before rendering…")
+        local = self.jobs.local(unfinished_id)
         if local is not None:
             await local.finished.wait()
         else:  # another process runs it: follow its record
-            while (record := self.jobs.record(turn_id)) is not None and record.get("status") == "running" \
+            while (record := await self.jobs.record(unfinished_id)) is not None and record.get("status") == "running" \
                     and not self.jobs.is_stale(record):
                 await anyio.sleep(REMOTE_POLL_SECONDS)
-        render, notice = await self._prepared()
-        job.key = f"{render.render_id}|{directory}"
+        async with file_lock(self._export_lock):
+            render, notice = await self._prepared()
+            key = _export_key(render, directory)
+            live = await self.jobs.running_anywhere(("export",), key=key)
+            if live is None:
+                # Recorded at once: `cancel` then stops this render at NemoVideo, and a taker re-attaches to it.
+                await self.jobs.note(job, key=key, render_id=render.render_id)
+        if live is not None:
+            # Another export (of any process) is already landing this very render here: its result is ours.
+            job.update("⏳ Following the export of this video that is already running…")
+            return await self._outcome_of(str(live["id"]))
         return await self._finish_export(job, render, directory, notice)
+
+    async def _outcome_of(self, job_id: str) -> ExportResult:
+        while True:
+            result = await self.wait(job_id, PROGRESS_EVERY_SECONDS)
+            if result.status != "working":
+                if not isinstance(result, ExportResult):
+                    raise JobCrashed()
+                return result
 
     async def start_turn(self, message: str, wait_seconds: float, on_progress: ProgressCallback | None) -> ChatResult:
         async def snapshot(session: Session) -> tuple[Session, StateReply]:
@@ -254,7 +327,7 @@ class VideoService:
         # Held from the check to the start: two calls at once must not both start a paid turn.
         async with self._turn_lock:
             (session, before), notice = await self.sessions.run(snapshot, text=message)
-            running = self.jobs.running_anywhere(("turn", "export"), session.session_id)
+            running = await self.jobs.running_anywhere(("turn", "export"), session.session_id)
             if running is not None:
                 what = "rendering your video" if running["kind"] == "export" else "working on the previous request"
                 raise TurnInProgress(
@@ -280,18 +353,24 @@ class VideoService:
                     # The first video of a project: the link that keeps an anonymous user's work.
                     update["project_link"] = await self.sessions.project_link(session)
                 if done.expects_late_writes:
-                    update["follow_up_job_id"] = self._watch(session.session_id, done.after).id
-                self.sessions.note_summary(session.session_id, summarize(tracks_of(done.after.state.draft)))
+                    watch = await self._watch(session.session_id, done.after, generation=done.generation,
+                                              second_stage_pending=done.second_stage_pending)
+                    update["follow_up_job_id"] = watch.id
+                await self.sessions.note_summary(session.session_id, summarize(tracks_of(done.after.state.draft)))
                 return done.result.model_copy(update=update)
 
-            job = self.jobs.start("turn", turn, facts={
+            job = await self.jobs.start("turn", turn, facts={
                 "session_id": session.session_id, "before": before.model_dump(mode="json")})
         return await self.wait(job.id, wait_seconds, on_progress)
 
     # Work that lands after a turn's stream (two-stage generation)
 
-    def _watch(self, session_id: str, seen: StateReply) -> Job:
+    async def _watch(self, session_id: str, seen: StateReply, *, generation: bool, second_stage_pending: bool) -> Job:
+        """Watch the project for work that lands after the turn's reply: after a generation (its second stage:
+        music, titles) for the full window, after any other turn that did something for a brief one."""
         self._watched[session_id] = seen
+        window = (self.settings.late_write_watch_seconds if generation
+                  else min(self.settings.late_write_brief_watch_seconds, self.settings.late_write_watch_seconds))
 
         def landed(changes: list[str], after: StateReply) -> None:
             # Until a `wait` shows them, the next result about this project carries them: never silent.
@@ -299,14 +378,15 @@ class VideoService:
             self._watched[session_id] = after
 
         async def follow_up(job: Job[ChatResult]) -> ChatResult:
-            changes = await self._turns.watch_late_writes(job, session_id, seen, landed)
+            changes = await self._turns.watch_late_writes(job, session_id, seen, landed, window)
             last_seen = self._watched.pop(session_id, seen)  # the project as the watch last read it
             if not changes:
                 return ChatResult(reply="NemoVideo added nothing more after its reply.", action="chat", status="done")
             return ChatResult(reply="\n".join([LATE_WRITE_INTRO, *changes]), action="chat", status="done",
                               changes=changes, timeline=summarize(tracks_of(last_seen.state.draft)))
 
-        return self.jobs.start("follow_up", follow_up, key=session_id, facts={"session_id": session_id})
+        return await self.jobs.start("follow_up", follow_up, key=session_id,
+                                     facts={"session_id": session_id, "second_stage": second_stage_pending})
 
     def _stop_watching(self, session_id: str, now: StateReply) -> None:
         """A new turn starts from the project as it is `now`: what landed since the watch last looked is
@@ -327,44 +407,57 @@ class VideoService:
         reported = self._late_reports.pop(session_id, [])
         return "\n".join([LATE_WRITE_INTRO, *reported]) if reported else None
 
-    def _late_notice(self) -> str | None:
-        session = self.sessions.current
+    async def _late_notice(self) -> str | None:
+        session = await self.sessions.current()
         return self._take_late_reports(session.session_id) if session is not None else None
 
     # Projects
 
-    async def projects(self, action: str = "list", project: str | None = None) -> ProjectsResult:
-        """List recent projects, start a new one, or switch to one (by number from the list, or by name)."""
+    async def projects(self, action: str = "list", project: str | None = None, page: int = 1) -> ProjectsResult:
+        """List the projects (a page at a time, or those matching `project`), start a new one, or switch to one
+        (by its number in the list, or by name)."""
         if action == "new":
             session = await self.sessions.start_new(project)
             lead = f"Started a new, empty project{f' “{session.name}”' if session.name else ''}. Describe the video you want."
         elif action == "switch":
-            session = self.sessions.switch(self._find_project(project))
+            session = await self.sessions.switch(await self._find_project(project))
             lead = f"Switched to “{_project_label(session)}”. {session.summary or ''}".strip()
+        numbered = await self._numbered_projects()
+        if action == "list" and project and project.strip():
+            wanted = project.strip().lower()
+            shown = [item for item in numbered if wanted in item.name.lower() or wanted in (item.summary or "").lower()]
+            lead = f"Projects matching “{project.strip()}”:" if shown else \
+                f"No project matches “{project.strip()}”. Call `projects` without a name to list them all."
         else:
-            lead = "Your recent projects:"
-        listed = self._listed_projects()
-        if action == "list" and not listed:
-            lead = "There are no projects yet: describe a video to start one."
+            pages = max(1, -(-len(numbered) // PROJECTS_PER_PAGE))
+            page = min(max(1, page), pages)
+            shown = numbered[(page - 1) * PROJECTS_PER_PAGE: page * PROJECTS_PER_PAGE]
+            if action == "list":
+                lead = "There are no projects yet: describe a video to start one." if not numbered else (
+                    "Your recent projects:" if pages == 1 else
+                    f"Your projects, page {page} of {pages} (most recent first):")
+                if page < pages:
+                    shown_more = f"More: call `projects` with page {page + 1}, or with a name to search."
+                    lead = f"{lead}\n{shown_more}"
         lines = [f"{item.number}. {item.name}{' (current)' if item.current else ''} — {item.last_used}"
-                 + (f": {item.summary}" if item.summary else "") for item in listed]
-        return ProjectsResult(reply="\n".join([lead, *lines]) if action == "list" else lead, projects=listed)
+                 + (f": {item.summary}" if item.summary else "") for item in shown]
+        return ProjectsResult(reply="\n".join([lead, *lines]) if action == "list" else lead, projects=shown)
 
-    def _listed_projects(self) -> list[ProjectSummary]:
-        current = self.sessions.current
+    async def _numbered_projects(self) -> list[ProjectSummary]:
+        current = await self.sessions.current()
         return [ProjectSummary(number=number, name=_project_label(session),
                                current=current is not None and session.session_id == current.session_id,
                                last_used=time.strftime("%Y-%m-%d %H:%M", time.localtime(session.last_used_at)),
                                summary=session.summary, link=session.project_link)
-                for number, session in enumerate(self.sessions.recent(), start=1)]
+                for number, session in enumerate(await self.sessions.all(), start=1)]
 
-    def _find_project(self, wanted: str | None) -> str:
-        recent = self.sessions.recent()
+    async def _find_project(self, wanted: str | None) -> str:
+        projects = await self.sessions.all()
         text = (wanted or "").strip().lower()
-        if text.isdigit() and 1 <= int(text) <= len(recent):
-            return recent[int(text) - 1].session_id
+        if text.isascii() and text.isdigit() and 1 <= int(text) <= len(projects):
+            return projects[int(text) - 1].session_id
         # By name: the most recently used project whose name contains the words.
-        matches = [session for session in recent if text and text in _project_label(session).lower()]
+        matches = [session for session in projects if text and text in _project_label(session).lower()]
         if matches:
             return matches[0].session_id
         raise UnknownProject(
@@ -374,22 +467,32 @@ class VideoService:
 
     async def cancel(self, job_id: str) -> CancelResult:
         job = self.jobs.local(job_id)
-        record = self.jobs.record(job_id)
+        record = await self.jobs.record(job_id)
         if job is None and record is None:
             raise UnknownJob()
         kind = job.kind if job is not None else str(record.get("kind"))
         if (job.finished.is_set() if job is not None else record.get("status") != "running"):
             return CancelResult(reply="That job had already finished; nothing was cancelled.", job_id=job_id,
                                 kind=_job_kind(kind), cancelled_at_backend=False)
-        stop = job.cancel if job is not None else (lambda: self.jobs.request_cancel(job_id))
+
+        async def stop() -> None:
+            if job is not None:
+                job.cancel()
+            else:
+                await self.jobs.request_cancel(job_id)
+
         if kind == "export":
             render_id = ((record or {}).get("facts") or {}).get("render_id")
+            if render_id is None:  # still waiting for the project to settle: nothing is rendering yet
+                await stop()
+                return CancelResult(reply="The export was cancelled before its render started; nothing was rendered.",
+                                    job_id=job_id, kind="export", cancelled_at_backend=False)
             cancelled_at_backend = await self.exporter.cancel(render_id)
-            stop()
+            await stop()
             reply = ("The render was cancelled at NemoVideo." if cancelled_at_backend else
                      "Stopped waiting for the render; NemoVideo could not confirm that it stopped rendering.")
             return CancelResult(reply=reply, job_id=job_id, kind="export", cancelled_at_backend=cancelled_at_backend)
-        stop()
+        await stop()
         if kind == "follow_up":
             return CancelResult(reply="Stopped watching the project for late changes.", job_id=job_id,
                                 kind="follow_up", cancelled_at_backend=False)
@@ -401,7 +504,7 @@ class VideoService:
 
     async def wait(self, job_id: str, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                    on_progress: ProgressCallback | None = None) -> ChatResult | ExportResult:
-        job = self.jobs.local(job_id) or self._take_over(job_id)
+        job = self.jobs.local(job_id) or await self._take_over(job_id)
         if job is None:
             return await self._follow_elsewhere(job_id, wait_seconds, on_progress)
         if await self.jobs.wait(job, wait_seconds, on_progress):
@@ -414,12 +517,12 @@ class VideoService:
 
     # Handles that outlive their process
 
-    def _take_over(self, job_id: str) -> Job | None:
+    async def _take_over(self, job_id: str) -> Job | None:
         """A job whose process died is run again here by the rules that never repeat paid work."""
-        record = self.jobs.record(job_id)
+        record = await self.jobs.record(job_id)
         if record is None:
             raise UnknownJob()
-        if not self.jobs.is_stale(record) or not self.jobs.claim(job_id):
+        if not self.jobs.is_stale(record) or not await self.jobs.claim(job_id):
             return None
         facts = record.get("facts") or {}
         kind = str(record.get("kind"))
@@ -427,13 +530,16 @@ class VideoService:
         if kind == "turn":
             before = StateReply.model_validate(facts.get("before") or {})
             work = lambda job: self._turns.recover_result(job, str(facts.get("session_id")), before)  # noqa: E731
-        elif kind == "export" and facts.get("render_id") and (render := self.exporter.registry.get(
-                str(facts["render_id"]))) is not None:
+        elif kind == "export":
             directory = usable_output_dir(facts.get("output_dir"), self.settings.output_dir)
-            work = lambda job: self.exporter.finish(job, render, directory)  # noqa: E731
+            render = await self.exporter.registry.get(str(facts["render_id"])) if facts.get("render_id") else None
+            if render is not None:  # re-attached: the render goes on at NemoVideo, its file lands here
+                work = lambda job: self.exporter.finish(job, render, directory)  # noqa: E731
+            else:  # it was still waiting for the project to settle: it waits again, then renders the draft once
+                work = lambda job: self._export_after(job, str(facts.get("after_job")), directory)  # noqa: E731
         else:
             work = self._nothing_to_follow
-        return self.jobs.start(kind, work, key=record.get("key"), facts=facts, job_id=job_id)
+        return await self.jobs.start(kind, work, key=record.get("key"), facts=facts, job_id=job_id)
 
     async def _nothing_to_follow(self, job: Job) -> ChatResult:
         return ChatResult(reply="The server process that was following this stopped. Check the project with `state` "
@@ -446,7 +552,7 @@ class VideoService:
         deadline = anyio.current_time() + max(0.0, wait_seconds)
         next_progress = anyio.current_time() + PROGRESS_EVERY_SECONDS
         while True:
-            record = self.jobs.record(job_id)
+            record = await self.jobs.record(job_id)
             if record is None:
                 raise UnknownJob()
             if record.get("status") != "running" or self.jobs.is_stale(record):

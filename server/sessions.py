@@ -34,6 +34,8 @@ CURRENT = "current_project"
 # Where an earlier version kept its one project per API host (session.json, migrated by the store).
 LEGACY_CURRENT = "legacy_current"
 PROJECT_NAME_CHARS = 60
+# Retention: a project not used for this long leaves the list (it stays at NemoVideo, reachable by its link).
+PROJECT_KEPT_SECONDS = 180 * 24 * 3600
 
 
 class Session(BaseModel):
@@ -88,39 +90,55 @@ class SessionManager:
         self._create_lock = client.settings.state_dir / ".project.lock"
         self._lock = anyio.Lock()
 
-    @property
-    def current(self) -> Session | None:
+    async def current(self) -> Session | None:
         """The current project, read from the store: another process may have started or switched it."""
-        pointer = self._store.get(CURRENT, self._current_key)
+        pointer = await self._store.get(CURRENT, self._current_key)
         if pointer is None:
-            legacy = self._store.get(LEGACY_CURRENT, self._api_url)
+            legacy = await self._store.get(LEGACY_CURRENT, self._api_url)
             if legacy is None:
                 return None
             session = self._validated(legacy)
             if session is not None:
-                self._remember(session.model_copy(update={"api_url": self._api_url}))
+                await self._remember(session.model_copy(update={"api_url": self._api_url}))
+            await self._store.delete(LEGACY_CURRENT, self._api_url)  # moved: the pointer holds it now
             return session
-        session = self.project(str(pointer.get("session_id")))
+        session = await self.project(str(pointer.get("session_id")))
         if session is not None:
             self._client.auth.note_user_id(session.user_id)
         return session
 
-    def project(self, session_id: str) -> Session | None:
-        return self._validated(self._store.get(PROJECTS, session_id))
+    async def project(self, session_id: str) -> Session | None:
+        return self._validated(await self._store.get(PROJECTS, session_id))
 
-    def recent(self, limit: int = 10) -> list[Session]:
-        """This API host's projects, most recently used first."""
-        projects = [session for _, entry in self._store.items(PROJECTS)
+    async def all(self) -> list[Session]:
+        """Every stored project of this API host, most recently used first."""
+        projects = [session for _, entry in await self._store.items(PROJECTS)
                     if (session := self._validated(entry)) is not None and session.api_url == self._api_url]
-        return sorted(projects, key=lambda session: session.last_used_at, reverse=True)[:limit]
+        return sorted(projects, key=lambda session: session.last_used_at, reverse=True)
 
-    def switch(self, session_id: str) -> Session:
-        session = self.project(session_id)
+    async def switch(self, session_id: str) -> Session:
+        session = await self.project(session_id)
         if session is None:
             raise SessionNotFound()
         touched = session.model_copy(update={"last_used_at": time.time()})
-        self._remember(touched)
+        await self._remember(touched)
         return touched
+
+    async def prune(self) -> None:
+        """Retention: projects unused for PROJECT_KEPT_SECONDS go (never a current one), and so do pointers
+        to projects that are gone."""
+        pointers = await self._store.items(CURRENT)
+        current = {str(pointer.get("session_id")) for _, pointer in pointers}
+        stale = time.time() - PROJECT_KEPT_SECONDS
+        kept = set()
+        for session_id, entry in await self._store.items(PROJECTS):
+            if session_id not in current and float(entry.get("last_used_at") or 0) < stale:
+                await self._store.delete(PROJECTS, session_id)
+            else:
+                kept.add(session_id)
+        for key, pointer in pointers:
+            if str(pointer.get("session_id")) not in kept:
+                await self._store.delete(CURRENT, key)
 
     async def start_new(self, text: str | None = None) -> Session:
         """A new, empty project that becomes the current one; the others stay listed."""
@@ -129,12 +147,12 @@ class SessionManager:
 
     async def ensure(self, text: str | None = None) -> Session:
         """The current session, created now (language and name from `text`) if there is none yet."""
-        session = self.current
+        session = await self.current()
         if session is not None:
             return session
         async with self._lock, file_lock(self._create_lock):
             # Another process may have created it while this one waited for the lock.
-            return self.current or await self._create(detect_language(text), project_name(text))
+            return await self.current() or await self._create(detect_language(text), project_name(text))
 
     async def run(self, operation: Callable[[Session], Awaitable[ResultT]], text: str | None = None) -> tuple[ResultT, str | None]:
         """Run `operation` in the current session; on 1002 start a new session once and say so."""
@@ -149,26 +167,26 @@ class SessionManager:
     async def replace(self, lost: Session) -> Session:
         """A new session in place of one the backend no longer knows (same language); the lost one is forgotten."""
         async with self._lock, file_lock(self._create_lock):
-            current = self.current
+            current = await self.current()
             # A concurrent call (or process) may have replaced it already.
             if current is not None and current.session_id != lost.session_id:
                 return current
-            self._store.delete(PROJECTS, lost.session_id)
+            await self._store.delete(PROJECTS, lost.session_id)
             return await self._create(lost.language, lost.name)
 
-    def note_summary(self, session_id: str, summary: str) -> None:
+    async def note_summary(self, session_id: str, summary: str) -> None:
         """What is on the project, for the project list; also marks it used."""
         def change(entry: dict | None) -> dict | None:
             return None if entry is None else {**entry, "summary": summary, "last_used_at": time.time()}
 
-        self._store.update(PROJECTS, session_id, change)
+        await self._store.update(PROJECTS, session_id, change)
 
     async def project_link(self, session: Session | None = None) -> str | None:
         """The project's browser link, reused while valid; none when the backend offers none."""
-        session = session or self.current
+        session = session or await self.current()
         if session is None or not session.task_id:
             return None
-        stored = self.project(session.session_id) or session
+        stored = await self.project(session.session_id) or session
         if stored.project_link and stored.project_link_expires_at - CLAIM_LINK_MARGIN_SECONDS > time.time():
             return stored.project_link
         try:
@@ -182,7 +200,7 @@ class SessionManager:
         def change(entry: dict | None) -> dict | None:
             return None if entry is None else {**entry, "project_link": link, "project_link_expires_at": expires_at}
 
-        self._store.update(PROJECTS, session.session_id, change)
+        await self._store.update(PROJECTS, session.session_id, change)
         return link
 
     async def _create(self, language: str, name: str | None) -> Session:
@@ -191,15 +209,15 @@ class SessionManager:
         session = Session(session_id=created.session_id, task_id=created.task_id, user_id=created.user_id,
                           language=language, api_url=self._api_url, name=name, created_at=now, last_used_at=now)
         self._client.auth.note_user_id(created.user_id)
-        self._remember(session)
+        await self._remember(session)
         # Right away, as the official skill does: the link is what keeps an anonymous user's work.
         await self.project_link(session)
-        return self.project(session.session_id) or session
+        return await self.project(session.session_id) or session
 
-    def _remember(self, session: Session) -> None:
+    async def _remember(self, session: Session) -> None:
         """Keep the project and make it the current one."""
-        self._store.put(PROJECTS, session.session_id, session.model_dump())
-        self._store.put(CURRENT, self._current_key, {"session_id": session.session_id})
+        await self._store.put(PROJECTS, session.session_id, session.model_dump())
+        await self._store.put(CURRENT, self._current_key, {"session_id": session.session_id})
 
     @staticmethod
     def _validated(entry: dict | None) -> Session | None:

@@ -52,6 +52,8 @@ class Settings(BaseModel):
     # watched this long after a turn, on this schedule (the last delay repeats).
     late_write_watch_seconds: float = 3 * 60
     late_write_delays_seconds: tuple[float, ...] = (2.0, 5.0, 10.0, 15.0, 30.0)
+    # Any other turn that called a tool or changed the project is watched this long (its write may be in flight).
+    late_write_brief_watch_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -29,8 +29,26 @@ from .texts import INSTRUCTIONS, TOOL_TEXT
 
 log = get_logger("tools")
 
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
-EDITS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+
+
+def _hints(*, read_only: bool = False, destructive: bool = False, idempotent: bool = False) -> ToolAnnotations:
+    return ToolAnnotations(read_only_hint=read_only, destructive_hint=destructive, idempotent_hint=idempotent,
+                           open_world_hint=True)
+
+
+# What each tool can do, which hosts read to decide whether to ask the user first. `chat` can remove what is
+# on the timeline and spends credits; `wait` may take over a job and download its file; `export` writes a new
+# file each time a draft changes (never over an existing one) and renders an unchanged draft once.
+ANNOTATIONS = {
+    "credits": _hints(read_only=True, idempotent=True),
+    "state": _hints(read_only=True, idempotent=True),
+    "chat": _hints(destructive=True),
+    "wait": _hints(idempotent=True),
+    "upload": _hints(),
+    "export": _hints(idempotent=True),
+    "projects": _hints(),
+    "cancel": _hints(destructive=True, idempotent=True),
+}
 WAIT_SECONDS = Field(
     default=DEFAULT_WAIT_SECONDS, ge=0, le=600,
     description="How long to wait before returning a job handle; keep it under the host's tool time limit.",
@@ -87,7 +105,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         name="credits",
         title=TOOL_TEXT["credits"].title,
         description=TOOL_TEXT["credits"].description,
-        annotations=READ_ONLY,
+        annotations=ANNOTATIONS["credits"],
     )
     async def credits(ctx: Context) -> Annotated[CallToolResult, CreditsResult]:
         return await adapt(service_of(ctx).credits())
@@ -96,7 +114,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         name="state",
         title=TOOL_TEXT["state"].title,
         description=TOOL_TEXT["state"].description,
-        annotations=READ_ONLY,
+        annotations=ANNOTATIONS["state"],
     )
     async def state(ctx: Context) -> Annotated[CallToolResult, StateResult]:
         return await adapt(service_of(ctx).state())
@@ -105,7 +123,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         name="chat",
         title=TOOL_TEXT["chat"].title,
         description=TOOL_TEXT["chat"].description,
-        annotations=EDITS,
+        annotations=ANNOTATIONS["chat"],
     )
     async def chat(
         message: Annotated[str, Field(min_length=1, description="the user's request, in their words")],
@@ -118,7 +136,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         name="wait",
         title=TOOL_TEXT["wait"].title,
         description=TOOL_TEXT["wait"].description,
-        annotations=READ_ONLY,
+        annotations=ANNOTATIONS["wait"],
     )
     async def wait(
         job_id: Annotated[str, Field(min_length=1, description="the job_id of a 'working' result")],
@@ -132,7 +150,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         name="upload",
         title=TOOL_TEXT["upload"].title,
         description=TOOL_TEXT["upload"].description,
-        annotations=EDITS,
+        annotations=ANNOTATIONS["upload"],
     )
     async def upload(
         sources: Annotated[list[str], Field(min_length=1, description="local file paths or http(s) URLs")],
@@ -147,7 +165,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         name="export",
         title=TOOL_TEXT["export"].title,
         description=TOOL_TEXT["export"].description,
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True),
+        annotations=ANNOTATIONS["export"],
     )
     async def export(
         ctx: Context,
@@ -160,21 +178,22 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         name="projects",
         title=TOOL_TEXT["projects"].title,
         description=TOOL_TEXT["projects"].description,
-        annotations=EDITS,
+        annotations=ANNOTATIONS["projects"],
     )
     async def projects(
         ctx: Context,
         action: Annotated[Literal["list", "new", "switch"], Field(description="what to do")] = "list",
-        project: Annotated[str | None, Field(description="new: its name; switch: its number or name")] = None,
+        project: Annotated[str | None, Field(
+            description="new: its name; switch: its number or name; list: words to search for")] = None,
+        page: Annotated[int, Field(ge=1, description="list: which page of ten, most recent first")] = 1,
     ) -> Annotated[CallToolResult, ProjectsResult]:
-        return await adapt(service_of(ctx).projects(action, project))
+        return await adapt(service_of(ctx).projects(action, project, page))
 
     @server.tool(
         name="cancel",
         title=TOOL_TEXT["cancel"].title,
         description=TOOL_TEXT["cancel"].description,
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
-                                    open_world_hint=True),
+        annotations=ANNOTATIONS["cancel"],
     )
     async def cancel(
         job_id: Annotated[str, Field(min_length=1, description="the job_id to cancel")],

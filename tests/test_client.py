@@ -71,8 +71,8 @@ async def test_an_earlier_versions_token_file_is_moved_into_the_store_once(sandb
     async with client_for(settings, identity) as client:
         token = await client.auth.token()
     legacy = settings.config_dir / "anonymous_token.json"
-    entry = open_store(settings.config_dir, settings.state_dir).get("anonymous_token", settings.api_url)
-    open_store(settings.config_dir, settings.state_dir).delete("anonymous_token", settings.api_url)
+    entry = await open_store(settings.config_dir, settings.state_dir).get("anonymous_token", settings.api_url)
+    await open_store(settings.config_dir, settings.state_dir).delete("anonymous_token", settings.api_url)
     legacy.write_text(json.dumps({settings.api_url: entry}))
     async with client_for(settings, identity) as upgraded:
         assert await upgraded.auth.token() == token
@@ -98,7 +98,7 @@ async def test_an_expired_cached_token_is_replaced(sandbox, settings, identity) 
     async with client_for(settings, identity) as client:
         await client.credits()
     store = open_store(settings.config_dir, settings.state_dir)
-    store.update("anonymous_token", settings.api_url, lambda entry: {**entry, "expires_at": 1.0})
+    await store.update("anonymous_token", settings.api_url, lambda entry: {**entry, "expires_at": 1.0})
     sandbox.expire_tokens()  # seven days later, at the backend too: a new token may be issued
     async with client_for(settings, identity) as client:
         await client.credits()

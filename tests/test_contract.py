@@ -49,7 +49,7 @@ async def _anonymous_token(client: NemoClient, sandbox: Sandbox) -> None:
     token = await client.auth.token()
     assert token == body(next(n for n in ("anonymous-token.full", "anonymous-token.v1.9")
                               if body(n)["data"]["token"] == token))["data"]["token"]
-    cached = client.auth.cached()
+    cached = await client.auth.cached()
     # The documented expiry (2026-03-18) is already past: the token is kept for the documented 7 days.
     assert cached["token"] == token and cached["expires_at"] >= before + 7 * 24 * 3600 - 5
 

@@ -74,7 +74,7 @@ async def test_an_anonymous_export_is_refused_then_login_exports_the_same_projec
                                                                                  home) -> None:
     sandbox.anonymous_export_blocked = True
     await service.chat(GENERATE)
-    project = service.sessions.current.session_id
+    project = (await service.sessions.current()).session_id
     with pytest.raises(errors.ExportBlocked) as refused:
         await service.export(wait_seconds=20)
     message = str(refused.value)
@@ -91,7 +91,7 @@ async def test_an_anonymous_export_is_refused_then_login_exports_the_same_projec
 
     exported = await service.export(wait_seconds=20)  # the running server picks the account up
     assert exported.status == "done" and Path(exported.path).is_file()
-    assert service.sessions.current.session_id == project and len(sandbox.render_ids()) == 1
+    assert (await service.sessions.current()).session_id == project and len(sandbox.render_ids()) == 1
     render_start = next(r for r in sandbox.requests if r.path == "/api/render/proxy/lambda" and r.method == "POST"
                         and r.headers["authorization"] == f"Bearer {ACCOUNT_TOKEN}")
     assert render_start
@@ -131,7 +131,7 @@ async def test_a_429_on_minting_explains_the_weekly_rule_and_mints_nothing_more(
 
 async def test_an_anonymous_user_out_of_credits_gets_the_registration_link(sandbox, service) -> None:
     await service.chat(GENERATE)
-    user_id = service.sessions.current.user_id
+    user_id = (await service.sessions.current()).user_id
     sandbox.inject(2001, "/run_sse")
     with pytest.raises(errors.OutOfCredits, match=rf"https://nemovideo\.com/register\?bind={user_id}") as caught:
         await service.chat('add a title "More"')
@@ -220,7 +220,7 @@ async def test_another_process_on_the_same_home_joins_the_running_turn(sandbox, 
     sandbox.turn_seconds = 1.0
     working = await service.chat(GENERATE, wait_seconds=0.1)
     async with VideoService(quick_settings.model_copy(update={"output_dir": out}), identity) as other:
-        assert other.sessions.current.session_id == service.sessions.current.session_id  # one project
+        assert (await other.sessions.current()).session_id == (await service.sessions.current()).session_id  # one project
         with pytest.raises(TurnInProgress, match=working.job_id):
             await other.chat('add a title "Busy"')
         done = await other.wait(working.job_id, wait_seconds=10)  # followed through the store
@@ -241,7 +241,7 @@ async def test_cancel_stops_a_render_at_the_backend(sandbox, service) -> None:
     assert sandbox.count(f"/api/render/proxy/lambda/{render_id}/cancel", "POST") == 1
     status = sandbox.render_status(render_id, "http://unused")
     assert status["status"] == "cancelled"
-    record = next(r for r in service.exporter.registry.all() if r.render_id == render_id)
+    record = next(r for r in await service.exporter.registry.all() if r.render_id == render_id)
     assert record.status == "cancelled"
     with pytest.raises(JobCancelled):
         await service.wait(working.job_id, wait_seconds=1)
@@ -331,18 +331,18 @@ async def _ensure_into(service: VideoService, sessions: list) -> None:
 
 async def test_a_second_project_can_be_started_and_the_first_returned_to(sandbox, service) -> None:
     first = await service.chat("make a video about the beach")
-    beach = service.sessions.current.session_id
+    beach = (await service.sessions.current()).session_id
     new = await service.projects("new", "mountain trip")
-    assert "new, empty project" in new.reply and service.sessions.current.session_id != beach
+    assert "new, empty project" in new.reply and (await service.sessions.current()).session_id != beach
     assert (await service.state()).empty
     listed = await service.projects()
     assert [item.name for item in listed.projects] == ["mountain trip", "make a video about the beach"]
     assert listed.projects[0].current and "Urban Dreams" in (listed.projects[1].summary or "")
     back = await service.projects("switch", "beach")
-    assert service.sessions.current.session_id == beach and "Urban Dreams" in back.reply
+    assert (await service.sessions.current()).session_id == beach and "Urban Dreams" in back.reply
     assert not (await service.state()).empty and first.changes
     by_number = await service.projects("switch", "1")  # 1 = most recently used: the beach one now
-    assert service.sessions.current.session_id == beach and by_number.projects[0].current
+    assert (await service.sessions.current()).session_id == beach and by_number.projects[0].current
     with pytest.raises(errors.NemoError, match="No project matches"):
         await service.projects("switch", "volcano")
 
@@ -355,16 +355,16 @@ async def test_export_during_a_running_turn_renders_the_turns_result(sandbox, se
     await service.chat('add a title "Final"', wait_seconds=0.05)
     exported = await service.export(wait_seconds=10)
     assert exported.status == "done"
-    project = sandbox.sessions[service.sessions.current.session_id]
-    [render] = service.exporter.registry.all()
+    project = sandbox.sessions[(await service.sessions.current()).session_id]
+    [render] = await service.exporter.registry.all()
     assert render.draft_hash == draft_hash(project.draft)  # the draft with "Final", not the one before
     assert "Final" in str(project.draft)
 
 
 async def test_a_project_lost_before_an_export_is_replaced_and_said(sandbox, service) -> None:
     await service.chat(GENERATE)
-    lost = service.sessions.current.session_id
+    lost = (await service.sessions.current()).session_id
     sandbox.forget_session(lost)
     with pytest.raises(errors.NemoError, match="no longer available.*new, empty project.*nothing to export"):
         await service.export(wait_seconds=5)
-    assert service.sessions.current.session_id != lost
+    assert (await service.sessions.current()).session_id != lost

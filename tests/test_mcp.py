@@ -23,7 +23,7 @@ SEED_SUMMARY = (
 
 
 def cached_token(settings) -> str:
-    return open_store(settings.config_dir, settings.state_dir).get("anonymous_token", settings.api_url)["token"]
+    return anyio.run(open_store(settings.config_dir, settings.state_dir).get, "anonymous_token", settings.api_url)["token"]
 
 
 async def test_tools_are_annotated_with_output_schemas(settings, identity) -> None:
@@ -33,13 +33,32 @@ async def test_tools_are_annotated_with_output_schemas(settings, identity) -> No
     for name in ("credits", "state"):
         assert tools[name].annotations.read_only_hint and tools[name].annotations.open_world_hint
         assert "summary" in tools[name].output_schema["properties"]
-    assert not tools["chat"].annotations.read_only_hint
-    # Only `cancel` throws work away; every other tool keeps what exists.
     assert tools["cancel"].annotations.destructive_hint and "charged" in tools["cancel"].description
     for tool in tools.values():
-        assert tool.annotations.destructive_hint == (tool.name == "cancel") and tool.description
+        assert tool.description
         # `wait` returns whatever shape the job it continues has (chat or export).
         assert (tool.output_schema is None) == (tool.name == "wait")
+
+
+# What each tool can do, as a host reads it before deciding whether to ask the user first.
+HINTS = {  # name: (read-only, destructive, idempotent)
+    "credits": (True, False, True),
+    "state": (True, False, True),
+    "chat": (False, True, False),  # an edit can remove what is on the timeline, and turns spend credits
+    "wait": (False, False, True),  # taking a job over downloads its file
+    "upload": (False, False, False),
+    "export": (False, False, True),  # an unchanged draft is rendered once; files are never overwritten
+    "projects": (False, False, False),
+    "cancel": (False, True, True),
+}
+
+
+async def test_each_tools_hints_say_what_it_can_do(settings, identity) -> None:
+    async with Client(build_server(settings, identity)) as client:
+        tools = {tool.name: tool.annotations for tool in (await client.list_tools()).tools}
+    assert {name: (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint)
+            for name, hints in tools.items()} == HINTS
+    assert all(hints.open_world_hint for hints in tools.values())
 
 
 async def test_credits_and_state_in_memory(sandbox, settings, identity) -> None:

@@ -91,7 +91,7 @@ async def test_several_files_and_a_url_including_a_unicode_name(sandbox, service
         ("b-roll one.mp4", "video", None, "url"),
     ]
     assert all(item.id for item in result.uploads)
-    stored = sandbox.sessions[service.sessions.current.session_id].video_infos
+    stored = sandbox.sessions[(await service.sessions.current()).session_id].video_infos
     assert [entry["name"] for entry in stored] == ["café – ñandú 🎵.mp3", "clip.MOV", "b-roll one.mp4"]
     assert [entry.get("size") for entry in stored[:2]] == [5000, 7000]
     assert result.summary.startswith("Uploaded 3 files: café – ñandú 🎵.mp3 (audio")
@@ -153,14 +153,14 @@ async def test_a_file_that_changes_after_its_checks_is_not_sent_and_says_why(san
     await service.sessions.ensure("make a video")
     with pytest.raises(InvalidSource, match=f"clip.mp4 changed while it was being uploaded \\(3.0 MB when checked, {now}\\)"):
         await service.upload([str(clip)], edit_the_file)
-    assert sandbox.sessions[service.sessions.current.session_id].video_infos == []
+    assert sandbox.sessions[(await service.sessions.current()).session_id].video_infos == []
 
 
 async def test_jpeg_is_sent_as_jpg_and_flac_is_refused_before_any_request(sandbox, service, tmp_path) -> None:
     photo = media(tmp_path, "photo.JPEG")
     result = await service.upload([str(photo)])  # the sandbox accepts only backend.md's spellings
     assert [(item.name, item.type) for item in result.uploads] == [("photo.JPEG", "image")]
-    stored = sandbox.sessions[service.sessions.current.session_id].video_infos
+    stored = sandbox.sessions[(await service.sessions.current()).session_id].video_infos
     assert [entry["name"] for entry in stored] == ["photo.jpg"]
     with pytest.raises(errors.UnsupportedFileType, match=r"song.flac: NemoVideo does not accept .flac files. "
                                                          r"Accepted formats: mp4, mov, avi, webm, mkv, jpg, png"):
@@ -226,10 +226,10 @@ async def test_a_failed_download_leaves_nothing_and_the_next_export_delivers(san
 async def test_an_expired_download_url_is_refreshed_from_the_render_status(sandbox, service, out) -> None:
     await project_with_content(service, sandbox)
     first = await service.export(wait_seconds=20)
-    record = service.exporter.registry.get(first.render_id)
+    record = await service.exporter.registry.get(first.render_id)
     # Days later the signed URL has expired and the file is gone from disk: only a fresh URL works.
     Path(first.path).unlink()
-    service.exporter.registry.save(record.model_copy(update={
+    await service.exporter.registry.save(record.model_copy(update={
         "status": "completed", "url": record.url.replace(".mp4", "-expired.mp4"), "path": None}))
     again = await service.export(wait_seconds=20)
     assert Path(again.path).is_file() and again.url == record.url
@@ -245,7 +245,7 @@ async def test_the_words_around_several_uploads_all_reach_the_agent(sandbox, ser
     message = "use ~/intro.mp4 as the opening and ~/My Videos/outro clip.mov as the ending"
     result = await service.chat(message)
     assert result.action == "upload" and result.reply.startswith("Uploaded 2 files: intro.mp4")
-    session = sandbox.sessions[service.sessions.current.session_id]
+    session = sandbox.sessions[(await service.sessions.current()).session_id]
     assert [entry["name"] for entry in session.video_infos] == ["intro.mp4", "outro clip.mov"]
     assert session.messages == [message + "\n[uploaded: intro.mp4, outro clip.mov]"]
 
@@ -300,7 +300,7 @@ async def test_chat_routes_export_and_upload_directly(sandbox, service, tmp_path
     uploaded = await service.chat(f"make a video synced to {song}")
     assert uploaded.action == "upload" and uploaded.reply.startswith("Uploaded 1 file: track.mp3")
     # The instruction went on to the agent after the upload, word for word, with what was uploaded.
-    session = sandbox.sessions[service.sessions.current.session_id]
+    session = sandbox.sessions[(await service.sessions.current()).session_id]
     assert session.messages == [f"make a video synced to {song}\n[uploaded: track.mp3]"]
     exported = await service.chat("send me the video")
     assert exported.action == "export" and "✅ Exported" in exported.reply
@@ -367,8 +367,8 @@ async def test_a_render_abandoned_long_ago_does_not_block_new_exports(sandbox, s
     from nemovideo_mcp.export import RenderRecord, draft_hash
 
     await project_with_content(service, sandbox)
-    session = service.sessions.current
-    service.exporter.registry.save(RenderRecord(
+    session = await service.sessions.current()
+    await service.exporter.registry.save(RenderRecord(
         render_id="render_lost", api_url=settings.api_url, session_id=session.session_id,
         draft_hash=draft_hash(GENERATED_DRAFT), started_at=time.time() - 16 * 60,
     ))
@@ -410,7 +410,7 @@ async def test_a_link_is_sent_under_its_own_checked_name(sandbox, service, tmp_p
     link.symlink_to(blob)
     result = await service.upload([str(link)])
     assert result.uploads[0].name == "clip.mp4"
-    assert sandbox.sessions[service.sessions.current.session_id].video_infos[0]["name"] == "clip.mp4"
+    assert sandbox.sessions[(await service.sessions.current()).session_id].video_infos[0]["name"] == "clip.mp4"
 
 
 async def test_a_path_of_an_unknown_user_is_a_clear_error(sandbox, service) -> None:

@@ -63,8 +63,8 @@ async def test_a_lost_session_is_replaced_and_the_result_says_so(sandbox, servic
     sandbox.forget_session(lost.session_id)
     result = await service.state()
     assert result.notice == NEW_SESSION_NOTICE and result.empty
-    assert service.sessions.current.session_id != lost.session_id
-    assert service.sessions.current.language == lost.language
+    assert (await service.sessions.current()).session_id != lost.session_id
+    assert (await service.sessions.current()).language == lost.language
     again = await service.state()
     assert again.notice is None
 
@@ -75,5 +75,5 @@ async def test_a_project_started_by_another_server_process_is_picked_up(sandbox,
         started = await other.sessions.ensure("make a video")
     sandbox.set_draft(started.session_id, seed_draft)
     result = await service.state()
-    assert not result.empty and service.sessions.current.session_id == started.session_id
+    assert not result.empty and (await service.sessions.current()).session_id == started.session_id
     assert service.client.auth.user_id == started.user_id and started.user_id.startswith("anon_")

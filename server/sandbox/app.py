@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from . import wire
 from .agent import plan_turn, stream_turn
 from .state import (
+    DUPLICATE_RENDER_IDS,
     GATEWAY_ERRORS,
     MEDIA_TYPES,
     REPLY_STYLES,
@@ -198,10 +199,11 @@ class _Handlers:
         render_id = body.get("id")
         if not isinstance(render_id, str) or not render_id:
             raise ApiError(1, "render id is required")
-        self.sandbox.session(str(body.get("sessionId", "")))
+        session_id = str(body.get("sessionId", ""))
+        self.sandbox.session(session_id)
         if not _has_segments(body.get("draft")):
             raise ApiError(1, "draft is empty")
-        started = self.sandbox.start_render(render_id, body["draft"], body.get("output"))
+        started = self.sandbox.start_render(render_id, body["draft"], body.get("output"), session_id)
         if self.sandbox.take_switch("garble_next_render_start"):
             return _injected_response(self.sandbox.reply_style, request.url.path, 502, None)
         return self.ok("render_start", started)
@@ -255,6 +257,8 @@ class _Handlers:
             raise ApiError(1, f"unknown switches: {', '.join(unknown)}")
         if body.get("reply_style", REPLY_STYLES[0]) not in REPLY_STYLES:
             raise ApiError(1, f"reply_style must be one of {', '.join(REPLY_STYLES)}")
+        if body.get("duplicate_render_ids", DUPLICATE_RENDER_IDS[0]) not in DUPLICATE_RENDER_IDS:
+            raise ApiError(1, f"duplicate_render_ids must be one of {', '.join(DUPLICATE_RENDER_IDS)}")
         if body.get("next_turn_ending") not in (None, *TURN_ENDINGS):
             raise ApiError(1, f"next_turn_ending must be one of {', '.join(TURN_ENDINGS)}")
         for name, value in body.items():

@@ -32,7 +32,12 @@ ERRORS = {  # code -> (HTTP status, message)
 GATEWAY_ERRORS = {502: "Bad Gateway", 503: "Service Unavailable"}
 SWITCHES = ("render_seconds", "turn_seconds", "heartbeat_seconds", "max_upload_bytes", "accepted_extensions",
             "fail_renders", "drop_next_stream", "cut_next_download", "reply_style", "anonymous_export_blocked",
-            "next_turn_ending", "late_write_seconds", "garble_next_render_start", "real_renders")
+            "next_turn_ending", "late_write_seconds", "garble_next_render_start", "real_renders",
+            "duplicate_render_ids")
+# What a render start with an id already in use gets. NemoVideo documents no per-user scope for the ids its
+# clients choose: "refuse" answers with an error, "join" with the render that already has the id (the
+# reading under which two users' exports could share one render).
+DUPLICATE_RENDER_IDS = ("refuse", "join")
 # How the documents say NemoVideo replies (wire.py): SKILL.md v1.9, the published API reference,
 # and v1.9 read literally (every field it elides left out).
 REPLY_STYLES = ("v1.9", "reference", "minimal")
@@ -104,6 +109,7 @@ class _Render:
     duration: float
     created_at_ms: int
     job: RenderJob
+    session_id: str = ""
     cancelled: bool = False
 
     def describe(self, download_url: str) -> dict[str, Any]:
@@ -144,6 +150,7 @@ class Sandbox:
             self.accepted_extensions = list(MEDIA_TYPES)
             self.fail_renders = False
             self.real_renders = True  # False: every render is the placeholder clip (fast, for protocol tests)
+            self.duplicate_render_ids = "refuse"
             self.studio.reset()
             self.drop_next_stream = False
             self.cut_next_download = False
@@ -208,6 +215,11 @@ class Sandbox:
     def render_ids(self) -> list[str]:
         with self._lock:
             return list(self._renders)
+
+    def render_sessions(self) -> dict[str, str]:
+        """Which project each render was started for (by the first start that used its id)."""
+        with self._lock:
+            return {render_id: render.session_id for render_id, render in self._renders.items()}
 
     def count(self, path_prefix: str, method: str | None = None) -> int:
         with self._lock:
@@ -328,9 +340,13 @@ class Sandbox:
                 session.generated_media.append({"id": f"gen_{self.next_number('generated')}", **media})
             return session.draft_version
 
-    def start_render(self, render_id: str, draft: dict[str, Any], output: object = None) -> dict[str, Any]:
+    def start_render(self, render_id: str, draft: dict[str, Any], output: object = None,
+                     session_id: str = "") -> dict[str, Any]:
         with self._lock:
             if render_id in self._renders:
+                if self.duplicate_render_ids == "join":
+                    existing = self._renders[render_id]
+                    return {"id": render_id, "status": "pending", "progress": 5, "created_at_ms": existing.created_at_ms}
                 raise ApiError(1, "duplicate render id")
             # A render that is going to fail is not worth the encoder's time.
             if self.fail_renders:
@@ -338,7 +354,7 @@ class Sandbox:
             else:
                 job = self.studio.render(draft, output, real=self.real_renders)
             render = _Render(render_id, time.monotonic(), self.render_seconds,
-                             created_at_ms=int(time.time() * 1000), job=job)
+                             created_at_ms=int(time.time() * 1000), job=job, session_id=session_id)
             self._renders[render_id] = render
         return {"id": render_id, "status": "pending", "progress": 5, "created_at_ms": render.created_at_ms}
 
