@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -232,6 +232,9 @@ class RenderRegistry:
         return None
 
 
+RecordHook = Callable[[RenderRecord], Awaitable[None]]
+
+
 class RenderMismatch(NemoError):
     default_message = (
         "NemoVideo answered about a different render than the one this export started, so its video was not "
@@ -255,8 +258,12 @@ class Exporter:
         # Held across "is there a render of this draft? no: start one", so two exports never start two.
         self._start_lock = settings.state_dir / ".renders.start.lock"
 
-    async def prepare(self, session: Session) -> RenderRecord:
-        """Check there is something to render, then re-attach to its render or start one."""
+    async def prepare(self, session: Session, on_record: RecordHook | None = None) -> RenderRecord:
+        """Check there is something to render, then re-attach to its render or start one.
+
+        `on_record` hears of a render the moment it is recorded, before its start is sent: whoever may
+        cancel the export knows the render id before NemoVideo does.
+        """
         state = await self._client.state(session.session_id)
         draft = state.state.draft
         if not has_content(draft):
@@ -268,14 +275,15 @@ class Exporter:
                 log.info("Re-attaching to render %s (%s)", existing.render_id, existing.status)
                 return existing
             try:
-                return await self._start(session, draft, digest)
+                return await self._start(session, draft, digest, on_record)
             except ExportBlocked:
                 # Anonymous tokens cannot render: the project link keeps the work while the user registers.
                 raise ExportBlocked(await self._sessions.project_link(session)) from None
             except OutOfCredits as error:
                 raise error.with_project_link(await self._sessions.project_link(session)) from None
 
-    async def _start(self, session: Session, draft: dict[str, Any], digest: str) -> RenderRecord:
+    async def _start(self, session: Session, draft: dict[str, Any], digest: str,
+                     on_record: RecordHook | None) -> RenderRecord:
         """Start one render. A start whose outcome is unknown is never repeated: its id is asked about first.
 
         The render is recorded before its request is sent, so a call cancelled mid-request (a host's
@@ -286,6 +294,8 @@ class Exporter:
                                   session_id=session.session_id, task_id=session.task_id, draft_hash=digest,
                                   started_at=time.time())
             await self.registry.save(record)
+            if on_record is not None:
+                await on_record(record)
             try:
                 started = await self._client.start_render(record.render_id, session.session_id, draft)
                 _check_same_render(record.render_id, started)

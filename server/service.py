@@ -16,7 +16,15 @@ import anyio
 
 from .client import NemoClient
 from .errors import InvalidInput, NemoError, OutOfCredits, SessionNotFound, TurnFailed
-from .export import Exporter, ExportResult, NothingToExport, RenderRecord, has_content, usable_output_dir
+from .export import (
+    Exporter,
+    ExportResult,
+    NothingToExport,
+    RecordHook,
+    RenderRecord,
+    has_content,
+    usable_output_dir,
+)
 from .identity import SkillIdentity
 from .jobs import (
     PROGRESS_EVERY_SECONDS,
@@ -271,13 +279,13 @@ class VideoService:
             )
             return job.id
 
-    async def _prepared(self) -> tuple[RenderRecord, str | None]:
+    async def _prepared(self, on_record: RecordHook | None = None) -> tuple[RenderRecord, str | None]:
         """The render of the current draft; a project the backend lost is replaced, and that is said."""
         session = await self.sessions.current()
         if session is None:
             raise NothingToExport()
         try:
-            return await self.exporter.prepare(session), None
+            return await self.exporter.prepare(session, on_record), None
         except SessionNotFound:
             await self.sessions.replace(session)
             raise NothingToExport(f"{NEW_SESSION_NOTICE} There is nothing to export in it yet.") from None
@@ -295,12 +303,17 @@ class VideoService:
         local = self.jobs.local(unfinished_id)
         if local is not None:
             await local.finished.wait()
-        else:  # another process runs it: follow its record
-            while (record := await self.jobs.record(unfinished_id)) is not None and record.get("status") == "running" \
-                    and not self.jobs.is_stale(record):
-                await anyio.sleep(REMOTE_POLL_SECONDS)
+        else:
+            try:  # followed in the store, or taken over if its process stopped
+                await self._outcome_of(unfinished_id)
+            except NemoError:
+                pass  # it failed or was stopped: the draft is rendered as it stands
+
+        async def recorded(render: RenderRecord) -> None:
+            await self.jobs.note(job, render_id=render.render_id)
+
         async with file_lock(self._export_lock):
-            render, notice = await self._prepared()
+            render, notice = await self._prepared(recorded)
             key = _export_key(render, directory)
             live = await self.jobs.running_anywhere(("export",), key=key)
             if live is None:
@@ -309,15 +322,17 @@ class VideoService:
         if live is not None:
             # Another export (of any process) is already landing this very render here: its result is ours.
             job.update("⏳ Following the export of this video that is already running…")
-            return await self._outcome_of(str(live["id"]))
+            followed = await self._outcome_of(str(live["id"]))
+            if not isinstance(followed, ExportResult):
+                raise JobCrashed()
+            return followed
         return await self._finish_export(job, render, directory, notice)
 
-    async def _outcome_of(self, job_id: str) -> ExportResult:
+    async def _outcome_of(self, job_id: str) -> ChatResult | ExportResult:
+        """The end of a job of any process (taking it over if its process stopped), however long it takes."""
         while True:
             result = await self.wait(job_id, PROGRESS_EVERY_SECONDS)
             if result.status != "working":
-                if not isinstance(result, ExportResult):
-                    raise JobCrashed()
                 return result
 
     async def start_turn(self, message: str, wait_seconds: float, on_progress: ProgressCallback | None) -> ChatResult:

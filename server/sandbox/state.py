@@ -110,6 +110,7 @@ class _Render:
     created_at_ms: int
     job: RenderJob
     session_id: str = ""
+    draft: dict[str, Any] = field(default_factory=dict)
     cancelled: bool = False
 
     def describe(self, download_url: str) -> dict[str, Any]:
@@ -216,10 +217,10 @@ class Sandbox:
         with self._lock:
             return list(self._renders)
 
-    def render_sessions(self) -> dict[str, str]:
-        """Which project each render was started for (by the first start that used its id)."""
+    def render_inputs(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """The project and draft each render was started with (by the first start that used its id)."""
         with self._lock:
-            return {render_id: render.session_id for render_id, render in self._renders.items()}
+            return {render_id: (render.session_id, render.draft) for render_id, render in self._renders.items()}
 
     def count(self, path_prefix: str, method: str | None = None) -> int:
         with self._lock:
@@ -354,7 +355,8 @@ class Sandbox:
             else:
                 job = self.studio.render(draft, output, real=self.real_renders)
             render = _Render(render_id, time.monotonic(), self.render_seconds,
-                             created_at_ms=int(time.time() * 1000), job=job, session_id=session_id)
+                             created_at_ms=int(time.time() * 1000), job=job, session_id=session_id,
+                             draft=copy.deepcopy(draft))
             self._renders[render_id] = render
         return {"id": render_id, "status": "pending", "progress": 5, "created_at_ms": render.created_at_ms}
 
