@@ -2,7 +2,8 @@
 token we mint and keep (in that order of precedence).
 
 The backend issues one anonymous token per client id per 7 days, so the client id
-is persisted and the token is cached (mode 0600) until it expires or is rejected.
+is persisted and the token is kept in the store until the backend rejects it: a mint that
+fails, or whose result is lost, can lock the user out for a week.
 Several server processes may share one HOME (a host often starts one per chat), so
 minting happens under an exclusive file lock: the first process mints, the others
 find the fresh token in the cache.

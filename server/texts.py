@@ -48,10 +48,10 @@ TOOLS: tuple[ToolGuide, ...] = (
               "background music with volume, titles and text with their times). Use it when the user asks for the "
               "status, the tracks, or what the video contains."),
     ToolGuide(name="projects", title="Projects",
-              description="The user's video projects: 'list' the recent ones (name, when, what is on them, link), "
-              "start a 'new' empty project (for a second video; give its name), or 'switch' back to one (by its "
-              "number from the list, or a word of its name). chat, upload, export and state work on the current "
-              "project."),
+              description="The user's video projects: 'list' them ten at a time, most recent first (name, when, "
+              "what is on them, link; `page` for older ones, or `project` with words to search for), start a 'new' "
+              "empty project (for a second video; give its name), or 'switch' back to one (by its number from the "
+              "list, or a word of its name). chat, upload, export and state work on the current project."),
     ToolGuide(name="cancel", title="Cancel a job",
               description="Cancel a job that a previous call returned with a job_id. A render is stopped at "
               "NemoVideo. For a chat request the skill stops following it, but work NemoVideo already started may "
@@ -75,8 +75,8 @@ RULES: tuple[str, ...] = (
     "user \"⏳ Still working…\" and call `wait` with that `job_id` until the status is \"done\".",
     "Status \"needs_input\" means NemoVideo asked the user a question (the `reply`): ask the user and send "
     "their answer with `chat`; do not call `wait`.",
-    "A result with `follow_up_job_id`: the video is there, and music or titles may still land. Show the result, "
-    "then `wait` with that id to report what was added. `cancel` stops a job only when the user asks to stop.",
+    "A result with `follow_up_job_id`: the work is there, and NemoVideo may still add to it (music, titles). Show "
+    "the result, then `wait` with that id to report what was added. `cancel` stops a job only when the user asks to stop.",
     "Files attached to the conversation are not files on this computer: `upload` takes a local path or an "
     "http(s) link, so ask the user for one of those.",
     "Show a result's `reply` or `summary` as it is; it is written for people. If a result has a `notice`, tell "

@@ -1,8 +1,8 @@
 """The MCP face of the skill: tool declarations that adapt `VideoService` calls.
 
 Nothing here talks HTTP. A `NemoError` becomes an error result carrying its
-user-facing message; anything else is left to the SDK, which shows the host only
-"Error executing tool <name>" and logs the traceback to stderr (redacted).
+user-facing message; anything else (a fault of ours) becomes one general sentence,
+with the traceback in the log (redacted).
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ ANNOTATIONS = {
     "projects": _hints(),
     "cancel": _hints(destructive=True, idempotent=True),
 }
+INTERNAL_ERROR = (
+    "Something went wrong inside the skill while doing this. Look at the project with `state` before trying "
+    "again; if it keeps happening, the server's log (the host's MCP log) has the details for a bug report."
+)
 WAIT_SECONDS = Field(
     default=DEFAULT_WAIT_SECONDS, ge=0, le=600,
     description="How long to wait before returning a job handle; keep it under the host's tool time limit.",
@@ -79,6 +83,10 @@ async def adapt(call: Awaitable[ToolResult]) -> CallToolResult:
         # Returned rather than raised: the SDK would prefix a raised error with "Error executing tool …".
         log.info("Tool failed: %s: %s", type(error).__name__, error.message)
         return redacted(CallToolResult(content=[TextContent(type="text", text=error.message)], is_error=True))
+    except Exception:
+        # A fault of ours: the traceback goes to the log (redacted), the host gets a sentence, the server goes on.
+        log.exception("Tool crashed")
+        return CallToolResult(content=[TextContent(type="text", text=INTERNAL_ERROR)], is_error=True)
     return redacted(CallToolResult(
         content=[TextContent(type="text", text=result.as_text()), *result.extra_content()],
         structured_content=result.model_dump(mode="json"),
