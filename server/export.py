@@ -75,10 +75,12 @@ def usable_output_dir(requested: str | None, default: Path) -> Path:
     try:
         directory = Path(requested).expanduser() if requested else default
         directory.mkdir(parents=True, exist_ok=True)
-    except (OSError, RuntimeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
+    except (OSError, RuntimeError, ValueError) as error:
+        reason = ("a folder name cannot contain a NUL character" if isinstance(error, ValueError) else
+                  getattr(error, "strerror", None) or str(error))
+        shown = str(requested or default).replace("\0", "\\0")
         raise OutputDirUnusable(
-            f"Cannot save videos into {requested or default} ({reason}). "
+            f"Cannot save videos into {shown} ({reason}). "
             "Choose another folder with output_dir, or set NEMO_OUTPUT_DIR."
         ) from None
     if not os.access(directory, os.W_OK | os.X_OK):

@@ -412,6 +412,9 @@ _ROOT = re.compile(r"(?:~|\.{1,2})?[\\/]|[A-Za-z]:[\\/]")
 # Where a path with spaces may end: before a space or the end of the line, or right after a media extension.
 _CANDIDATE_END = re.compile(rf"\S(?=\s|$)|{_MEDIA_END}", re.IGNORECASE)
 _TOKEN_START = re.compile(r"(?:(?<=\s)|^)\S")
+_MEDIA_AT_END = re.compile(rf"{_MEDIA_END}$", re.IGNORECASE)
+# The end of the next media file name, before a quote or a new line could close the path.
+_MEDIA_NAME_END = re.compile(rf"[^\n\"<>|*?]*?{_MEDIA_END}", re.IGNORECASE)
 
 
 def _on_disk(text: str, start: int, end: int, earliest: int, probes: _Probes) -> tuple[int, int]:
@@ -442,7 +445,23 @@ def _on_disk(text: str, start: int, end: int, earliest: int, probes: _Probes) ->
             candidate = text[first:end]
             if " " in candidate and probes.exists(candidate):
                 return first, end
-    return start, end
+    return _missing_path_with_spaces(text, start, end, line_end, probes) or (start, end)
+
+
+def _missing_path_with_spaces(text: str, start: int, end: int, line_end: int,
+                              probes: _Probes) -> tuple[int, int] | None:
+    """A rooted word that is not on disk, then words up to a media file name: one missing path with spaces.
+
+    "/Users/me/My Music/song one.mp3" on a machine without it would otherwise read as "/Users/me/My" and
+    "one.mp3"; named whole, the upload says that this file was not found. The words between may not start
+    another path ("/a/clips and ~/b.mp3" stays two).
+    """
+    if not _ROOT.match(text, start) or _MEDIA_AT_END.search(text, start, end) or probes.exists(text[start:end]):
+        return None
+    media = _MEDIA_NAME_END.match(text, end, line_end)
+    if media is None or any(_ROOT.match(text, token.start()) for token in _TOKEN_START.finditer(text, end, media.end())):
+        return None
+    return start, media.end()
 
 
 def _blank(message: str, spans: list[tuple[int, int, bool]]) -> str:

@@ -8,12 +8,17 @@ record, whichever library wrote it.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 from typing import Any
 
 LOGGER_NAME = "nemovideo"
 REDACTED = "[redacted]"
+
+# A link's user name and password ("https://alice:secret@host/"), which people paste without noticing. The match
+# starts at "://" and stops at the next "/", so a text of many links is still read once.
+_USERINFO = re.compile(r"://[^/?#@\s]*@")
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
@@ -26,7 +31,13 @@ def register_secret(value: str) -> None:
             _secrets.add(value)
 
 
+def without_userinfo(text: str) -> str:
+    """The text with every link's user name and password removed."""
+    return _USERINFO.sub("://", text) if "@" in text else text
+
+
 def redact(text: str) -> str:
+    text = without_userinfo(text)
     with _secrets_lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from pydantic import Field, ValidationError
 
 from . import __version__
 from .errors import NemoError
@@ -101,13 +102,34 @@ def redacted(result: CallToolResult) -> CallToolResult:
     return CallToolResult.model_validate(redact_json(result.model_dump(mode="json", by_alias=True, exclude_none=True)))
 
 
+class _Server(MCPServer):
+    async def call_tool(self, name: str, arguments: dict[str, Any],
+                        context: Context | None = None) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as error:
+            if not isinstance(error.__cause__, ValidationError):
+                raise
+            return CallToolResult(content=[TextContent(type="text", text=argument_advice(name, error.__cause__))],
+                                  is_error=True)
+
+
+def argument_advice(tool: str, error: ValidationError) -> str:
+    """Arguments the schema refused, as one sentence: each field and its rule, never the value sent (the caller's data)."""
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or 'the arguments'}: {item['msg'][:1].lower()}{item['msg'][1:]}"
+        for item in error.errors(include_url=False, include_input=False)
+    )
+    return f"The `{tool}` call was not made: {problems}. Call it again with that corrected."
+
+
 def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[VideoService]:
         async with VideoService(settings, identity) as service:
             yield service
 
-    server = MCPServer("nemovideo", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    server = _Server("nemovideo", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
 
     @server.tool(
         name="credits",
@@ -134,7 +156,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         annotations=ANNOTATIONS["chat"],
     )
     async def chat(
-        message: Annotated[str, Field(min_length=1, description="the user's request, in their words")],
+        message: Annotated[str, Field(description="the user's request, in their words")],
         ctx: Context,
         wait_seconds: Annotated[float, WAIT_SECONDS] = DEFAULT_WAIT_SECONDS,
     ) -> Annotated[CallToolResult, ChatResult]:
@@ -147,7 +169,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         annotations=ANNOTATIONS["wait"],
     )
     async def wait(
-        job_id: Annotated[str, Field(min_length=1, description="the job_id of a 'working' result")],
+        job_id: Annotated[str, Field(description="the job_id of a 'working' result")],
         ctx: Context,
         wait_seconds: Annotated[float, WAIT_SECONDS] = DEFAULT_WAIT_SECONDS,
     ) -> CallToolResult:
@@ -161,7 +183,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         annotations=ANNOTATIONS["upload"],
     )
     async def upload(
-        sources: Annotated[list[str], Field(min_length=1, description="local file paths or http(s) URLs")],
+        sources: Annotated[list[str], Field(description="local file paths or http(s) URLs")],
         ctx: Context,
     ) -> Annotated[CallToolResult, UploadResult]:
         async def report(sent: int, total: int, message: str) -> None:
@@ -204,7 +226,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         annotations=ANNOTATIONS["cancel"],
     )
     async def cancel(
-        job_id: Annotated[str, Field(min_length=1, description="the job_id to cancel")],
+        job_id: Annotated[str, Field(description="the job_id to cancel")],
         ctx: Context,
     ) -> Annotated[CallToolResult, CancelResult]:
         return await adapt(service_of(ctx).cancel(job_id))

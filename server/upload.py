@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from .client import NemoClient
 from .errors import FileTooLarge, NemoError, UnsupportedFileType
+from .logs import without_userinfo
 from .media import extension_of, kind_of, sent_name
 from .results import ToolResult
 from .settings import Settings
@@ -70,9 +71,13 @@ def check_file(source: str, settings: Settings) -> LocalFile:
     assert settings.max_upload_bytes is not None, "resolve limits with Settings.with_skill_limits first"
     try:
         path = Path(source).expanduser()
+        exists = path.exists()
     except RuntimeError:  # "~someone/…" for a user that does not exist
         raise InvalidSource(f"There is no file at {source}. Give the full path (for example /Users/me/Music/song.mp3).") from None
-    if not path.exists():
+    except ValueError:  # a NUL character, which no path may hold
+        raise InvalidSource(f"There is no file at {source!r}: a path cannot contain a NUL character. "
+                            "Check the path and try again.") from None
+    if not exists:
         raise InvalidSource(f"There is no file at {source}. Check the path (an absolute path is safest) and try again.")
     if not path.is_file():
         kind = "a folder" if path.is_dir() else "not a regular file"
@@ -95,15 +100,23 @@ def check_file(source: str, settings: Settings) -> LocalFile:
     return LocalFile(path=path.resolve(), name=path.name, size=size)
 
 
-def check_url(source: str) -> str:
-    scheme = urlsplit(source).scheme.lower()
-    if scheme not in ("http", "https") or not urlsplit(source).netloc:
+def check_url(url: str) -> str:
+    source = without_userinfo(url)  # as it is shown: a password in the link is not repeated
+    invalid = InvalidSource(f"{source} is not a valid link. Check it (copy it again from the browser) and try again.")
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1": an unclosed IPv6 address
+        raise invalid from None
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https") and not parts.hostname:
+        raise invalid
+    if scheme not in ("http", "https"):
         raise InvalidSource(
             f"{source} cannot be uploaded: only local files and http(s) links are supported"
             + (f", not {scheme}:// links." if scheme else ".")
             + (" Give the file's path instead of a file:// link." if scheme == "file" else "")
         )
-    return source
+    return url
 
 
 def is_url(source: str) -> bool:
@@ -194,7 +207,8 @@ async def upload_sources(
         stored = reply.media
         by_position = stored + [None] * (len(urls) - len(stored))
         for url, media in zip(urls, by_position):
-            name = unquote(Path(urlsplit(url).path).name) or urlsplit(url).netloc
+            # The host name, never the whole network location: that may hold a user name and password.
+            name = unquote(Path(urlsplit(url).path).name) or str(urlsplit(url).hostname)
             kind = media.kind if media and media.kind else (kind_of(name) or "video")
             items.append(UploadedItem(name=name, size_bytes=None, type=kind, id=media.identifier if media else None, source="url"))
     return items

@@ -243,8 +243,11 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ("upload {home}/Summer Trip/beach.mp4 and {home}/My Videos/intro clip.mp4 please",
          ["{home}/Summer Trip/beach.mp4", "{home}/My Videos/intro clip.mp4"]),
         ("upload ~/Summer Trip", ["~/Summer Trip"]),
-        # Not on disk: the path is read up to the space, and the upload says there is no such file.
-        ("use ~/No Such/clip.mp4 as the opening", ["~/No", "Such/clip.mp4"]),
+        # Not on disk: read whole up to the media name, so the upload names the one file that was not found
+        # (issue 15, item 20: it was split into "~/No" and "Such/clip.mp4").
+        ("use ~/No Such/clip.mp4 as the opening", ["~/No Such/clip.mp4"]),
+        # ... but never over the start of another path.
+        ("put ~/No Such and ~/clip.mp4 together", ["~/No", "~/clip.mp4"]),
     ],
 )
 def test_the_user_s_words_reach_the_agent_whole_and_paths_with_spaces_are_found_on_disk(

@@ -62,7 +62,7 @@ def _url_file(url: object) -> dict[str, Any]:
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise ApiError(1, f"not an http(s) URL: {url!r}")
-    name = PurePosixPath(unquote(parts.path)).name or parts.netloc
+    name = PurePosixPath(unquote(parts.path)).name or str(parts.hostname)  # a host name, as a real service would not show a password
     return {"name": name, "size": 0, "type": MEDIA_TYPES.get(_extension(name), "video"), "url": url}
 
 
