@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import ipaddress
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from mcp.server.transport_security import TransportSecuritySettings
 
 from .errors import ConfigurationError
 from .identity import SkillIdentity, find_skill_md, load_identity
@@ -40,15 +44,55 @@ def parse_serve_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="the skill folder whose SKILL.md names this server (default: NEMO_SKILL_DIR, "
                         "else the folder it runs or was installed from)")
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
-    parser.add_argument("--host", default="127.0.0.1", help="HTTP transport only")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP transport only; a loopback address unless "
+                        "--allow-network-without-auth")
     parser.add_argument("--port", type=int, default=8765, help="HTTP transport only")
+    parser.add_argument("--allow-network-without-auth", action="store_true",
+                        help="HTTP transport only: listen on a non-loopback --host although the server has no "
+                        "authentication (anyone who reaches it acts as you)")
     parser.add_argument("--sandbox", action="store_true", help="use an embedded offline sandbox backend")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser.parse_args(argv)
 
 
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def http_security(host: str, allow_network: bool) -> TransportSecuritySettings:
+    """Which Host and Origin headers the HTTP transport accepts: a page in the user's browser that rebinds its own
+    name to this address (DNS rebinding) sends a Host and Origin of its own and is refused.
+
+    Off loopback the transport has no authentication: anyone who reaches it could upload the user's files, spend
+    their credits and create folders, so that needs the explicit flag.
+    """
+    if not is_loopback(host) and not allow_network:
+        raise ConfigurationError(
+            f"Refusing to listen on {host}: the HTTP transport has no authentication yet, so anyone who can reach "
+            "that address could upload your files, spend your credits and write into your folders. Keep the "
+            "default 127.0.0.1, or, on a network you trust, add --allow-network-without-auth."
+        )
+    names = {"127.0.0.1", "localhost", "[::1]"}
+    if not is_loopback(host):
+        log.warning("Listening on %s without authentication: anyone who can reach it uses NemoVideo as you", host)
+        names |= {socket.gethostname()}
+        if host not in ("0.0.0.0", "::", "[::]"):
+            names.add(f"[{host}]" if ":" in host else host)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[f"{name}:*" for name in sorted(names)],
+        allowed_origins=[f"http://{name}:*" for name in sorted(names)],
+    )
+
+
 def serve(argv: Sequence[str]) -> int:
     args = parse_serve_args(argv)
+    security = http_security(args.host, args.allow_network_without_auth) if args.transport == "http" else None
     settings = Settings.from_env()
     identity = load_startup(settings, args.skill_dir)
     sandbox = None
@@ -75,7 +119,7 @@ def serve(argv: Sequence[str]) -> int:
     log.info("Starting as %s %s (platform %s)", identity.name, identity.version, identity.platform)
     try:
         if args.transport == "http":
-            server.run("streamable-http", host=args.host, port=args.port)
+            server.run("streamable-http", host=args.host, port=args.port, transport_security=security)
         else:
             server.run()
     finally:

@@ -7,8 +7,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx2
 import pytest
 from mcp import Client
 
@@ -37,18 +39,18 @@ def wait_until_listening(process: subprocess.Popen, port: int, log: Path) -> Non
     pytest.fail(f"the server did not listen on port {port} within {STARTUP_SECONDS} s:\n{log.read_text()}")
 
 
-@pytest.fixture
-def http_url(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def http_server(env: dict[str, str], log: Path, *args: str) -> Iterator[int]:
+    """`nemovideo-mcp --transport http` with `args`, listening on a free port (yielded) until the block ends."""
     port = free_port()
-    log = tmp_path / "server.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "nemovideo_mcp", "--transport", "http", "--port", str(port)],
+            [sys.executable, "-m", "nemovideo_mcp", "--transport", "http", "--port", str(port), *args],
             cwd=REPO, env=subprocess_env(env), stdin=subprocess.DEVNULL, stdout=output, stderr=output,
         )
         try:
             wait_until_listening(process, port, log)
-            yield f"http://127.0.0.1:{port}/mcp"
+            yield port
         finally:
             process.terminate()
             try:
@@ -56,6 +58,12 @@ def http_url(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture
+def http_url(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    with http_server(env, tmp_path / "server.log") as port:
+        yield f"http://127.0.0.1:{port}/mcp"
 
 
 @pytest.mark.anyio
@@ -67,3 +75,31 @@ async def test_tools_over_streamable_http(http_url: str, sandbox) -> None:
     assert not credits.is_error and credits.structured_content["total"] == 100
     assert sandbox.count("/api/credits") == 1
     assert sandbox.requests[-1].headers["x-skill-source"] == "generator-from-music"
+
+
+def test_a_network_address_is_refused_without_the_explicit_flag(env: dict[str, str]) -> None:
+    """Issue 15, item 16: off loopback, anyone could spend the user's credits; on 656501e it listened."""
+    done = subprocess.run(
+        [sys.executable, "-m", "nemovideo_mcp", "--transport", "http", "--host", "0.0.0.0", "--port", str(free_port())],
+        cwd=REPO, env=subprocess_env(env), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=STARTUP_SECONDS,
+    )
+    assert done.returncode == 2
+    assert "Refusing to listen on 0.0.0.0" in done.stderr and "--allow-network-without-auth" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}}
+
+
+@pytest.mark.parametrize("args", [(), ("--host", "0.0.0.0", "--allow-network-without-auth")],
+                         ids=["loopback", "network-with-flag"])
+def test_a_page_of_another_site_cannot_reach_the_server(args, env: dict[str, str], tmp_path: Path) -> None:
+    """A DNS-rebinding page sends its own Host and Origin: refused, while this machine's own names are served."""
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    with http_server(env, tmp_path / "server.log", *args) as port, httpx2.Client(timeout=10) as http:
+        url = f"http://127.0.0.1:{port}/mcp"
+        assert http.post(url, json=INITIALIZE, headers=headers).status_code == 200
+        assert http.post(url, json=INITIALIZE, headers={**headers, "host": f"rebound.example:{port}"}).status_code == 421
+        assert http.post(url, json=INITIALIZE, headers={**headers, "origin": "http://rebound.example"}).status_code == 403
