@@ -39,7 +39,11 @@ def load_startup(settings: Settings, skill_dir: Path | None = None) -> SkillIden
 
 
 def parse_serve_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="nemovideo-mcp", description="NemoVideo MCP server.")
+    # The module's own list of commands is the help's: one text for both.
+    commands = "\n".join(line for line in (__doc__ or "").splitlines() if line.startswith("    nemovideo-mcp"))
+    parser = argparse.ArgumentParser(prog="nemovideo-mcp", description="NemoVideo MCP server.",
+                                     epilog=f"commands (each takes --help):\n{commands}",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skill-dir", type=Path, metavar="DIR",
                         help="the skill folder whose SKILL.md names this server (default: NEMO_SKILL_DIR, "
                         "else the folder it runs or was installed from)")

@@ -232,8 +232,9 @@ class NemoClient:
             log.warning("/run_sse stream broke: %s", type(exc).__name__)
             raise StreamInterrupted() from None
         if not decoder.finished:
-            # Closed cleanly before the turn's final event (a proxy, say): the work may go on.
-            log.warning("/run_sse stream closed before the turn's final event")
+            # Closed cleanly before the turn's final event: NemoVideo does this for many edits (backend.md), a proxy
+            # may too. The work may go on, and the project tells what it did: expected, so not a warning.
+            log.info("/run_sse stream ended without the turn's final event; reading the project instead")
             raise StreamInterrupted()
 
     # Request machinery

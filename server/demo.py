@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import shutil
@@ -27,9 +28,10 @@ from mcp import Client
 
 from .cli import load_startup
 from .sandbox import Sandbox, SandboxServer
-from .sandbox.studio import HINT, PLACEHOLDER, rendering_available
+from .sandbox.studio import PLACEHOLDER, render_hint, rendering_available
 from .settings import Settings
 from .tools import build_server
+from .upload import human_size
 from .variants import TOP_LEVEL_VARIANT, variant_named
 
 # Which flow of the offline backend each published skill promises (server/variants.py).
@@ -52,8 +54,14 @@ class Narrator:
         self.out.write(text + "\n")
         self.out.flush()
 
-    async def call(self, client: Client, tool: str, arguments: dict[str, Any], user_says: str) -> Any:
-        self.say(f'\n👤 user: "{user_says}"')
+    async def call(self, client: Client, tool: str, arguments: dict[str, Any], user_says: str | None,
+                   aside: str | None = None) -> Any:
+        """One tool call as a host makes it: what the user said (quoted as said), the demo's aside, the result."""
+        self.say()
+        if user_says is not None:
+            self.say(f"👤 user: {user_says}")
+        if aside is not None:
+            self.say(f"   ({aside})")
         self.say(f"🔧 host calls {tool}({json.dumps(arguments, ensure_ascii=False)})")
         result = await client.call_tool(tool, arguments)
         shown = result.content[0].text.replace("\n", "\n             ")
@@ -95,11 +103,12 @@ def make_input(flow: str, folder: Path, *, real: bool, seconds: float = 6.0) -> 
 
 
 def describe_file(path: Path, *, real: bool) -> str:
+    size = human_size(path.stat().st_size)  # as the export's own result states it
     if not real:
-        return f"{path.stat().st_size / 1e6:.2f} MB (the placeholder clip). {HINT}"
+        return f"{size} (the placeholder clip). {render_hint('demo')}"
     from .sandbox.samples import describe
 
-    return describe(path)
+    return f"{size}, {describe(path)}"
 
 
 @dataclass(frozen=True)
@@ -117,17 +126,20 @@ async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_
     variant = variant_named(variant_name)
     flow = FLOWS[variant.name]
     real = rendering_available()
-    # Real renders take their own time; render_seconds would only add to it.
+    # Real renders take their own time; render_seconds would only add to it. Music and titles land a moment after
+    # the generation's reply, as NemoVideo's second stage does, and the demo follows them.
     sandbox = Sandbox(render_seconds=0)
+    sandbox.late_write_seconds = 1.0
     with tempfile.TemporaryDirectory(prefix="nemovideo-demo-") as home, SandboxServer(sandbox) as backend:
+        # The watch for late work looks every second here (NemoVideo's second stage takes minutes, the sandbox's one).
         settings = Settings.from_env({"HOME": home}).with_api_url(backend.url).model_copy(
-            update={"render_poll_scale": poll_scale})
+            update={"render_poll_scale": poll_scale, "late_write_delays_seconds": (1.0,)})
         identity = load_startup(settings).model_copy(update={
             "name": variant.name, "version": variant.version, "max_upload_mb": variant.max_upload_mb})
         narrator.say(f"NemoVideo MCP demo — sandbox backend at {backend.url}, skill {identity.name} {identity.version}"
                      f" ({FLOW_NAMES[flow]})")
         if not real:
-            narrator.say(f"⚠️  {HINT}")
+            narrator.say(f"⚠️  {render_hint('demo')}")
         async with Client(build_server(settings, identity)) as client:
             tools = (await client.list_tools()).tools
             narrator.say("Tools: " + ", ".join(tool.name for tool in tools))
@@ -136,22 +148,26 @@ async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_
                 await narrator.call(client, "state", {}, "what's on the timeline?")
             media = make_input(flow, Path(home), real=real, seconds=seconds)
             request = f'{variant.example_request} "{media}"'
-            await narrator.call(client, "chat", {"message": request},
-                                f"{request}  (routed: the file is checked and uploaded, then the request goes to "
-                                "the agent)")
+            made = await narrator.call(client, "chat", {"message": request}, request,
+                                       "routed: the file is checked and uploaded, then the request goes to the agent")
+            follow_up = (made.structured_content or {}).get("follow_up_job_id")
+            if follow_up and made.structured_content.get("generated"):
+                await narrator.call(client, "wait", {"job_id": follow_up}, None,
+                                    "the host follows the second stage: music and titles land after the reply")
             if walkthrough:
                 caption = "add a caption 'Summer Nights'"
-                await narrator.call(client, "chat", {"message": caption},
-                                    f"{caption}  (the backend edits silently; the server reports the change)")
-                await narrator.call(client, "chat", {"message": "what next?"},
-                                    "what next?  (the backend answers with GUI directions; the server translates them)")
-                await narrator.call(client, "chat", {"message": "what's my balance?"},
-                                    "what's my balance?  (routed, no agent turn)")
+                await narrator.call(client, "chat", {"message": caption}, caption,
+                                    "the backend edits silently; the server reports the change")
+                await narrator.call(client, "chat", {"message": "what next?"}, "what next?",
+                                    "the backend answers with GUI directions; the server translates them")
+                await narrator.call(client, "chat", {"message": "what's my balance?"}, "what's my balance?",
+                                    "routed: no agent turn")
                 backend.sandbox.turn_seconds = 3.0  # a slow turn, to show the handle a host gets back
                 working = await narrator.call(client, "chat", {"message": "make the music louder", "wait_seconds": 1},
-                                              "make the music louder  (a long turn: the tool returns a handle in time)")
-                await narrator.call(client, "wait", {"job_id": working.structured_content["job_id"]},
-                                    "(host keeps waiting)")
+                                              "make the music louder",
+                                              "a long turn: the tool returns a handle in time")
+                await narrator.call(client, "wait", {"job_id": working.structured_content["job_id"]}, None,
+                                    "the host keeps waiting")
             await narrator.call(client, "state", {}, "show tracks")
             exported = await narrator.call(client, "export", {"output_dir": str(output_dir)}, "export it as an MP4")
             [session] = backend.sandbox.sessions.values()
@@ -170,6 +186,8 @@ def main(argv: Sequence[str] = ()) -> int:
     parser.add_argument("--variant", choices=list(FLOWS),
                         help="run the flow of this published skill (music → video, video → music, video → new video)")
     args = parser.parse_args(argv)
+    # The narration is the demo's output: the server's and the sandbox's INFO lines would interleave with it.
+    logging.getLogger().setLevel(logging.WARNING)
     # The demo's HOME is temporary; the video goes where the user can find it afterwards.
     output_dir = Path(os.environ.get("NEMO_OUTPUT_DIR") or Path.cwd() / "demo-output").expanduser().resolve()
     exported = anyio.run(partial(run_demo, sys.stdout, output_dir, args.variant or TOP_LEVEL_VARIANT,

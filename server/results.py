@@ -64,9 +64,10 @@ class ChatResult(ToolResult):
     changes: list[str] = Field(default_factory=list, description="what this turn changed on the timeline")
     timeline: str | None = Field(default=None, description="the timeline summary, when it is relevant")
     next_actions: list[NextAction] = Field(default_factory=list, description="tool calls that would help next")
-    follow_up_job_id: str | None = Field(
-        default=None, description="NemoVideo may still add music or titles: `wait` with this id reports them"
-    )
+    follow_up_job_id: str | None = Field(default=None, description=(
+        "the project is watched for work that lands after the reply (a generation's music and titles, the rest of "
+        "an edit): `wait` with this id reports it, and so does the next result about this project"))
+    generated: bool = Field(default=False, description="the turn generated a video: its music and titles may land later")
     project_link: str | None = Field(default=None, description="a browser link to the project on NemoVideo")
     notice: str | None = None
 
@@ -76,7 +77,9 @@ class ChatResult(ToolResult):
             parts.append(f"Open the project in the browser: {self.project_link}")
         if self.status == "working":
             parts.append(f'(Still running: call `wait` with job_id "{self.job_id}" to continue.)')
-        if self.follow_up_job_id:
+        # Named only after a generation, whose second stage people wait for; after an edit, what lands late is
+        # reported with the next result, so a host need not spend a minute waiting on every edit.
+        if self.follow_up_job_id and self.generated:
             parts.append(f'(NemoVideo may still add music or titles: call `wait` with job_id "{self.follow_up_job_id}" '
                          "to see them when they land.)")
         parts += [f"Next: `{action.tool}` — {action.why}" for action in self.next_actions if action.tool != "wait"]

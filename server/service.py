@@ -384,7 +384,7 @@ class VideoService:
                 if done.expects_late_writes:
                     watch = await self._watch(session.session_id, done.after, generation=done.generation,
                                               second_stage_pending=done.second_stage_pending)
-                    update["follow_up_job_id"] = watch.id
+                    update |= {"follow_up_job_id": watch.id, "generated": done.generation}
                 await self.sessions.note_summary(session.session_id, summarize(tracks_of(done.after.state.draft)))
                 return done.result.model_copy(update=update)
 

@@ -75,8 +75,9 @@ RULES: tuple[str, ...] = (
     "user \"⏳ Still working…\" and call `wait` with that `job_id` until the status is \"done\".",
     "Status \"needs_input\" means NemoVideo asked the user a question (the `reply`): ask the user and send "
     "their answer with `chat`; do not call `wait`.",
-    "A result with `follow_up_job_id`: the work is there, and NemoVideo may still add to it (music, titles). Show "
-    "the result, then `wait` with that id to report what was added. `cancel` stops a job only when the user asks to stop.",
+    "A generation's result (`generated`: true) may say that NemoVideo will still add music or titles: show the "
+    "result, then `wait` with its `follow_up_job_id` to report what was added. After an edit, anything that lands "
+    "late comes with the next result: no need to wait. `cancel` stops a job only when the user asks to stop.",
     "Files attached to the conversation are not files on this computer: `upload` takes a local path or an "
     "http(s) link, so ask the user for one of those.",
     "Show a result's `reply` or `summary` as it is; it is written for people. If a result has a `notice`, tell "

@@ -17,7 +17,7 @@ import pytest
 from nemovideo_mcp.demo import DEMO_TEMPO, FLOWS, make_input, run_demo
 from nemovideo_mcp.sandbox import Sandbox, SandboxServer
 from nemovideo_mcp.sandbox.agent import plan_turn
-from nemovideo_mcp.sandbox.studio import HINT, PLACEHOLDER
+from nemovideo_mcp.sandbox.studio import PLACEHOLDER, render_hint
 
 av = pytest.importorskip("av")  # the render extra, which the README's first command and CI install
 np = pytest.importorskip("numpy")
@@ -214,7 +214,7 @@ def test_without_the_render_extra_the_sandbox_serves_the_placeholder_and_says_wh
     monkeypatch.setattr("nemovideo_mcp.sandbox.agent.rendering_available", lambda: False)
     sandbox.real_renders, sandbox.render_seconds = True, 0
     [upload] = sandbox.studio.uploads([{"id": "media_9", "name": "song.mp3", "type": "audio"}])
-    assert HINT in plan_turn("make a music video", [upload]).text
+    assert render_hint() in plan_turn("make a music video", [upload]).text
     sandbox.start_render("render_plain", {"t": [{"tt": 0, "sg": [{"st": 0, "d": 9000, "m": {}}]}]})
     status = sandbox.render_status("render_plain", sandbox_server.download_url)
     assert status["status"] == "completed"

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import director
 from .state import ConnectionAbort, Sandbox
-from .studio import HINT, Upload, rendering_available
+from .studio import Upload, render_hint, rendering_available
 
 Draft = dict[str, Any]
 
@@ -105,7 +105,7 @@ def _generate(message: str) -> Turn:
 def _generate_from(made: director.Plan, message: str) -> Turn:
     """A generation turn made from the uploads: the picture lands first, then sound and title."""
     tracks = made.draft["t"]
-    text = made.text if rendering_available() else f"{made.text} {HINT}"
+    text = made.text if rendering_available() else f"{made.text} {render_hint()}"
     return Turn(
         cost=10, tool="generate_video", args={"prompt": message},
         edit=lambda draft: {"t": copy.deepcopy(tracks[:RAW_VIDEO_TRACKS])},

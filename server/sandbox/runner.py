@@ -103,7 +103,7 @@ class SandboxServer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server.sandbox",
+    parser = argparse.ArgumentParser(prog="nemovideo-mcp sandbox",
                                      description="Offline imitation of NemoVideo's cloud video API.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)

@@ -59,7 +59,7 @@ def make_clip(path: Path, seconds: float = 6.0, shots: int = 3, size: tuple[int,
 
 
 def describe(path: Path) -> str:
-    """What a video file holds, in one line: duration, size, streams."""
+    """What a video file holds, in one line: duration and streams."""
     with av.open(str(path)) as container:
         streams = []
         for stream in container.streams:
@@ -69,4 +69,4 @@ def describe(path: Path) -> str:
             elif stream.type == "audio":
                 streams.append(f"{context.name} {stream.sample_rate} Hz {stream.layout.name}")
         seconds = container.duration / av.time_base if container.duration else 0.0
-    return f"{seconds:.2f} s, {path.stat().st_size / 1e6:.2f} MB, streams: {', '.join(streams)}"
+    return f"{seconds:.2f} s, streams: {', '.join(streams)}"

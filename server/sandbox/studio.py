@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
+import shlex
 import shutil
 import tempfile
 import threading
@@ -28,7 +29,16 @@ log = logging.getLogger("nemovideo.sandbox")
 
 PLACEHOLDER = Path(__file__).with_name("placeholder.mp4")
 PLACEHOLDER_SECONDS = 2.0
-HINT = "Real rendering needs the render extra: pip install 'nemovideo-mcp[render]' (PyAV, numpy, Pillow)."
+
+
+def render_hint(command: str = "--sandbox") -> str:
+    """How to get real renders: the command that installs the render extra from where this copy came from (the
+    package is not on PyPI, so a bare `pip install 'nemovideo-mcp[render]'` works only once it is)."""
+    from ..identity import PACKAGE_DIR, installed_from
+
+    folder = installed_from() or (PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else None)
+    source = shlex.quote(f"{folder}[render]" if folder is not None else "nemovideo-mcp[render]")
+    return f"Real rendering needs the render extra (PyAV, numpy, Pillow): uvx --from {source} nemovideo-mcp {command}"
 DEFAULT_RESOLUTION = "720p"
 
 
@@ -95,7 +105,7 @@ class Studio:
         self._worker: ThreadPoolExecutor | None = None
         self._counter = 0
         if not self.can_render:
-            log.warning("The sandbox serves a placeholder clip for every render. %s", HINT)
+            log.warning("The sandbox serves a placeholder clip for every render. %s", render_hint())
 
     def _path_for(self, name: str) -> Path:
         with self._lock:
