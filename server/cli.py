@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import ipaddress
 import socket
 import sys
@@ -141,6 +140,8 @@ def login(argv: Sequence[str]) -> int:
         "Reads it from a prompt, or from standard input when piped. NEMO_TOKEN, when set, still wins."
     )).parse_args(argv)
     if sys.stdin.isatty():
+        import getpass
+
         token = getpass.getpass("NemoVideo account token: ").strip()
     else:
         token = sys.stdin.readline().strip()

@@ -23,15 +23,14 @@ from typing import Any, Literal
 
 import anyio
 import httpx2
-from mcp.types import ContentBlock, ResourceLink
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from .client import NemoClient
 from .errors import BackendError, BackendUnavailable, ExportBlocked, NemoError, OutOfCredits, UnexpectedResponse
 from .jobs import Job
 from .models import RenderJob
 from .logs import get_logger
-from .results import ToolResult
+from .results import ExportResult
 from .sessions import Session, SessionManager
 from .settings import Settings
 from .storage import file_lock
@@ -86,31 +85,6 @@ def usable_output_dir(requested: str | None, default: Path) -> Path:
     if not os.access(directory, os.W_OK | os.X_OK):
         raise OutputDirUnusable(f"Cannot write into {directory}. Choose another folder with output_dir, or set NEMO_OUTPUT_DIR.")
     return directory.resolve()
-
-
-class ExportResult(ToolResult):
-    reply: str = Field(description="what to show the user")
-    status: Literal["done", "working"]
-    job_id: str | None = Field(default=None, description="when working: pass it to `wait` to continue")
-    path: str | None = Field(default=None, description="absolute path of the saved MP4")
-    size_bytes: int | None = None
-    url: str | None = Field(default=None, description="where the backend serves the rendered file")
-    render_id: str | None = None
-    project_link: str | None = Field(default=None, description="a browser link to the project on NemoVideo")
-    notice: str | None = None
-
-    def as_text(self) -> str:
-        text = f"{self.notice}\n{self.reply}" if self.notice else self.reply
-        if self.status == "working":
-            return f'{text}\n(Still rendering: call `wait` with job_id "{self.job_id}" to continue.)'
-        return text
-
-    def extra_content(self) -> list[ContentBlock]:
-        if not self.path:
-            return []
-        path = Path(self.path)
-        return [ResourceLink(type="resource_link", uri=path.as_uri(), name=path.name, mime_type="video/mp4",
-                             size=self.size_bytes)]
 
 
 class RenderRecord(BaseModel):

@@ -17,14 +17,16 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
 
 from .errors import NemoError, StoreUnavailable
 from .logs import get_logger
-from .store import Store
+
+if TYPE_CHECKING:
+    from .store import Store
 
 log = get_logger("jobs")
 
@@ -33,6 +35,8 @@ ResultT = TypeVar("ResultT")
 # How often a waiting tool call reports progress when nothing else happens; hosts such as
 # Claude Code restart their timeout clock on every progress notification.
 PROGRESS_EVERY_SECONDS = 10.0
+# How long a tool call waits for its job before it returns a handle for `wait`.
+DEFAULT_WAIT_SECONDS = 45.0
 FINISHED_JOBS_KEPT = 50
 JOBS = "job"
 # A running job's process refreshes its heartbeat this often; one silent for STALE is taken over.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from mcp.types import ContentBlock
+from pathlib import Path
 from typing import Any, Literal
+
+from mcp.types import ContentBlock, ResourceLink
 
 from pydantic import BaseModel, Field
 
@@ -111,3 +113,46 @@ class CancelResult(ToolResult):
 
     def as_text(self) -> str:
         return self.reply
+
+
+class UploadedItem(BaseModel):
+    name: str
+    size_bytes: int | None = Field(description="size of the local file; unknown for URLs")
+    type: str = Field(description="video, audio or image")
+    id: str | None = Field(description="the backend's id for the media")
+    source: Literal["file", "url"]
+
+
+class UploadResult(ToolResult):
+    uploads: list[UploadedItem]
+    summary: str
+    notice: str | None = None
+
+    def as_text(self) -> str:
+        text = f"{self.summary} Now describe what to make with it."
+        return f"{self.notice}\n{text}" if self.notice else text
+
+
+class ExportResult(ToolResult):
+    reply: str = Field(description="what to show the user")
+    status: Literal["done", "working"]
+    job_id: str | None = Field(default=None, description="when working: pass it to `wait` to continue")
+    path: str | None = Field(default=None, description="absolute path of the saved MP4")
+    size_bytes: int | None = None
+    url: str | None = Field(default=None, description="where the backend serves the rendered file")
+    render_id: str | None = None
+    project_link: str | None = Field(default=None, description="a browser link to the project on NemoVideo")
+    notice: str | None = None
+
+    def as_text(self) -> str:
+        text = f"{self.notice}\n{self.reply}" if self.notice else self.reply
+        if self.status == "working":
+            return f'{text}\n(Still rendering: call `wait` with job_id "{self.job_id}" to continue.)'
+        return text
+
+    def extra_content(self) -> list[ContentBlock]:
+        if not self.path:
+            return []
+        path = Path(self.path)
+        return [ResourceLink(type="resource_link", uri=path.as_uri(), name=path.name, mime_type="video/mp4",
+                             size=self.size_bytes)]

@@ -18,7 +18,6 @@ from .client import NemoClient
 from .errors import InvalidInput, NemoError, OutOfCredits, SessionNotFound, TurnFailed
 from .export import (
     Exporter,
-    ExportResult,
     NothingToExport,
     RecordHook,
     RenderRecord,
@@ -27,6 +26,7 @@ from .export import (
 )
 from .identity import SkillIdentity
 from .jobs import (
+    DEFAULT_WAIT_SECONDS,
     PROGRESS_EVERY_SECONDS,
     Job,
     JobCancelled,
@@ -42,17 +42,20 @@ from .results import (
     CancelResult,
     ChatResult,
     CreditsResult,
+    ExportResult,
     NextAction,
     ProjectsResult,
     ProjectSummary,
     StateResult,
+    UploadedItem,
+    UploadResult,
 )
 from .sessions import NEW_SESSION_NOTICE, Session, SessionManager
 from .settings import Settings
 from .storage import file_lock
 from .store import open_store
 from .timeline import summarize, tracks_of
-from .upload import ByteProgress, UploadedItem, UploadResult, check_sources, summarize_uploads, upload_sources
+from .upload import ByteProgress, check_sources, summarize_uploads, upload_sources
 
 if TYPE_CHECKING:
     from .chat import TurnRunner
@@ -63,7 +66,6 @@ if TYPE_CHECKING:
 
 log = get_logger("service")
 
-DEFAULT_WAIT_SECONDS = 45.0
 # How often a job run by another server process is looked up in the store.
 REMOTE_POLL_SECONDS = 0.5
 # How often each table's retention rule runs (and once at start).
@@ -152,7 +154,7 @@ class VideoService:
         return self
 
     async def _housekeeping(self) -> None:
-        """Every table's retention rule, at start and hourly."""
+        """Every table's retention rule, at start (the server's first tool call) and hourly."""
         while True:
             for prune in (self.jobs.prune, self.exporter.registry.prune, self.sessions.prune, self.client.auth.prune):
                 try:

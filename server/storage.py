@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from filelock import AsyncFileLock
-
 
 def write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -36,6 +34,8 @@ async def file_lock(path: Path) -> AsyncIterator[None]:
     The async lock waits in a worker thread, so the event loop (and MCP pings) stay alive, and
     two tasks of one process exclude each other as two processes do.
     """
+    from filelock import AsyncFileLock  # at first use: a start that takes no lock is faster without it
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     async with AsyncFileLock(path, mode=0o600):
         yield

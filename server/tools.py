@@ -7,9 +7,12 @@ with the traceback in the log (redacted).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -20,13 +23,22 @@ from . import __version__
 from .errors import NemoError
 from .identity import SkillIdentity
 from .logs import get_logger, redact_json
-from .export import ExportResult
-from .jobs import Job, ProgressCallback, format_elapsed
-from .results import CancelResult, ChatResult, CreditsResult, ProjectsResult, StateResult, ToolResult
-from .service import DEFAULT_WAIT_SECONDS, VideoService
-from .upload import UploadResult
+from .jobs import DEFAULT_WAIT_SECONDS, Job, ProgressCallback, format_elapsed
+from .results import (
+    CancelResult,
+    ChatResult,
+    CreditsResult,
+    ExportResult,
+    ProjectsResult,
+    StateResult,
+    ToolResult,
+    UploadResult,
+)
 from .settings import Settings
 from .texts import INSTRUCTIONS, TOOL_TEXT
+
+if TYPE_CHECKING:
+    from .service import VideoService
 
 log = get_logger("tools")
 
@@ -60,7 +72,41 @@ WAIT_SECONDS = Field(
 )
 
 
-def service_of(ctx: Context) -> VideoService:
+class LazyService:
+    """The server's one `VideoService`, started by the first tool call and stopped with the server.
+
+    A host starts the server, then asks for its tools (and some never call one): the service's modules, its
+    store and its background work are not needed for that, and leaving them to the first call keeps the start
+    as fast as a bare MCP server's (bench/coldstart.py). The service runs in a task of the server's lifespan,
+    which enters and leaves it, whichever call started it; one that cannot start is a sentence for that call,
+    and the next call tries again.
+    """
+
+    def __init__(self, settings: Settings, identity: SkillIdentity, owner: TaskGroup) -> None:
+        self._settings, self._identity, self._owner = settings, identity, owner
+        self._service: VideoService | None = None
+        self._lock = anyio.Lock()
+        self._stopping = anyio.Event()
+
+    async def get(self) -> VideoService:
+        if self._service is None:
+            async with self._lock:
+                if self._service is None:
+                    self._service = await self._owner.start(self._serve)
+        return self._service
+
+    async def _serve(self, *, task_status: TaskStatus[VideoService]) -> None:
+        from .service import VideoService
+
+        async with VideoService(self._settings, self._identity) as service:
+            task_status.started(service)
+            await self._stopping.wait()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+def service_of(ctx: Context) -> LazyService:
     return ctx.request_context.lifespan_context
 
 
@@ -76,10 +122,11 @@ def progress_reporter(ctx: Context) -> ProgressCallback:
     return report
 
 
-async def adapt(call: Awaitable[ToolResult]) -> CallToolResult:
-    """The result as text for people plus structured content; a `NemoError` as a clean tool error."""
+async def adapt(ctx: Context, call: Callable[[VideoService], Awaitable[ToolResult]]) -> CallToolResult:
+    """`call` on the service, its result as text for people plus structured content; a `NemoError` as a clean
+    tool error."""
     try:
-        result = await call
+        result = await call(await service_of(ctx).get())
     except NemoError as error:
         # Returned rather than raised: the SDK would prefix a raised error with "Error executing tool …".
         log.info("Tool failed: %s: %s", type(error).__name__, error.message)
@@ -125,9 +172,13 @@ def argument_advice(tool: str, error: ValidationError) -> str:
 
 def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
     @asynccontextmanager
-    async def lifespan(_: MCPServer) -> AsyncIterator[VideoService]:
-        async with VideoService(settings, identity) as service:
-            yield service
+    async def lifespan(_: MCPServer) -> AsyncIterator[LazyService]:
+        async with anyio.create_task_group() as owner:
+            service = LazyService(settings, identity, owner)
+            try:
+                yield service
+            finally:
+                service.stop()
 
     server = _Server("nemovideo", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
 
@@ -138,7 +189,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         annotations=ANNOTATIONS["credits"],
     )
     async def credits(ctx: Context) -> Annotated[CallToolResult, CreditsResult]:
-        return await adapt(service_of(ctx).credits())
+        return await adapt(ctx, lambda service: service.credits())
 
     @server.tool(
         name="state",
@@ -147,7 +198,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         annotations=ANNOTATIONS["state"],
     )
     async def state(ctx: Context) -> Annotated[CallToolResult, StateResult]:
-        return await adapt(service_of(ctx).state())
+        return await adapt(ctx, lambda service: service.state())
 
     @server.tool(
         name="chat",
@@ -160,7 +211,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         ctx: Context,
         wait_seconds: Annotated[float, WAIT_SECONDS] = DEFAULT_WAIT_SECONDS,
     ) -> Annotated[CallToolResult, ChatResult]:
-        return await adapt(service_of(ctx).chat(message, wait_seconds, progress_reporter(ctx)))
+        return await adapt(ctx, lambda service: service.chat(message, wait_seconds, progress_reporter(ctx)))
 
     @server.tool(
         name="wait",
@@ -174,7 +225,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         wait_seconds: Annotated[float, WAIT_SECONDS] = DEFAULT_WAIT_SECONDS,
     ) -> CallToolResult:
         # No output schema: the result has the shape of whichever tool started the job (chat or export).
-        return await adapt(service_of(ctx).wait(job_id, wait_seconds, progress_reporter(ctx)))
+        return await adapt(ctx, lambda service: service.wait(job_id, wait_seconds, progress_reporter(ctx)))
 
     @server.tool(
         name="upload",
@@ -189,7 +240,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         async def report(sent: int, total: int, message: str) -> None:
             await ctx.report_progress(sent, total or None, message)
 
-        return await adapt(service_of(ctx).upload(sources, report))
+        return await adapt(ctx, lambda service: service.upload(sources, report))
 
     @server.tool(
         name="export",
@@ -202,7 +253,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         output_dir: Annotated[str | None, Field(description="folder to save into; default NEMO_OUTPUT_DIR or ~/Downloads")] = None,
         wait_seconds: Annotated[float, WAIT_SECONDS] = DEFAULT_WAIT_SECONDS,
     ) -> Annotated[CallToolResult, ExportResult]:
-        return await adapt(service_of(ctx).export(output_dir, wait_seconds, progress_reporter(ctx)))
+        return await adapt(ctx, lambda service: service.export(output_dir, wait_seconds, progress_reporter(ctx)))
 
     @server.tool(
         name="projects",
@@ -217,7 +268,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
             description="new: its name; switch: its number or name; list: words to search for")] = None,
         page: Annotated[int, Field(ge=1, description="list: which page of ten, most recent first")] = 1,
     ) -> Annotated[CallToolResult, ProjectsResult]:
-        return await adapt(service_of(ctx).projects(action, project, page))
+        return await adapt(ctx, lambda service: service.projects(action, project, page))
 
     @server.tool(
         name="cancel",
@@ -229,6 +280,6 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         job_id: Annotated[str, Field(description="the job_id to cancel")],
         ctx: Context,
     ) -> Annotated[CallToolResult, CancelResult]:
-        return await adapt(service_of(ctx).cancel(job_id))
+        return await adapt(ctx, lambda service: service.cancel(job_id))
 
     return server

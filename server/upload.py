@@ -13,7 +13,6 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 import anyio
@@ -23,7 +22,7 @@ from .client import NemoClient
 from .errors import FileTooLarge, NemoError, UnsupportedFileType
 from .logs import without_userinfo
 from .media import extension_of, kind_of, sent_name
-from .results import ToolResult
+from .results import UploadedItem
 from .settings import Settings
 
 CHUNK_BYTES = 1024 * 1024
@@ -33,24 +32,6 @@ ByteProgress = Callable[[int, int, str], Awaitable[None]]
 
 class InvalidSource(NemoError):
     """A source that cannot be uploaded at all (missing, a folder, empty, a non-http link)."""
-
-
-class UploadedItem(BaseModel):
-    name: str
-    size_bytes: int | None = Field(description="size of the local file; unknown for URLs")
-    type: str = Field(description="video, audio or image")
-    id: str | None = Field(description="the backend's id for the media")
-    source: Literal["file", "url"]
-
-
-class UploadResult(ToolResult):
-    uploads: list[UploadedItem]
-    summary: str
-    notice: str | None = None
-
-    def as_text(self) -> str:
-        text = f"{self.summary} Now describe what to make with it."
-        return f"{self.notice}\n{text}" if self.notice else text
 
 
 def human_size(size: float) -> str:
