@@ -28,7 +28,7 @@ from mcp import Client
 from .cli import load_startup
 from .sandbox import Sandbox, SandboxServer
 from .sandbox.studio import HINT, PLACEHOLDER, rendering_available
-from .settings import Settings
+from .settings import Settings, env_value
 from .tools import build_server
 from .variants import TOP_LEVEL_VARIANT, variant_named
 
@@ -171,7 +171,7 @@ def main(argv: Sequence[str] = ()) -> int:
                         help="run the flow of this published skill (music → video, video → music, video → new video)")
     args = parser.parse_args(argv)
     # The demo's HOME is temporary; the video goes where the user can find it afterwards.
-    output_dir = Path(os.environ.get("NEMO_OUTPUT_DIR") or Path.cwd() / "demo-output").expanduser().resolve()
+    output_dir = Path(env_value(os.environ, "NEMO_OUTPUT_DIR") or Path.cwd() / "demo-output").expanduser().resolve()
     exported = anyio.run(partial(run_demo, sys.stdout, output_dir, args.variant or TOP_LEVEL_VARIANT,
                                  walkthrough=args.variant is None))
     return 0 if exported else 1

@@ -22,6 +22,7 @@ import yaml
 from . import __version__
 from .errors import ConfigurationError
 from .identity import PACKAGE_DIR
+from .settings import DEFAULT_API_URL
 from .variants import DISTRIBUTION, TOOLS, TOP_LEVEL_VARIANT, VARIANTS, Variant, render_skill_md, variant_named
 
 # The skill folder this package runs from: the repository, or a folder written by `pack`.
@@ -92,18 +93,20 @@ def mcpb_manifest(variant: Variant) -> dict:
                 "sensitive": True,
                 "required": False,
             },
+            # No defaults: the server has its own, and a host hands a default over unexpanded
+            # (`${HOME}/Downloads` arrived as a folder named `${HOME}`). A field left blank
+            # reaches the server as its unfilled placeholder, which it treats as unset.
             "output_dir": {
                 "type": "directory",
                 "title": "Output folder",
-                "description": "Where exported videos are saved.",
-                "default": "${HOME}/Downloads",
+                "description": "Where exported videos are saved. Leave it empty for your Downloads folder.",
                 "required": False,
             },
             "api_url": {
                 "type": "string",
                 "title": "API base URL",
-                "description": "NemoVideo API base URL; change it only to use another backend.",
-                "default": "https://mega-api-prod.nemovideo.ai",
+                "description": f"NemoVideo API base URL; leave it empty for {DEFAULT_API_URL}. "
+                "Change it only to use another backend.",
                 "required": False,
             },
         },

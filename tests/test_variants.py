@@ -158,7 +158,8 @@ def test_manifest_fields(variant: Variant, tmp_path: Path) -> None:
     user_config = manifest["user_config"]
     assert user_config["nemo_token"]["sensitive"] is True and user_config["nemo_token"]["required"] is False
     assert user_config["output_dir"]["type"] == "directory"
-    assert user_config["api_url"]["default"] == "https://mega-api-prod.nemovideo.ai"
+    # The server has every default; a host hands a manifest's default over unexpanded (`${HOME}/Downloads`).
+    assert not [key for key, option in user_config.items() if "default" in option or option["required"]]
     assert [tool["name"] for tool in manifest["tools"]] == [tool.name for tool in TOOLS]
 
 
