@@ -1,7 +1,7 @@
 """The start command that each manifest and bundle declares, run literally where a user runs it.
 
-For the repository and every packed variant: the plugin's server in .mcp.json, and
-manifest.json (MCPB; manifest.yaml must hold the same fields, so the same command) as
+For the repository and every packed variant: the plugin's server in .claude-plugin/plugin.json,
+and manifest.json (MCPB; manifest.yaml must hold the same fields, so the same command) as
 `@anthropic-ai/mcpb` itself resolves it for Claude Desktop, with the optional settings left
 blank. Each runs in a clean environment: a PATH with only `python3` (the base interpreter, not
 the test venv's), `uv`/`uvx` and the system's folders, and a fresh HOME. Each server must answer
@@ -161,7 +161,8 @@ async def test_the_plugins_start_command_serves_the_tools_as_its_variant(
     folder_id: str, folders: dict[str, Path], built_machine: dict[str, str], backend: SandboxServer, tmp_path: Path
 ) -> None:
     folder, name = folders[folder_id], folder_id.split("@")[0]
-    config = json.loads((folder / ".mcp.json").read_text(encoding="utf-8"))["mcpServers"][name]
+    plugin = json.loads((folder / ".claude-plugin" / "plugin.json").read_text(encoding="utf-8"))
+    config = plugin["mcpServers"][name]
     assert config.pop("type") == "stdio"
     root = {"CLAUDE_PLUGIN_ROOT": str(folder)}
     filled = {**config, "args": [fill(arg, root) for arg in config["args"]],
