@@ -29,7 +29,7 @@ from mcp import Client
 from .cli import load_startup
 from .sandbox import Sandbox, SandboxServer
 from .sandbox.studio import PLACEHOLDER, render_hint, rendering_available
-from .settings import Settings
+from .settings import Settings, env_value
 from .tools import build_server
 from .upload import human_size
 from .variants import TOP_LEVEL_VARIANT, variant_named
@@ -189,7 +189,7 @@ def main(argv: Sequence[str] = ()) -> int:
     # The narration is the demo's output: the server's and the sandbox's INFO lines would interleave with it.
     logging.getLogger().setLevel(logging.WARNING)
     # The demo's HOME is temporary; the video goes where the user can find it afterwards.
-    output_dir = Path(os.environ.get("NEMO_OUTPUT_DIR") or Path.cwd() / "demo-output").expanduser().resolve()
+    output_dir = Path(env_value(os.environ, "NEMO_OUTPUT_DIR") or Path.cwd() / "demo-output").expanduser().resolve()
     exported = anyio.run(partial(run_demo, sys.stdout, output_dir, args.variant or TOP_LEVEL_VARIANT,
                                  walkthrough=args.variant is None))
     return 0 if exported else 1

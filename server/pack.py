@@ -1,8 +1,8 @@
 """`nemovideo-mcp pack`: a complete, self-contained skill folder for one published variant.
 
 The folder is at once an Agent Skill (SKILL.md), an MCPB bundle (manifest.json, and the same
-fields in manifest.yaml), a Claude Code / Agent Plugins bundle (.claude-plugin/plugin.json,
-.mcp.json, skills/<name>/SKILL.md) and a Python project (pyproject.toml, server/). Every
+fields in manifest.yaml), a Claude Code plugin (.claude-plugin/plugin.json, which declares the
+server, and skills/<name>/SKILL.md) and a Python project (pyproject.toml, server/). Every
 manifest starts the server with `uvx --from <this folder> nemovideo-mcp` and names the folder
 in NEMO_SKILL_DIR, so one installed or cached `nemovideo-mcp` speaks for whichever variant
 started it. Everything here is generated from the variant data in variants.py and texts.py.
@@ -22,6 +22,7 @@ import yaml
 from . import __version__
 from .errors import ConfigurationError
 from .identity import PACKAGE_DIR
+from .settings import DEFAULT_API_URL
 from .variants import DISTRIBUTION, TOOLS, TOP_LEVEL_VARIANT, VARIANTS, Variant, render_skill_md, variant_named
 
 # The skill folder this package runs from: the repository, or a folder written by `pack`.
@@ -51,8 +52,12 @@ bench/
 demo-output/
 skills/
 .claude-plugin/
-.mcp.json
 """
+# Earlier packs declared the plugin's server here. At a folder's root Claude Code also reads it
+# as the project's own config, where `${CLAUDE_PLUGIN_ROOT}` means nothing: opening the folder
+# offered a broken server. The declaration lives in plugin.json now; a stale copy is removed.
+PROJECT_MCP_CONFIG = ".mcp.json"
+PLUGIN_ROOT = "${CLAUDE_PLUGIN_ROOT}"
 
 
 def uvx_from(folder: str) -> dict:
@@ -92,18 +97,20 @@ def mcpb_manifest(variant: Variant) -> dict:
                 "sensitive": True,
                 "required": False,
             },
+            # No defaults: the server has its own, and a host hands a default over unexpanded
+            # (`${HOME}/Downloads` arrived as a folder named `${HOME}`). A field left blank
+            # reaches the server as its unfilled placeholder, which it treats as unset.
             "output_dir": {
                 "type": "directory",
                 "title": "Output folder",
-                "description": "Where exported videos are saved.",
-                "default": "${HOME}/Downloads",
+                "description": "Where exported videos are saved. Leave it empty for your Downloads folder.",
                 "required": False,
             },
             "api_url": {
                 "type": "string",
                 "title": "API base URL",
-                "description": "NemoVideo API base URL; change it only to use another backend.",
-                "default": "https://mega-api-prod.nemovideo.ai",
+                "description": f"NemoVideo API base URL; leave it empty for {DEFAULT_API_URL}. "
+                "Change it only to use another backend.",
                 "required": False,
             },
         },
@@ -124,7 +131,7 @@ def render_manifest(variant: Variant) -> str:
 
 
 def plugin_files(variant: Variant) -> dict[str, str]:
-    """A Claude Code plugin (also loaded by OpenClaw and other Agent Plugins clients): the server and the skill."""
+    """A Claude Code plugin (also loaded by OpenClaw): the server, declared in plugin.json, and the skill."""
     plugin = {
         "name": variant.name,
         "version": variant.version,
@@ -132,11 +139,11 @@ def plugin_files(variant: Variant) -> dict[str, str]:
         "author": {"name": AUTHOR},
         "license": "MIT",
         "keywords": ["video", "music", "nemovideo"],
+        # Here, not in a root .mcp.json (see PROJECT_MCP_CONFIG).
+        "mcpServers": {variant.name: {"type": "stdio", **uvx_from(PLUGIN_ROOT)}},
     }
-    servers = {"mcpServers": {variant.name: {"type": "stdio", **uvx_from("${CLAUDE_PLUGIN_ROOT}")}}}
     return {
         ".claude-plugin/plugin.json": json.dumps(plugin, indent=2, ensure_ascii=False) + "\n",
-        ".mcp.json": json.dumps(servers, indent=2, ensure_ascii=False) + "\n",
         f"skills/{variant.name}/SKILL.md": render_skill_md(variant),
     }
 
@@ -148,9 +155,9 @@ def render_readme(variant: Variant) -> str:
 {variant.emoji} The `{variant.name}` skill, version {variant.version}. {variant.description}
 
 This folder is the whole skill: `SKILL.md` (what the agent reads), `manifest.json` (Claude
-Desktop's MCPB bundle; `manifest.yaml` holds the same fields), `.claude-plugin/` and `.mcp.json`
-(a Claude Code plugin), and the MCP server (`server/`, `pyproject.toml`). It needs Python 3.11+
-and [uv](https://docs.astral.sh/uv/).
+Desktop's MCPB bundle; `manifest.yaml` holds the same fields), `.claude-plugin/plugin.json` (a
+Claude Code plugin, which declares the server) with `skills/`, and the MCP server (`server/`,
+`pyproject.toml`). It needs Python 3.11+ and [uv](https://docs.astral.sh/uv/).
 
 ```sh
 uvx --from . nemovideo-mcp --sandbox     # try it offline against a built-in sandbox, no account needed
@@ -199,6 +206,9 @@ def write_skill_files(variant: Variant, folder: Path) -> None:
         for stale in skills.iterdir():
             if stale.name != variant.name and (stale / "SKILL.md").is_file():
                 shutil.rmtree(stale)
+    project_config = folder / PROJECT_MCP_CONFIG
+    if project_config.is_file() and PLUGIN_ROOT in project_config.read_text(encoding="utf-8"):
+        project_config.unlink()
     for relative, text in files.items():
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,18 +7,41 @@ set `NEMO_TOKEN` or `NEMO_API_URL` for one gets the same behaviour from the othe
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from .logs import get_logger
 from .media import ACCEPTED_FORMATS, normalise_formats
+
+log = get_logger("settings")
 
 DEFAULT_API_URL = "https://mega-api-prod.nemovideo.ai"
 DEFAULT_WEB_URL = "https://nemovideo.com"
 # backend.md's list (media.py); configurable (NEMO_ACCEPTED_FORMATS) should the backend take more.
 DEFAULT_ACCEPTED_FORMATS = ACCEPTED_FORMATS
 DEFAULT_MAX_UPLOAD_MB = 500
+# A host may hand a setting over with its placeholder unfilled: MCPB and Claude Desktop pass
+# `${user_config.nemo_token}` literally for an optional field left blank (mcpb issue 250), and
+# a default such as `${HOME}/Downloads` arrives as written. No such value is meant literally
+# (as a token every request fails, as a folder it names one called `${HOME}`), and which
+# expansion was meant is the host's to know, so any value still holding one counts as unset.
+UNFILLED = re.compile(r"\$\{[^}]*\}")
+
+
+def env_value(env: Mapping[str, str], name: str) -> str:
+    """`name`'s value, stripped: "" when it is unset, blank or still holds a host's unfilled placeholder."""
+    value = env.get(name, "").strip()
+    unfilled = UNFILLED.search(value)
+    if unfilled:
+        # Info, not a warning: a setting left blank in the host arrives so. Only the placeholder
+        # is shown: the rest of the value may be part of a token.
+        log.info("%s still holds %s, which its host did not fill in: treated as unset.",
+                 name, unfilled.group())
+        return ""
+    return value
 
 
 class Settings(BaseModel):
@@ -58,37 +81,37 @@ class Settings(BaseModel):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        home = Path(env.get("HOME") or Path.home())
+        home = Path(env_value(env, "HOME") or Path.home())
 
         def env_path(name: str, default: Path | None) -> Path | None:
-            value = env.get(name, "").strip()
+            value = env_value(env, name)
             return Path(value).expanduser() if value else default
 
         config_home = env_path("XDG_CONFIG_HOME", home / ".config")
         state_home = env_path("XDG_STATE_HOME", home / ".local" / "state")
-        token = env.get("NEMO_TOKEN", "").strip()
+        token = env_value(env, "NEMO_TOKEN")
         formats = normalise_formats(tuple(
-            part.strip() for part in env.get("NEMO_ACCEPTED_FORMATS", "").split(",") if part.strip()
+            part.strip() for part in env_value(env, "NEMO_ACCEPTED_FORMATS").split(",") if part.strip()
         ))
         try:
-            max_upload_mb: float | None = float(env.get("NEMO_MAX_UPLOAD_MB", "").strip() or "nan")
+            max_upload_mb: float | None = float(env_value(env, "NEMO_MAX_UPLOAD_MB") or "nan")
         except ValueError:
             max_upload_mb = None
         if max_upload_mb is not None and not max_upload_mb > 0:  # also catches NaN: not set
             max_upload_mb = None
         return cls(
             token=SecretStr(token) if token else None,
-            api_url=(env.get("NEMO_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/"),
-            web_url=(env.get("NEMO_WEB_URL", "").strip() or DEFAULT_WEB_URL).rstrip("/"),
-            client_id=env.get("NEMO_CLIENT_ID", "").strip() or None,
-            skill_source=env.get("SKILL_SOURCE", "").strip() or None,
+            api_url=(env_value(env, "NEMO_API_URL") or DEFAULT_API_URL).rstrip("/"),
+            web_url=(env_value(env, "NEMO_WEB_URL") or DEFAULT_WEB_URL).rstrip("/"),
+            client_id=env_value(env, "NEMO_CLIENT_ID") or None,
+            skill_source=env_value(env, "SKILL_SOURCE") or None,
             skill_dir=env_path("NEMO_SKILL_DIR", None),
             output_dir=env_path("NEMO_OUTPUT_DIR", home / "Downloads"),
             config_dir=config_home / "nemovideo",
             state_dir=state_home / "nemovideo",
             max_upload_bytes=int(max_upload_mb * 1024 * 1024) if max_upload_mb else None,
             accepted_formats=formats or DEFAULT_ACCEPTED_FORMATS,
-            stream_text=env.get("NEMO_STREAMING", "").strip().lower() not in ("0", "false", "no", "off"),
+            stream_text=env_value(env, "NEMO_STREAMING").lower() not in ("0", "false", "no", "off"),
         )
 
     def with_skill_limits(self, skill_max_upload_mb: float | None) -> Settings:

@@ -226,9 +226,9 @@ BODY = """\
 {greeting}
 
 This skill comes with an MCP server, `nemovideo-mcp` (Python 3.11+, started with `uvx` as this
-folder's `manifest.json` and `.mcp.json` say), that talks to NemoVideo's cloud video backend. The
-server connects, authenticates and identifies itself on its own: do not call the NemoVideo HTTP
-API yourself, use the tools.
+folder's `manifest.json` and `.claude-plugin/plugin.json` say), that talks to NemoVideo's cloud
+video backend. The server connects, authenticates and identifies itself on its own: do not call
+the NemoVideo HTTP API yourself, use the tools.
 
 {walkthrough}
 

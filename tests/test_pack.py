@@ -3,6 +3,7 @@ Running each folder's declared start commands is tests/test_start_commands.py.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ def test_pack_writes_a_complete_folder(tmp_path: Path) -> None:
     assert folder == tmp_path / "ai-with-music"
     assert {path.name for path in folder.iterdir()} == {
         "SKILL.md", "manifest.json", "manifest.yaml", ".mcpbignore", "pyproject.toml", "hatch_build.py", "LICENSE",
-        "icon.png", "README.md", "server", ".claude-plugin", ".mcp.json", "skills"}
+        "icon.png", "README.md", "server", ".claude-plugin", "skills"}
     for name in ("pyproject.toml", "hatch_build.py", "LICENSE", "icon.png"):
         assert (folder / name).read_bytes() == (REPO / name).read_bytes()
     assert (folder / "server" / "tools.py").is_file() and (folder / "server" / "sandbox" / "app.py").is_file()
@@ -36,9 +37,14 @@ def test_repacking_keeps_what_pack_does_not_own(tmp_path: Path) -> None:
     origin.parent.mkdir()
     origin.write_text("{}")
     (folder / "server" / "stale.py").write_text("")
+    # What earlier packs declared the plugin's server in; at the root it doubles as a broken project config.
+    earlier = {"mcpServers": {folder.name: {"command": "uvx",
+                                            "args": ["--from", "${CLAUDE_PLUGIN_ROOT}", "nemovideo-mcp"]}}}
+    (folder / ".mcp.json").write_text(json.dumps(earlier))
     pack(variant_named("music-ab2n-0330"), tmp_path)
     assert origin.is_file()  # what makes the server report platform "clawhub"
     assert not (folder / "server" / "stale.py").exists()
+    assert not (folder / ".mcp.json").exists()
 
 
 def test_pack_refuses_to_write_into_its_own_source() -> None:

@@ -1,10 +1,11 @@
 """The start command that each manifest and bundle declares, run literally where a user runs it.
 
-For the repository and every packed variant: manifest.json (MCPB; manifest.yaml must hold the
-same fields, so the same command) and the plugin's .mcp.json. Each runs in a clean environment:
-a PATH with only `python3` (the base interpreter, not the test venv's), `uv`/`uvx` and the
-system's folders, a fresh HOME, and the placeholders filled as the host fills them. Each server
-must answer tools/list and attribute its requests to its own variant.
+For the repository and every packed variant: the plugin's server in .claude-plugin/plugin.json,
+and manifest.json (MCPB; manifest.yaml must hold the same fields, so the same command) as
+`@anthropic-ai/mcpb` itself resolves it for Claude Desktop, with the optional settings left
+blank. Each runs in a clean environment: a PATH with only `python3` (the base interpreter, not
+the test venv's), `uv`/`uvx` and the system's folders, and a fresh HOME. Each server must answer
+tools/list and attribute its requests to its own variant.
 
 uv builds each folder once, before the tests start them, into a uv cache kept between runs
 (~/.cache/nemovideo-mcp-tests/uv, or NEMO_TEST_UV_CACHE): only the first run on a machine fetches
@@ -21,7 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,6 +43,17 @@ UNREACHABLE = ("error sending request", "dns error", "failed to lookup address",
                "network is unreachable", "connect error", "operation timed out")
 
 BUILD_SECONDS = 240  # the first build downloads the dependencies from PyPI
+NPM_SECONDS = 180
+MCPB = "@anthropic-ai/mcpb"
+# Claude Desktop's step from manifest.json to the command it starts: mcpb's own function, given
+# its options (with the manifest's path in place of the manifest) on stdin.
+RESOLVE = """
+import { readFileSync } from "node:fs";
+import { getMcpConfigForManifest } from "@anthropic-ai/mcpb";
+const options = JSON.parse(readFileSync(0, "utf8"));
+options.manifest = JSON.parse(readFileSync(options.manifest, "utf8"));
+process.stdout.write(JSON.stringify(await getMcpConfigForManifest(options)));
+"""
 # The network's settings, not the test's: where TLS roots and proxies are, if this machine needs them.
 NETWORK_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy",
                "no_proxy", "UV_DEFAULT_INDEX", "UV_INDEX_URL")
@@ -98,6 +110,37 @@ def folders(tmp_path_factory: pytest.TempPathFactory, clean_machine: dict[str, s
     return folders
 
 
+@pytest.fixture(scope="session")
+def mcpb(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path, Path, Path, dict], dict]:
+    """mcpb's resolution of a manifest, installed from npm once per session: (manifest.json, the folder the
+    bundle is unpacked in, the user's home, their settings) → the command, args and env Claude Desktop starts."""
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if npm is None or node is None:
+        pytest.skip(f"Node.js and npm are needed to run {MCPB}'s resolution of manifest.json; install them")
+    try:
+        reachable = subprocess.run([npm, "ping"], capture_output=True, timeout=60).returncode == 0
+    except subprocess.TimeoutExpired:
+        reachable = False
+    if not reachable:
+        pytest.skip(f"the npm registry is unreachable, so {MCPB} cannot be installed")
+    root = tmp_path_factory.mktemp("mcpb")
+    installed = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(root), MCPB],
+                               capture_output=True, text=True, timeout=NPM_SECONDS)
+    assert installed.returncode == 0, installed.stderr
+
+    def resolve(manifest: Path, folder: Path, home: Path, user_config: dict) -> dict:
+        # systemDirs: the user's folders, which a manifest may name as ${HOME}, ${DOWNLOADS} and so on.
+        options = {"manifest": str(manifest), "extensionPath": str(folder), "userConfig": user_config,
+                   "pathSeparator": os.sep, "systemDirs": {"HOME": str(home), "DESKTOP": str(home / "Desktop"),
+                   "DOCUMENTS": str(home / "Documents"), "DOWNLOADS": str(home / "Downloads")}}
+        resolved = subprocess.run([node, "--input-type=module", "-e", RESOLVE], input=json.dumps(options), cwd=root,
+                                  capture_output=True, text=True, timeout=60)
+        assert resolved.returncode == 0, resolved.stderr
+        return json.loads(resolved.stdout)
+
+    return resolve
+
+
 @pytest.fixture(scope="module")
 def backend() -> Iterator[SandboxServer]:
     with SandboxServer(Sandbox()) as server:
@@ -111,11 +154,11 @@ def fill(value: str, placeholders: dict[str, str]) -> str:
     return value
 
 
-def declared(config: dict, placeholders: dict[str, str], machine: dict[str, str], home: Path) -> StdioServerParameters:
-    """What a host starts from a declared server config: the command as written, placeholders filled."""
-    env = {**machine, "HOME": str(home), **{k: fill(v, placeholders) for k, v in config.get("env", {}).items()}}
-    return StdioServerParameters(command=config["command"], args=[fill(arg, placeholders) for arg in config["args"]],
-                                 env=env, cwd=home)
+def started(config: dict, machine: dict[str, str], home: Path) -> StdioServerParameters:
+    """What a host starts from a server config whose placeholders it has filled: the command as written."""
+    home.mkdir()
+    return StdioServerParameters(command=config["command"], args=config["args"],
+                                 env={**machine, "HOME": str(home), **config.get("env", {})}, cwd=home)
 
 
 async def serves(params: StdioServerParameters) -> tuple[set[str], dict]:
@@ -129,39 +172,59 @@ async def serves(params: StdioServerParameters) -> tuple[set[str], dict]:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("folder_id", FOLDERS)
-async def test_declared_start_commands_serve_the_tools_as_their_variant(
+async def test_the_plugins_start_command_serves_the_tools_as_its_variant(
     folder_id: str, folders: dict[str, Path], built_machine: dict[str, str], backend: SandboxServer, tmp_path: Path
+) -> None:
+    folder, name = folders[folder_id], folder_id.split("@")[0]
+    plugin = json.loads((folder / ".claude-plugin" / "plugin.json").read_text(encoding="utf-8"))
+    config = plugin["mcpServers"][name]
+    assert config.pop("type") == "stdio"
+    root = {"CLAUDE_PLUGIN_ROOT": str(folder)}
+    filled = {**config, "args": [fill(arg, root) for arg in config["args"]],
+              "env": {key: fill(value, root) for key, value in config["env"].items()}}
+    # Claude Code hands a plugin's server its own environment; that is where a user's NEMO_* live.
+    home = tmp_path / "home"
+    params = started(filled, {**built_machine, "NEMO_API_URL": backend.url}, home)
+    backend.sandbox.reset()
+    tools, credits = await serves(params)
+    assert tools == {tool.name for tool in TOOLS} and credits["total"] == 100
+    assert {request.headers.get("x-skill-source") for request in backend.sandbox.requests} == {name}
+    # A fresh HOME: the server kept its files there, under the folders a user would find them.
+    assert (home / ".config" / "nemovideo" / "client_id").is_file()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("folder_id", FOLDERS)
+async def test_the_bundle_starts_as_mcpb_resolves_it_with_the_optional_settings_blank(
+    folder_id: str, folders: dict[str, Path], built_machine: dict[str, str], backend: SandboxServer,
+    mcpb: Callable[[Path, Path, Path, dict], dict], tmp_path: Path
 ) -> None:
     folder, name = folders[folder_id], folder_id.split("@")[0]
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     assert yaml.safe_load((folder / "manifest.yaml").read_text(encoding="utf-8")) == manifest
-    mcpb = declared(manifest["server"]["mcp_config"], {
-        "__dirname": str(folder),  # where the host unpacked the bundle
-        "user_config.nemo_token": "",  # left empty: the server obtains an anonymous token
-        "user_config.output_dir": str(tmp_path / "videos"),
-        "user_config.api_url": backend.url,
-    }, built_machine, tmp_path / "home-mcpb")
-    plugin_config = json.loads((folder / ".mcp.json").read_text(encoding="utf-8"))["mcpServers"][name]
-    assert plugin_config.pop("type") == "stdio"
-    # Claude Code hands a plugin's server its own environment; that is where a user's NEMO_* live.
-    plugin = declared(plugin_config, {"CLAUDE_PLUGIN_ROOT": str(folder)},
-                      {**built_machine, "NEMO_API_URL": backend.url}, tmp_path / "home-plugin")
-    for params in (mcpb, plugin):
-        Path(params.cwd).mkdir()
+    home = tmp_path / "home"
+    # The token and the output folder are left blank; only the backend is set, to reach the sandbox.
+    config = mcpb(folder / "manifest.json", folder, home, {"api_url": backend.url})
+    assert config["env"]["NEMO_API_URL"] == backend.url
+    params = started(config, built_machine, home)
     backend.sandbox.reset()
-    async with anyio.create_task_group() as group:
-        results = {}
-
-        async def run(key: str, params: StdioServerParameters) -> None:
-            results[key] = await serves(params)
-
-        group.start_soon(run, "mcpb", mcpb)
-        group.start_soon(run, "plugin", plugin)
-    for tools, credits in results.values():
-        assert tools == {tool.name for tool in TOOLS} and credits["total"] == 100
-    assert {request.headers.get("x-skill-source") for request in backend.sandbox.requests} == {name}
-    # A fresh HOME per host: each server kept its files there, under the folders a user would find them.
-    assert all((Path(params.cwd) / ".config" / "nemovideo" / "client_id").is_file() for params in (mcpb, plugin))
+    backend.sandbox.real_renders = False  # the folder the clip lands in is the point, not the clip
+    with anyio.fail_after(120):
+        async with Client(params) as client:
+            assert {tool.name for tool in (await client.list_tools()).tools} == {tool.name for tool in TOOLS}
+            credits = await client.call_tool("credits", {})
+            made = await client.call_tool("chat", {"message": "make a short video of a city at night",
+                                                   "wait_seconds": 30})
+            exported = await client.call_tool("export", {"wait_seconds": 30})
+    assert not credits.is_error and credits.structured_content["total"] == 100, credits  # the free starter credits
+    assert not made.is_error and made.structured_content["status"] == "done", made
+    assert not exported.is_error and exported.structured_content["status"] == "done", exported
+    assert Path(exported.structured_content["path"]).parent == home / "Downloads"
+    assert not (home / "${HOME}").exists()
+    api = [request for request in backend.sandbox.requests if request.host == "api"]  # not the MP4's download
+    bearers = {request.headers.get("authorization", "") for request in api}
+    assert bearers and not any("${" in bearer for bearer in bearers), bearers
+    assert {request.headers.get("x-skill-source") for request in api} == {name}
 
 
 @pytest.mark.anyio

@@ -158,7 +158,8 @@ def test_manifest_fields(variant: Variant, tmp_path: Path) -> None:
     user_config = manifest["user_config"]
     assert user_config["nemo_token"]["sensitive"] is True and user_config["nemo_token"]["required"] is False
     assert user_config["output_dir"]["type"] == "directory"
-    assert user_config["api_url"]["default"] == "https://mega-api-prod.nemovideo.ai"
+    # The server has every default; a host hands a manifest's default over unexpanded (`${HOME}/Downloads`).
+    assert not [key for key, option in user_config.items() if "default" in option or option["required"]]
     assert [tool["name"] for tool in manifest["tools"]] == [tool.name for tool in TOOLS]
 
 
@@ -167,8 +168,8 @@ def test_plugin_bundle(variant: Variant, tmp_path: Path) -> None:
     folder = pack(variant, tmp_path)
     plugin = json.loads((folder / ".claude-plugin" / "plugin.json").read_text(encoding="utf-8"))
     assert (plugin["name"], plugin["version"]) == (variant.name, variant.version)
-    servers = json.loads((folder / ".mcp.json").read_text(encoding="utf-8"))["mcpServers"]
-    assert servers == {variant.name: {
+    assert not (folder / ".mcp.json").exists()
+    assert plugin["mcpServers"] == {variant.name: {
         "type": "stdio", "command": "uvx", "args": ["--from", "${CLAUDE_PLUGIN_ROOT}", "nemovideo-mcp"],
         "env": {"NEMO_SKILL_DIR": "${CLAUDE_PLUGIN_ROOT}"},
     }}
@@ -177,12 +178,21 @@ def test_plugin_bundle(variant: Variant, tmp_path: Path) -> None:
 
 def test_top_level_skill_files_are_the_top_level_variant(tmp_path: Path) -> None:
     generated = pack(variant_named(TOP_LEVEL_VARIANT), tmp_path)
-    names = ["SKILL.md", "manifest.json", "manifest.yaml", ".mcpbignore", ".mcp.json", ".claude-plugin/plugin.json",
+    names = ["SKILL.md", "manifest.json", "manifest.yaml", ".mcpbignore", ".claude-plugin/plugin.json",
              f"skills/{TOP_LEVEL_VARIANT}/SKILL.md"]
     for name in names:
         assert (REPO / name).read_text(encoding="utf-8") == (generated / name).read_text(encoding="utf-8"), (
             f"{name}: {REGENERATE}")
     assert [path.name for path in (REPO / "skills").iterdir()] == [TOP_LEVEL_VARIANT]
+
+
+def test_opening_the_repository_as_a_project_offers_no_plugin_server() -> None:
+    """Claude Code reads a folder's root .mcp.json as the project's own servers, where
+    `${CLAUDE_PLUGIN_ROOT}` is never filled in: the plugin declares its server in plugin.json."""
+    project_config = REPO / ".mcp.json"
+    assert not project_config.exists() or "${CLAUDE_PLUGIN_ROOT}" not in project_config.read_text(encoding="utf-8")
+    plugin = json.loads((REPO / ".claude-plugin" / "plugin.json").read_text(encoding="utf-8"))
+    assert plugin["mcpServers"][TOP_LEVEL_VARIANT]["args"] == ["--from", "${CLAUDE_PLUGIN_ROOT}", "nemovideo-mcp"]
 
 
 def test_host_rules_have_one_wording_in_the_server_and_in_skill_md() -> None:
