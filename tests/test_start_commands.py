@@ -8,7 +8,7 @@ the test venv's), `uv`/`uvx` and the system's folders, and a fresh HOME. Each se
 tools/list and attribute its requests to its own variant.
 
 uv builds each folder once, before the tests start them, into a uv cache kept between runs
-(~/.cache/nemovideo-mcp-tests/uv, or NEMO_TEST_UV_CACHE): only the first run on a machine fetches
+(~/.cache/nemovideo-mcp-tests/uv; NEMO_TEST_CACHE moves it): only the first run on a machine fetches
 the dependencies from PyPI. Builds and starts run with UV_OFFLINE=1, which keeps uv from
 revalidating PyPI's index every time (seconds each here) and changes nothing else; a build that
 needs what the cache does not hold yet goes online. PyPI out of reach then is a skip that says so
@@ -37,7 +37,9 @@ from nemovideo_mcp.variants import TOOLS, TOP_LEVEL_VARIANT, VARIANTS
 from tests.conftest import REPO, missing
 
 UV = shutil.which("uv", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-UV_CACHE = Path(os.environ.get("NEMO_TEST_UV_CACHE") or Path.home() / ".cache" / "nemovideo-mcp-tests" / "uv")
+# Kept between runs: uv's cache and the npm install of mcpb (NEMO_TEST_CACHE moves it).
+TEST_CACHE = Path(os.environ.get("NEMO_TEST_CACHE") or Path.home() / ".cache" / "nemovideo-mcp-tests")
+UV_CACHE = TEST_CACHE / "uv"
 # What uv says when the index cannot be reached at all (no network, no DNS, a proxy refusing).
 UNREACHABLE = ("error sending request", "dns error", "failed to lookup address", "connection refused",
                "network is unreachable", "connect error", "operation timed out")
@@ -116,17 +118,19 @@ def mcpb(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path, Path, Path
     bundle is unpacked in, the user's home, their settings) → the command, args and env Claude Desktop starts."""
     npm, node = shutil.which("npm"), shutil.which("node")
     if npm is None or node is None:
-        pytest.skip(f"Node.js and npm are needed to run {MCPB}'s resolution of manifest.json; install them")
-    try:
-        reachable = subprocess.run([npm, "ping"], capture_output=True, timeout=60).returncode == 0
-    except subprocess.TimeoutExpired:
-        reachable = False
-    if not reachable:
-        pytest.skip(f"the npm registry is unreachable, so {MCPB} cannot be installed")
-    root = tmp_path_factory.mktemp("mcpb")
-    installed = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(root), MCPB],
-                               capture_output=True, text=True, timeout=NPM_SECONDS)
-    assert installed.returncode == 0, installed.stderr
+        missing(f"Node.js and npm are needed to run {MCPB}'s resolution of manifest.json; install them")
+    root = TEST_CACHE / "mcpb"
+    if not (root / "node_modules" / MCPB / "package.json").is_file():
+        try:
+            reachable = subprocess.run([npm, "ping"], capture_output=True, timeout=60).returncode == 0
+        except subprocess.TimeoutExpired:
+            reachable = False
+        if not reachable:
+            missing(f"the npm registry is unreachable, so {MCPB} cannot be installed")
+        root.mkdir(parents=True, exist_ok=True)
+        installed = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(root), MCPB],
+                                   capture_output=True, text=True, timeout=NPM_SECONDS)
+        assert installed.returncode == 0, installed.stderr
 
     def resolve(manifest: Path, folder: Path, home: Path, user_config: dict) -> dict:
         # systemDirs: the user's folders, which a manifest may name as ${HOME}, ${DOWNLOADS} and so on.
@@ -170,61 +174,78 @@ async def serves(params: StdioServerParameters) -> tuple[set[str], dict]:
     return tools, credits.structured_content
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize("folder_id", FOLDERS)
-async def test_the_plugins_start_command_serves_the_tools_as_its_variant(
-    folder_id: str, folders: dict[str, Path], built_machine: dict[str, str], backend: SandboxServer, tmp_path: Path
-) -> None:
-    folder, name = folders[folder_id], folder_id.split("@")[0]
-    plugin = json.loads((folder / ".claude-plugin" / "plugin.json").read_text(encoding="utf-8"))
-    config = plugin["mcpServers"][name]
+def plugin_command(folder: Path, name: str, machine: dict[str, str], backend: SandboxServer,
+                   home: Path) -> StdioServerParameters:
+    """What Claude Code starts for the plugin in `folder`: plugin.json's server, ${CLAUDE_PLUGIN_ROOT} filled."""
+    config = json.loads((folder / ".claude-plugin" / "plugin.json").read_text(encoding="utf-8"))["mcpServers"][name]
     assert config.pop("type") == "stdio"
     root = {"CLAUDE_PLUGIN_ROOT": str(folder)}
     filled = {**config, "args": [fill(arg, root) for arg in config["args"]],
               "env": {key: fill(value, root) for key, value in config["env"].items()}}
     # Claude Code hands a plugin's server its own environment; that is where a user's NEMO_* live.
-    home = tmp_path / "home"
-    params = started(filled, {**built_machine, "NEMO_API_URL": backend.url}, home)
-    backend.sandbox.reset()
-    tools, credits = await serves(params)
-    assert tools == {tool.name for tool in TOOLS} and credits["total"] == 100
-    assert {request.headers.get("x-skill-source") for request in backend.sandbox.requests} == {name}
-    # A fresh HOME: the server kept its files there, under the folders a user would find them.
-    assert (home / ".config" / "nemovideo" / "client_id").is_file()
+    return started(filled, {**machine, "NEMO_API_URL": backend.url}, home)
+
+
+def bundle_command(folder: Path, machine: dict[str, str], backend: SandboxServer, home: Path,
+                   mcpb: Callable[[Path, Path, Path, dict], dict]) -> StdioServerParameters:
+    """What Claude Desktop starts for the bundle in `folder`, resolved by mcpb itself with the token and the output
+    folder left blank; only the backend is set, to reach the sandbox."""
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert yaml.safe_load((folder / "manifest.yaml").read_text(encoding="utf-8")) == manifest
+    config = mcpb(folder / "manifest.json", folder, home, {"api_url": backend.url})
+    assert config["env"]["NEMO_API_URL"] == backend.url
+    return started(config, machine, home)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("folder_id", FOLDERS)
-async def test_the_bundle_starts_as_mcpb_resolves_it_with_the_optional_settings_blank(
+async def test_the_plugin_and_the_bundle_start_as_their_hosts_resolve_them(
     folder_id: str, folders: dict[str, Path], built_machine: dict[str, str], backend: SandboxServer,
     mcpb: Callable[[Path, Path, Path, dict], dict], tmp_path: Path
 ) -> None:
+    """Both declared start commands of every folder serve the tools as its variant, on the free starter credits."""
     folder, name = folders[folder_id], folder_id.split("@")[0]
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    assert yaml.safe_load((folder / "manifest.yaml").read_text(encoding="utf-8")) == manifest
+    starts = {"plugin": plugin_command(folder, name, built_machine, backend, tmp_path / "home-plugin"),
+              "bundle": bundle_command(folder, built_machine, backend, tmp_path / "home-bundle", mcpb)}
+    backend.sandbox.reset()
+    results = {}
+
+    async def run(host: str) -> None:
+        results[host] = await serves(starts[host])
+
+    async with anyio.create_task_group() as group:  # two hosts' processes at once: half the wait
+        for host in starts:
+            group.start_soon(run, host)
+    for tools, credits in results.values():
+        assert tools == {tool.name for tool in TOOLS} and credits["total"] == 100
+    api = [request for request in backend.sandbox.requests if request.host == "api"]
+    assert {request.headers.get("x-skill-source") for request in api} == {name}
+    bearers = {request.headers.get("authorization", "") for request in api}
+    assert bearers and not any("${" in bearer for bearer in bearers), bearers  # a blank token is no token
+    # A fresh HOME per host: each server kept its files there, under the folders a user would find them.
+    assert all((Path(params.cwd) / ".config" / "nemovideo" / "client_id").is_file() for params in starts.values())
+
+
+@pytest.mark.anyio
+async def test_the_bundle_with_its_settings_blank_saves_videos_in_downloads(
+    folders: dict[str, Path], built_machine: dict[str, str], backend: SandboxServer,
+    mcpb: Callable[[Path, Path, Path, dict], dict], tmp_path: Path
+) -> None:
+    """Issue 15, item 4: the blank output folder reached the server as `${HOME}/Downloads`, unexpanded."""
     home = tmp_path / "home"
-    # The token and the output folder are left blank; only the backend is set, to reach the sandbox.
-    config = mcpb(folder / "manifest.json", folder, home, {"api_url": backend.url})
-    assert config["env"]["NEMO_API_URL"] == backend.url
-    params = started(config, built_machine, home)
+    params = bundle_command(REPO, built_machine, backend, home, mcpb)
     backend.sandbox.reset()
     backend.sandbox.real_renders = False  # the folder the clip lands in is the point, not the clip
+    backend.sandbox.render_seconds = 0  # done by the first poll
     with anyio.fail_after(120):
         async with Client(params) as client:
-            assert {tool.name for tool in (await client.list_tools()).tools} == {tool.name for tool in TOOLS}
-            credits = await client.call_tool("credits", {})
             made = await client.call_tool("chat", {"message": "make a short video of a city at night",
                                                    "wait_seconds": 30})
             exported = await client.call_tool("export", {"wait_seconds": 30})
-    assert not credits.is_error and credits.structured_content["total"] == 100, credits  # the free starter credits
     assert not made.is_error and made.structured_content["status"] == "done", made
     assert not exported.is_error and exported.structured_content["status"] == "done", exported
     assert Path(exported.structured_content["path"]).parent == home / "Downloads"
     assert not (home / "${HOME}").exists()
-    api = [request for request in backend.sandbox.requests if request.host == "api"]  # not the MP4's download
-    bearers = {request.headers.get("authorization", "") for request in api}
-    assert bearers and not any("${" in bearer for bearer in bearers), bearers
-    assert {request.headers.get("x-skill-source") for request in api} == {name}
 
 
 @pytest.mark.anyio
