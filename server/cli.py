@@ -20,13 +20,15 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-
-from mcp.server.transport_security import TransportSecuritySettings
+from typing import TYPE_CHECKING
 
 from .errors import ConfigurationError
 from .identity import SkillIdentity, find_skill_md, load_identity
 from .logs import configure_logging, get_logger, register_secret
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from mcp.server.transport_security import TransportSecuritySettings
 
 log = get_logger("cli")
 
@@ -80,6 +82,8 @@ def http_security(host: str, allow_network: bool) -> TransportSecuritySettings:
             "that address could upload your files, spend your credits and write into your folders. Keep the "
             "default 127.0.0.1, or, on a network you trust, add --allow-network-without-auth."
         )
+    from mcp.server.transport_security import TransportSecuritySettings  # the SDK: only when serving
+
     names = {"127.0.0.1", "localhost", "[::1]"}
     if not is_loopback(host):
         log.warning("Listening on %s without authentication: anyone who can reach it uses NemoVideo as you", host)

@@ -118,10 +118,11 @@ class Made:
 
 
 async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_VARIANT, *,
-                   walkthrough: bool = True, seconds: float = 6.0, poll_scale: float = 1.0) -> Made | None:
+                   walkthrough: bool = True, seconds: float = 6.0, poll_scale: float = 1.0,
+                   pace: float = 1.0) -> Made | None:
     """The demo; returns the exported MP4 and its draft. `walkthrough` adds a tour of every tool
     around the flow; `seconds` is the length of the media the demo makes; `poll_scale` speeds up
-    the export's render polling (tests)."""
+    the export's render polling and `pace` the demo's own waits: the late music, the slow turn (tests)."""
     narrator = Narrator(out)
     variant = variant_named(variant_name)
     flow = FLOWS[variant.name]
@@ -129,11 +130,13 @@ async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_
     # Real renders take their own time; render_seconds would only add to it. Music and titles land a moment after
     # the generation's reply, as NemoVideo's second stage does, and the demo follows them.
     sandbox = Sandbox(render_seconds=0)
-    sandbox.late_write_seconds = 1.0
+    sandbox.late_write_seconds = 1.0 * pace
     with tempfile.TemporaryDirectory(prefix="nemovideo-demo-") as home, SandboxServer(sandbox) as backend:
         # The watch for late work looks every second here (NemoVideo's second stage takes minutes, the sandbox's one).
-        settings = Settings.from_env({"HOME": home}).with_api_url(backend.url).model_copy(
-            update={"render_poll_scale": poll_scale, "late_write_delays_seconds": (1.0,)})
+        settings = Settings.from_env({"HOME": home}).with_api_url(backend.url)
+        settings = settings.model_copy(update={
+            "render_poll_scale": poll_scale, "late_write_delays_seconds": (1.0 * pace,),
+            "recovery_delays_seconds": tuple(delay * pace for delay in settings.recovery_delays_seconds)})
         identity = load_startup(settings).model_copy(update={
             "name": variant.name, "version": variant.version, "max_upload_mb": variant.max_upload_mb})
         narrator.say(f"NemoVideo MCP demo — sandbox backend at {backend.url}, skill {identity.name} {identity.version}"
@@ -162,8 +165,9 @@ async def run_demo(out: TextIO, output_dir: Path, variant_name: str = TOP_LEVEL_
                                     "the backend answers with GUI directions; the server translates them")
                 await narrator.call(client, "chat", {"message": "what's my balance?"}, "what's my balance?",
                                     "routed: no agent turn")
-                backend.sandbox.turn_seconds = 3.0  # a slow turn, to show the handle a host gets back
-                working = await narrator.call(client, "chat", {"message": "make the music louder", "wait_seconds": 1},
+                backend.sandbox.turn_seconds = 3.0 * pace  # a slow turn, to show the handle a host gets back
+                working = await narrator.call(client, "chat", {"message": "make the music louder",
+                                                               "wait_seconds": 1 * pace},
                                               "make the music louder",
                                               "a long turn: the tool returns a handle in time")
                 await narrator.call(client, "wait", {"job_id": working.structured_content["job_id"]}, None,

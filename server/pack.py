@@ -227,7 +227,8 @@ def pack(variant: Variant, directory: Path) -> Path:
     shutil.copytree(PACKAGE_DIR, target / "server",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "SKILL.md"))
     for name in COPIED:
-        shutil.copyfile(SOURCE_DIR / name, target / name)
+        # With their times, as copytree copies server/: uv rebuilds a folder only when these change (cache-keys).
+        shutil.copy2(SOURCE_DIR / name, target / name)
     write_skill_files(variant, target)
     (target / "README.md").write_text(render_readme(variant), encoding="utf-8")
     return target

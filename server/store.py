@@ -74,10 +74,10 @@ class Store(Protocol):
 
 
 class SqliteStore:
-    def __init__(self, path: Path, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS, *,
+    def __init__(self, path: Path, busy_timeout_seconds: float | None = None, *,
                  legacy_dirs: tuple[Path, Path] | None = None) -> None:
         self.path = path
-        self._busy_timeout = busy_timeout_seconds
+        self._busy_timeout = BUSY_TIMEOUT_SECONDS if busy_timeout_seconds is None else busy_timeout_seconds
         # (config dir, state dir) where earlier versions kept JSON files, moved in at first use.
         self._legacy_dirs = legacy_dirs
         self._ready = False

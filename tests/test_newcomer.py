@@ -46,7 +46,7 @@ async def test_the_demo_quotes_only_the_user_follows_what_it_names_and_states_on
 
     out = io.StringIO()
     with caplog.at_level(logging.WARNING):
-        made = await run_demo(out, tmp_path / "out", walkthrough=True, seconds=2.0, poll_scale=0.05)
+        made = await run_demo(out, tmp_path / "out", walkthrough=True, seconds=2.0, poll_scale=0.05, pace=0.25)
     text = out.getvalue()
     assert made is not None
     sent = {json_message for json_message in re.findall(r'host calls chat\(\{"message": "((?:[^"\\]|\\.)*)"', text)}

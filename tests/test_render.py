@@ -67,7 +67,7 @@ def video_segments(draft: dict[str, Any]) -> list[dict[str, Any]]:
 @pytest.mark.anyio
 async def test_the_demo_ends_with_a_music_video_cut_on_the_beats_of_the_uploaded_track(tmp_path: Path) -> None:
     made = await run_demo(io.StringIO(), tmp_path / "out", "generator-from-music", walkthrough=False, seconds=4.0,
-                          poll_scale=0.1)
+                          poll_scale=0.1, pace=0.25)
     assert made is not None and made.path.parent == tmp_path / "out"
 
     names, duration = streams_of(made.path)
@@ -99,7 +99,7 @@ async def test_each_variant_makes_a_playable_video_from_its_own_kind_of_input(tm
 
     async def run(variant: str) -> None:
         made[variant] = await run_demo(io.StringIO(), tmp_path / variant, variant, walkthrough=False, seconds=2.0,
-                                       poll_scale=0.1)
+                                       poll_scale=0.1, pace=0.25)
 
     async with anyio.create_task_group() as group:
         for variant in FLOWS:

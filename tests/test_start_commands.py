@@ -17,6 +17,7 @@ needs what the cache does not hold yet goes online. PyPI out of reach then is a 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -87,7 +88,8 @@ def built_machine(clean_machine: dict[str, str], folders: dict[str, Path]) -> di
 @pytest.fixture(scope="session")
 def folders(tmp_path_factory: pytest.TempPathFactory, clean_machine: dict[str, str]) -> dict[str, Path]:
     """Folder id → skill folder, each already built into uv's cache."""
-    root = tmp_path_factory.mktemp("skills")
+    # Packed where the last run packed them (one place per checkout): uv finds its builds of unchanged folders.
+    root = TEST_CACHE / "skills" / hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
     folders = {FOLDERS[0]: REPO, **{variant.name: pack(variant, root) for variant in VARIANTS}}
     home = tmp_path_factory.mktemp("build-home")
 
