@@ -5,7 +5,8 @@ and manifest.json (MCPB; manifest.yaml must hold the same fields, so the same co
 `@anthropic-ai/mcpb` itself resolves it for Claude Desktop, with the optional settings left
 blank. Each runs in a clean environment: a PATH with only `python3` (the base interpreter, not
 the test venv's), `uv`/`uvx` and the system's folders, and a fresh HOME. Each server must answer
-tools/list and attribute its requests to its own variant.
+tools/list and attribute its requests to its own variant. The repository starts both commands; a
+packed folder starts its bundle, its plugin's command checked to be the same command line.
 
 uv builds each folder once, before the tests start them, into a uv cache kept between runs
 (~/.cache/nemovideo-mcp-tests/uv; NEMO_TEST_CACHE moves it): only the first run on a machine fetches
@@ -23,7 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -48,14 +49,17 @@ UNREACHABLE = ("error sending request", "dns error", "failed to lookup address",
 BUILD_SECONDS = 240  # the first build downloads the dependencies from PyPI
 NPM_SECONDS = 180
 MCPB = "@anthropic-ai/mcpb"
-# Claude Desktop's step from manifest.json to the command it starts: mcpb's own function, given
-# its options (with the manifest's path in place of the manifest) on stdin.
+# Claude Desktop's step from manifest.json to the command it starts: mcpb's own function, given a list of
+# its options (each with the manifest's path in place of the manifest) on stdin; one Node start for all.
 RESOLVE = """
 import { readFileSync } from "node:fs";
 import { getMcpConfigForManifest } from "@anthropic-ai/mcpb";
-const options = JSON.parse(readFileSync(0, "utf8"));
-options.manifest = JSON.parse(readFileSync(options.manifest, "utf8"));
-process.stdout.write(JSON.stringify(await getMcpConfigForManifest(options)));
+const resolved = [];
+for (const options of JSON.parse(readFileSync(0, "utf8"))) {
+  options.manifest = JSON.parse(readFileSync(options.manifest, "utf8"));
+  resolved.push(await getMcpConfigForManifest(options));
+}
+process.stdout.write(JSON.stringify(resolved));
 """
 # The network's settings, not the test's: where TLS roots and proxies are, if this machine needs them.
 NETWORK_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy",
@@ -115,9 +119,8 @@ def folders(tmp_path_factory: pytest.TempPathFactory, clean_machine: dict[str, s
 
 
 @pytest.fixture(scope="session")
-def mcpb(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path, Path, Path, dict], dict]:
-    """mcpb's resolution of a manifest, installed from npm once per session: (manifest.json, the folder the
-    bundle is unpacked in, the user's home, their settings) → the command, args and env Claude Desktop starts."""
+def node_with_mcpb() -> tuple[str, Path]:
+    """Node and a folder where `@anthropic-ai/mcpb` is installed (from npm, once: the install is kept)."""
     npm, node = shutil.which("npm"), shutil.which("node")
     if npm is None or node is None:
         missing(f"Node.js and npm are needed to run {MCPB}'s resolution of manifest.json; install them")
@@ -133,18 +136,29 @@ def mcpb(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path, Path, Path
         installed = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(root), MCPB],
                                    capture_output=True, text=True, timeout=NPM_SECONDS)
         assert installed.returncode == 0, installed.stderr
+    return node, root
 
-    def resolve(manifest: Path, folder: Path, home: Path, user_config: dict) -> dict:
-        # systemDirs: the user's folders, which a manifest may name as ${HOME}, ${DOWNLOADS} and so on.
-        options = {"manifest": str(manifest), "extensionPath": str(folder), "userConfig": user_config,
-                   "pathSeparator": os.sep, "systemDirs": {"HOME": str(home), "DESKTOP": str(home / "Desktop"),
-                   "DOCUMENTS": str(home / "Documents"), "DOWNLOADS": str(home / "Downloads")}}
-        resolved = subprocess.run([node, "--input-type=module", "-e", RESOLVE], input=json.dumps(options), cwd=root,
-                                  capture_output=True, text=True, timeout=60)
-        assert resolved.returncode == 0, resolved.stderr
-        return json.loads(resolved.stdout)
 
-    return resolve
+@pytest.fixture(scope="module")
+def bundles(node_with_mcpb: tuple[str, Path], folders: dict[str, Path], backend: SandboxServer,
+            tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict, Path]]:
+    """Folder id → (what Claude Desktop starts for the bundle, the user's home), resolved by mcpb itself with the
+    token and the output folder left blank; only the backend is set, to reach the sandbox. "downloads" is the
+    repository once more, with a home of its own."""
+    node, root = node_with_mcpb
+    wanted = {**folders, "downloads": REPO}
+    homes = {key: tmp_path_factory.mktemp(f"home-bundle-{key.split('@')[0]}") / "home" for key in wanted}
+    options = [{"manifest": str(folder / "manifest.json"), "extensionPath": str(folder), "pathSeparator": os.sep,
+                "userConfig": {"api_url": backend.url},
+                # The user's folders, which a manifest may name as ${HOME}, ${DOWNLOADS} and so on.
+                "systemDirs": {"HOME": str(homes[key]), "DESKTOP": str(homes[key] / "Desktop"),
+                               "DOCUMENTS": str(homes[key] / "Documents"),
+                               "DOWNLOADS": str(homes[key] / "Downloads")}}
+               for key, folder in wanted.items()]
+    resolved = subprocess.run([node, "--input-type=module", "-e", RESOLVE], input=json.dumps(options), cwd=root,
+                              capture_output=True, text=True, timeout=60)
+    assert resolved.returncode == 0, resolved.stderr
+    return {key: (config, homes[key]) for key, config in zip(wanted, json.loads(resolved.stdout))}
 
 
 @pytest.fixture(scope="module")
@@ -188,13 +202,12 @@ def plugin_command(folder: Path, name: str, machine: dict[str, str], backend: Sa
     return started(filled, {**machine, "NEMO_API_URL": backend.url}, home)
 
 
-def bundle_command(folder: Path, machine: dict[str, str], backend: SandboxServer, home: Path,
-                   mcpb: Callable[[Path, Path, Path, dict], dict]) -> StdioServerParameters:
-    """What Claude Desktop starts for the bundle in `folder`, resolved by mcpb itself with the token and the output
-    folder left blank; only the backend is set, to reach the sandbox."""
+def bundle_command(folder: Path, resolved: tuple[dict, Path], machine: dict[str, str],
+                   backend: SandboxServer) -> StdioServerParameters:
+    """What Claude Desktop starts for the bundle in `folder`, as mcpb resolved it (`bundles`)."""
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     assert yaml.safe_load((folder / "manifest.yaml").read_text(encoding="utf-8")) == manifest
-    config = mcpb(folder / "manifest.json", folder, home, {"api_url": backend.url})
+    config, home = resolved
     assert config["env"]["NEMO_API_URL"] == backend.url
     return started(config, machine, home)
 
@@ -203,12 +216,20 @@ def bundle_command(folder: Path, machine: dict[str, str], backend: SandboxServer
 @pytest.mark.parametrize("folder_id", FOLDERS)
 async def test_the_plugin_and_the_bundle_start_as_their_hosts_resolve_them(
     folder_id: str, folders: dict[str, Path], built_machine: dict[str, str], backend: SandboxServer,
-    mcpb: Callable[[Path, Path, Path, dict], dict], tmp_path: Path
+    bundles: dict[str, tuple[dict, Path]], tmp_path: Path
 ) -> None:
-    """Both declared start commands of every folder serve the tools as its variant, on the free starter credits."""
+    """Each folder's declared start commands serve the tools as its variant, on the free starter credits.
+
+    The repository starts both; a packed folder starts its bundle, and its plugin's command is checked to be the
+    same command line with the same skill folder (only the environment a host adds differs).
+    """
     folder, name = folders[folder_id], folder_id.split("@")[0]
-    starts = {"plugin": plugin_command(folder, name, built_machine, backend, tmp_path / "home-plugin"),
-              "bundle": bundle_command(folder, built_machine, backend, tmp_path / "home-bundle", mcpb)}
+    plugin = plugin_command(folder, name, built_machine, backend, tmp_path / "home-plugin")
+    bundle = bundle_command(folder, bundles[folder_id], built_machine, backend)
+    assert (plugin.command, plugin.args) == (bundle.command, bundle.args) == ("uvx", ["--from", str(folder),
+                                                                                      "nemovideo-mcp"])
+    assert plugin.env["NEMO_SKILL_DIR"] == bundle.env["NEMO_SKILL_DIR"] == str(folder)
+    starts = {"plugin": plugin, "bundle": bundle} if folder == REPO else {"bundle": bundle}
     backend.sandbox.reset()
     results = {}
 
@@ -231,11 +252,11 @@ async def test_the_plugin_and_the_bundle_start_as_their_hosts_resolve_them(
 @pytest.mark.anyio
 async def test_the_bundle_with_its_settings_blank_saves_videos_in_downloads(
     folders: dict[str, Path], built_machine: dict[str, str], backend: SandboxServer,
-    mcpb: Callable[[Path, Path, Path, dict], dict], tmp_path: Path
+    bundles: dict[str, tuple[dict, Path]]
 ) -> None:
     """Issue 15, item 4: the blank output folder reached the server as `${HOME}/Downloads`, unexpanded."""
-    home = tmp_path / "home"
-    params = bundle_command(REPO, built_machine, backend, home, mcpb)
+    params = bundle_command(REPO, bundles["downloads"], built_machine, backend)
+    home = bundles["downloads"][1]
     backend.sandbox.reset()
     backend.sandbox.real_renders = False  # the folder the clip lands in is the point, not the clip
     backend.sandbox.render_seconds = 0  # done by the first poll
