@@ -64,14 +64,15 @@ def is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name: it may resolve to any interface
         return False
 
 
 def http_security(host: str, allow_network: bool) -> TransportSecuritySettings:
-    """Which Host and Origin headers the HTTP transport accepts: a page in the user's browser that rebinds its own
-    name to this address (DNS rebinding) sends a Host and Origin of its own and is refused.
+    """Which Host and Origin headers the HTTP transport accepts (`host` as uvicorn takes it, no brackets): a page
+    in the user's browser that rebinds its own name to this address (DNS rebinding) sends a Host and Origin of
+    its own and is refused; the names and addresses of this machine are served.
 
     Off loopback the transport has no authentication: anyone who reaches it could upload the user's files, spend
     their credits and create folders, so that needs the explicit flag.
@@ -84,21 +85,41 @@ def http_security(host: str, allow_network: bool) -> TransportSecuritySettings:
         )
     from mcp.server.transport_security import TransportSecuritySettings  # the SDK: only when serving
 
-    names = {"127.0.0.1", "localhost", "[::1]"}
+    names = {"127.0.0.1", "localhost", "::1", host}
     if not is_loopback(host):
         log.warning("Listening on %s without authentication: anyone who can reach it uses NemoVideo as you", host)
-        names |= {socket.gethostname()}
-        if host not in ("0.0.0.0", "::", "[::]"):
-            names.add(f"[{host}]" if ":" in host else host)
+        names |= machine_names()
+    names -= {"0.0.0.0", "::"}  # where it listens, never what a client asks for
+    shown = sorted(f"[{name}]" if ":" in name else name for name in names)
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=[f"{name}:*" for name in sorted(names)],
-        allowed_origins=[f"http://{name}:*" for name in sorted(names)],
+        allowed_hosts=[f"{name}:*" for name in shown],
+        allowed_origins=[f"http://{name}:*" for name in shown],
     )
+
+
+def machine_names() -> set[str]:
+    """The names and addresses this machine answers to, as far as its own resolver knows them."""
+    names = {socket.gethostname(), socket.getfqdn()}
+    for name in list(names):
+        try:
+            names |= {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
+        except OSError:  # a name the resolver does not know
+            pass
+    # The address outgoing traffic uses, which the resolver may not list (connecting a UDP socket sends nothing).
+    for family, probe in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
+                udp.connect((probe, 9))
+                names.add(str(udp.getsockname()[0]))
+        except OSError:  # no route of that family
+            pass
+    return {name.split("%")[0] for name in names if name}
 
 
 def serve(argv: Sequence[str]) -> int:
     args = parse_serve_args(argv)
+    args.host = args.host.strip("[]")  # "[::1]" as written in a URL is "::1" to bind
     security = http_security(args.host, args.allow_network_without_auth) if args.transport == "http" else None
     settings = Settings.from_env()
     identity = load_startup(settings, args.skill_dir)

@@ -413,6 +413,10 @@ _ROOT = re.compile(r"(?:~|\.{1,2})?[\\/]|[A-Za-z]:[\\/]")
 _CANDIDATE_END = re.compile(rf"\S(?=\s|$)|{_MEDIA_END}", re.IGNORECASE)
 _TOKEN_START = re.compile(r"(?:(?<=\s)|^)\S")
 _MEDIA_AT_END = re.compile(rf"{_MEDIA_END}$", re.IGNORECASE)
+# What joins clauses, not folder names: a missing path is not read across it.
+_NOT_IN_A_PATH = re.compile(r"[,;!?，。；！？、]|\b(?:and|or|then|also|but|plus|so|call|called|name|named|as|to|into"
+                            r"|with|for|from|use|using|it|please)\b", re.IGNORECASE)
+_MAX_SPACES_JOINED = 3
 # The end of the next media file name, before a quote or a new line could close the path.
 _MEDIA_NAME_END = re.compile(rf"[^\n\"<>|*?]*?{_MEDIA_END}", re.IGNORECASE)
 
@@ -453,13 +457,20 @@ def _missing_path_with_spaces(text: str, start: int, end: int, line_end: int,
     """A rooted word that is not on disk, then words up to a media file name: one missing path with spaces.
 
     "/Users/me/My Music/song one.mp3" on a machine without it would otherwise read as "/Users/me/My" and
-    "one.mp3"; named whole, the upload says that this file was not found. The words between may not start
-    another path ("/a/clips and ~/b.mp3" stays two).
+    "one.mp3"; named whole, the upload says that this file was not found. Only a few plain words may sit
+    between: never the start of another path ("/a/clips and ~/b.mp3"), punctuation or a word that joins
+    clauses ("to ~/Videos/Wedding and call it final.mp4" names a folder, then a file name), and never after
+    "to"/"into", where a path is a destination (a folder about to be made).
     """
-    if not _ROOT.match(text, start) or _MEDIA_AT_END.search(text, start, end) or probes.exists(text[start:end]):
+    if (not _ROOT.match(text, start) or _MEDIA_AT_END.search(text, start, end)
+            or _DESTINATION_BEFORE.search(text[max(0, start - 12):start]) or probes.exists(text[start:end])):
         return None
     media = _MEDIA_NAME_END.match(text, end, line_end)
-    if media is None or any(_ROOT.match(text, token.start()) for token in _TOKEN_START.finditer(text, end, media.end())):
+    if media is None:
+        return None
+    between = text[end:media.end()]
+    if (between.count(" ") > _MAX_SPACES_JOINED or _NOT_IN_A_PATH.search(between)
+            or any(_ROOT.match(text, token.start()) for token in _TOKEN_START.finditer(text, end, media.end()))):
         return None
     return start, media.end()
 

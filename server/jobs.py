@@ -200,10 +200,10 @@ class JobRunner:
         return job
 
     def local(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id.strip())
+        return self._jobs.get(job_id)
 
     async def record(self, job_id: str) -> dict[str, Any] | None:
-        return await self._store.get(JOBS, job_id.strip())
+        return await self._store.get(JOBS, job_id)
 
     def is_stale(self, record: dict[str, Any]) -> bool:
         return record.get("status") == "running" and (

@@ -16,9 +16,11 @@ from typing import Any
 LOGGER_NAME = "nemovideo"
 REDACTED = "[redacted]"
 
-# A link's user name and password ("https://alice:secret@host/"), which people paste without noticing. The match
-# starts at "://" and stops at the next "/", so a text of many links is still read once.
-_USERINFO = re.compile(r"://[^/?#@\s]*@")
+# A link's user name and password ("https://alice:secret@host/"), which people paste without noticing: the
+# characters RFC 3986 allows there, up to the last "@" before the host (a password may hold one). Text that
+# merely follows a link ("https://shop.example，客服 hi@shop.example", "<https://a.example>, bob@b.example")
+# holds a character userinfo cannot, and is left alone. No part can match twice, so any text is read once.
+_USERINFO = re.compile(r"://(?:[A-Za-z0-9\-._~%!$&'()*+,;=:]*@)+")
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()

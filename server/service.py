@@ -499,6 +499,7 @@ class VideoService:
 
     async def cancel(self, job_id: str) -> CancelResult:
         _readable("job id", job_id)
+        job_id = job_id.strip()  # as a host may quote it; every lookup and the takeover use the same id
         job = self.jobs.local(job_id)
         record = await self.jobs.record(job_id)
         if job is None and record is None:
@@ -538,6 +539,7 @@ class VideoService:
     async def wait(self, job_id: str, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                    on_progress: ProgressCallback | None = None) -> ChatResult | ExportResult:
         _readable("job id", job_id)
+        job_id = job_id.strip()  # as a host may quote it; every lookup and the takeover use the same id
         job = self.jobs.local(job_id) or await self._take_over(job_id)
         if job is None:
             return await self._follow_elsewhere(job_id, wait_seconds, on_progress)
@@ -601,7 +603,8 @@ class VideoService:
                 await on_progress(stand_in)
                 next_progress = now + PROGRESS_EVERY_SECONDS
             await anyio.sleep(min(REMOTE_POLL_SECONDS, deadline - now))
-        if record.get("status") == "running":  # its process died while we watched
+        if record.get("status") == "running":  # its process died while we watched: taken over here, or followed
+            await anyio.sleep(REMOTE_POLL_SECONDS)  # another process may be claiming it: never a busy loop
             return await self.wait(job_id, max(0.0, deadline - anyio.current_time()), on_progress)
         return _stored_outcome(record)
 

@@ -103,3 +103,16 @@ def test_a_page_of_another_site_cannot_reach_the_server(args, env: dict[str, str
         assert http.post(url, json=INITIALIZE, headers=headers).status_code == 200
         assert http.post(url, json=INITIALIZE, headers={**headers, "host": f"rebound.example:{port}"}).status_code == 421
         assert http.post(url, json=INITIALIZE, headers={**headers, "origin": "http://rebound.example"}).status_code == 403
+
+
+def test_the_address_it_listens_on_and_this_machines_names_are_served() -> None:
+    """Found by review: clients of `--host 127.0.0.2`, or of the machine's own address on 0.0.0.0, got 421."""
+    import socket
+
+    from nemovideo_mcp.cli import http_security
+
+    assert "127.0.0.2:*" in http_security("127.0.0.2", allow_network=False).allowed_hosts
+    assert "[::1]:*" in http_security("::1", allow_network=False).allowed_hosts
+    network = http_security("0.0.0.0", allow_network=True)
+    assert f"{socket.gethostname()}:*" in network.allowed_hosts and "0.0.0.0:*" not in network.allowed_hosts
+    assert "http://rebound.example:*" not in network.allowed_origins

@@ -7,8 +7,10 @@ nothing at all), some after a request; a link's password named the upload and re
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import Client
 from mcp.client.stdio import stdio_client
@@ -70,7 +72,37 @@ async def test_a_password_in_a_link_is_never_shown_named_or_logged(sandbox, env,
 async def test_a_missing_path_with_spaces_is_named_whole(sandbox, settings, identity, tmp_path: Path) -> None:
     missing = tmp_path / "My Music" / "first song.mp3"
     async with Client(build_server(settings, identity)) as client:
-        result = await client.call_tool("chat", {"message": f"make a video to {missing} please"})
+        result = await client.call_tool("chat", {"message": f"make a video with {missing} please"})
     assert result.is_error
     assert result.content[0].text.startswith(f"There is no file at {missing}.")
     assert sandbox.requests == []
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("https://alice:secret@host.example/clip.mp4", "https://host.example/clip.mp4"),
+    ("ftp://bob:p@ss@w0rd@files.example/a.mp4", "ftp://files.example/a.mp4"),  # up to the last "@" of the host part
+    # Text after a link is not a password: it holds what userinfo cannot (found by review).
+    ("新品发布 https://shop.example，客服support@shop.example", "新品发布 https://shop.example，客服support@shop.example"),
+    ("<https://a.example>,<mailto:bob@b.example>", "<https://a.example>,<mailto:bob@b.example>"),
+    ("see https://cdn.example/x@2x.png or git@github.com:x/y", "see https://cdn.example/x@2x.png or git@github.com:x/y"),
+])
+def test_only_a_links_user_and_password_are_removed(text: str, shown: str) -> None:
+    from nemovideo_mcp.logs import redact
+
+    assert redact(text) == shown
+
+
+async def test_a_padded_job_id_of_a_stopped_process_is_taken_over(sandbox, settings, identity) -> None:
+    """Found by review: the lookups trimmed the id, the claim did not, and `wait` went round without end."""
+    from nemovideo_mcp.store import open_store
+
+    store = open_store(settings.config_dir, settings.state_dir)
+    now = time.time()
+    await store.put("job", "follow_up_0123456789ab", {
+        "id": "follow_up_0123456789ab", "kind": "follow_up", "key": None, "status": "running", "step": "…",
+        "pid": 999_999, "heartbeat_at": now - 120, "started_at": now - 130, "facts": {}})
+    async with Client(build_server(settings, identity)) as client:
+        with anyio.fail_after(20):
+            result = await client.call_tool("wait", {"job_id": " follow_up_0123456789ab\n", "wait_seconds": 2})
+    assert not result.content[0].text.startswith("Something went wrong"), result.content[0].text
+    assert (await store.get("job", "follow_up_0123456789ab"))["pid"] != 999_999  # this process took it over

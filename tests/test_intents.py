@@ -246,8 +246,11 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         # Not on disk: read whole up to the media name, so the upload names the one file that was not found
         # (issue 15, item 20: it was split into "~/No" and "Such/clip.mp4").
         ("use ~/No Such/clip.mp4 as the opening", ["~/No Such/clip.mp4"]),
-        # ... but never over the start of another path.
+        # ... but never over the start of another path, a clause or a destination (found by review: the export
+        # went to the parent of "~/Videos/Wedding and call it final.mp4").
         ("put ~/No Such and ~/clip.mp4 together", ["~/No", "~/clip.mp4"]),
+        ("use ~/No Such, then clip.mp4", ["~/No", "clip.mp4"]),
+        ("copy to ~/Videos/Wedding final cut.mp4", ["~/Videos/Wedding", "cut.mp4"]),
     ],
 )
 def test_the_user_s_words_reach_the_agent_whole_and_paths_with_spaces_are_found_on_disk(
