@@ -24,3 +24,8 @@ def test_the_sse_bench_runs_over_every_fixture(monkeypatch: pytest.MonkeyPatch, 
     transcripts = len(list((FIXTURES / "adk-sse").glob("*.sse")))
     assert capsys.readouterr().out.startswith(f"{transcripts} transcripts per pass:")
 
+
+def test_the_gui_bench_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["gui.py", "--rounds", "1", "--seconds", "0"])
+    _bench("gui").main()
+    assert "the anchor at the budget" in capsys.readouterr().out
