@@ -1,7 +1,8 @@
 """Decoding cost of `/run_sse`: httpx2 SSE parsing + AdkDecoder over every captured transcript.
 
 The anchor, in the same run, is plain `json.loads` over the same `data` payloads: parsing
-the JSON and nothing else. The middle line, AdkDecoder.feed over the same payloads, splits
+the JSON and nothing else. A frame that is not JSON (error_unescaped.sse's, on purpose) is
+parsed until it fails, by the anchor as by the decoder, which then reads it as the run's error. The middle line, AdkDecoder.feed over the same payloads, splits
 the cost between SSE parsing (including building each httpx2.Response) and event decoding.
 The measurements alternate in rounds so machine noise hits them alike; each reports its
 median round. MB/s counts payload bytes for every line, so its ratios equal the cost ratios.
@@ -64,10 +65,18 @@ def feed_only(streams: list[list[str]]) -> int:
     return events
 
 
+def is_json(data: str) -> bool:
+    try:
+        json.loads(data)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
 def json_anchor(streams: list[list[str]]) -> None:
     for payloads in streams:
         for data in payloads:
-            json.loads(data)
+            is_json(data)
 
 
 def time_round(work: Callable[[], object], seconds: float) -> float:
@@ -92,6 +101,7 @@ def main() -> None:
     all_bodies = bodies()
     streams = [sse_payloads(body) for body in all_bodies]
     frames = sum(len(payloads) for payloads in streams)
+    not_json = sum(not is_json(data) for payloads in streams for data in payloads)
     payload_mb = sum(len(data.encode()) for payloads in streams for data in payloads) / 1e6
 
     measurements: dict[str, Callable[[], object]] = {
@@ -108,8 +118,9 @@ def main() -> None:
             samples[name].append(time_round(work, per_round))
 
     events = feed_only(streams)
-    print(f"{len(all_bodies)} transcripts per pass: {frames} SSE frames, {payload_mb * 1e3:.1f} kB of payload, "
-          f"{events} ADK events; median of {args.rounds} rounds, {args.seconds:g} s per measurement")
+    print(f"{len(all_bodies)} transcripts per pass: {frames} SSE frames ({not_json} not JSON), "
+          f"{payload_mb * 1e3:.1f} kB of payload, {events} ADK events; median of {args.rounds} rounds, "
+          f"{args.seconds:g} s per measurement")
     anchor = statistics.median(samples[ANCHOR])
     for name, per_pass in samples.items():
         median = statistics.median(per_pass)

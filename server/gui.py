@@ -13,6 +13,10 @@ commas, semicolons, colons, dashes). An English instruction starts its clause ("
 An instruction clause goes together with the clauses that only lead into it ("To download
 your video," "如需下载，") and the ones that continue it up to the next semicolon ("..., and
 the file downloads"); the other clauses of the sentence stay.
+
+Deterministic, and linear in the reply: no pattern reads a run of marks, stops or spaces once
+per character in it, and lines are translated until MAX_TRANSLATED_CHARS have been; a line
+that does not fit in what is left passes through as written.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from typing import Literal, cast
 from pydantic import BaseModel, ConfigDict
 
 GuiAction = Literal["export", "state", "credits", "chat"]
+
+# What one reply may cost. About 8 pages: the agent's replies are a few paragraphs, so only a
+# runaway or hostile one gets near it, and its lines past the budget reach the user as the
+# agent wrote them, which is better than holding up the event loop over them.
+MAX_TRANSLATED_CHARS = 20_000
 
 
 # What the skill says where the agent pointed at a button; the timeline and the balance are
@@ -118,10 +127,12 @@ _KINDS: tuple[tuple[re.Pattern[str], GuiAction | None, bool], ...] = (
 )
 
 # An instruction inside a clause that does not start with it ("You can get the file by
-# clicking Download"): it cannot be cut out cleanly, so the sentence goes.
+# clicking Download"): it cannot be cut out cleanly, so the sentence goes. The spaces around
+# a button's name are taken whole (possessive), so a name is more than spaces: trying every
+# way to share a long run of spaces between them and the name costs the run's length squared.
 _EMBEDDED = re.compile(
     r"\b(?:by|after|before|when|once)\s+(?:clicking|tapping|pressing|hitting|dragging|dropping|opening)\b"
-    r"|\b(?:click|tap)(?:ing)?\s+(?:on\s+)?(?:the\s+)?[\"“']?[\w -]{1,20}?[\"”']?\s+(?:button|icon|tab)\b"
+    r"|\b(?:click|tap)(?:ing)?\s++(?:on\s++)?(?:the\s++)?[\"“']?[\w -]{1,20}?[\"”']?\s++(?:button|icon|tab)\b"
     r"|\bpreview(?:ing)?\s+(?:it\s+)?in\s+(?:the\s+)?timeline\b"
     r"|\bdrag(?:ging)?(?:\s+and\s+|-and-|\s*/\s*)drop(?:ping)?\b",
     re.IGNORECASE,
@@ -176,12 +187,31 @@ _GUI_VERB_AHEAD = (
 )
 # Clause boundaries, kept so the remaining clauses are joined as they were written. A colon
 # cuts only before a space ("at 0:05" is one clause); "and", "then", "so" only cut before an
-# instruction: elsewhere they join content.
-_CUT = re.compile(rf"\s*(?:[,，;；：]|:(?=\s))\s*|\s+[—–-]\s+|\s*—\s*|\s+(?:and|then|so)\s+{_GUI_VERB_AHEAD}", re.IGNORECASE)
-_QUOTED = re.compile(r'"[^"]*"|“[^”]*”|‘[^’]*’|「[^」]*」|『[^』]*』|《[^》]*》|(?<![A-Za-z0-9])\'[^\'\n]*\'(?![A-Za-z0-9])')
+# instruction: elsewhere they join content. A boundary is looked for where a run of spaces
+# starts, never inside one: it would have been found from the run's start, and looking again
+# from every space of a long run costs its length squared.
+_CUT = re.compile(
+    rf"(?:(?<!\s)|(?!\s))(?:\s*(?:[,，;；：]|:(?=\s))\s*|\s+[—–-]\s+|\s*—\s*|\s+(?:and|then|so)\s+{_GUI_VERB_AHEAD})",
+    re.IGNORECASE,
+)
+# Quote marks and what closes each. An apostrophe quotes too, but only from one with no letter
+# or digit before it to one with none after ("don't" quotes nothing).
+_CLOSING = {'"': '"', "“": "”", "‘": "’", "「": "」", "『": "』", "《": "》"}
+_APOSTROPHE_OPENS = r"(?<![A-Za-z0-9])'"
+_QUOTED = re.compile(
+    "|".join(f"{mark}[^{closing}]*{closing}" for mark, closing in _CLOSING.items())
+    + rf"|{_APOSTROPHE_OPENS}[^'\n]*'(?![A-Za-z0-9])"
+)
+_OPENING = re.compile(rf"[{''.join(_CLOSING)}]|{_APOSTROPHE_OPENS}")
 
 # A full stop only ends an English sentence before a space, so "1.5x" and "final.mp4" stay whole.
-_SENTENCE = re.compile(r"(?P<body>\S.*?)(?P<end>[.!?]+[\"'”’)\]]*(?=\s|$)|[。！？]+[”’」』）)]*|$)(?P<space>\s*)")
+# A run of stops is tried as an end from its first stop only (or its second, when the sentence
+# starts with the run): the rest of the run decides the same way, and trying it from each stop
+# costs the run's length squared.
+_SENTENCE = re.compile(
+    r"(?P<body>\S.*?)(?P<end>(?:(?<![.!?])|(?<=^[.!?])|(?<=[\s。！？”’」』）)][.!?]))[.!?]+[\"'”’)\]]*(?=\s|$)"
+    r"|[。！？]+[”’」』）)]*|$)(?P<space>\s*)"
+)
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _SPACES = re.compile(r"[ \t\u3000]+")
 
@@ -190,7 +220,12 @@ def translate(reply: str) -> Translation:
     """The reply without its GUI instructions, and the actions they stood for."""
     actions: list[GuiAction] = []
     lines: list[str] = []
+    budget = MAX_TRANSLATED_CHARS
     for line in reply.splitlines():
+        if len(line) > budget:
+            lines.append(line)
+            continue
+        budget -= len(line)
         marker = _LIST_MARKER.match(line)
         body = line[marker.end() :] if marker else line
         kept = "".join(_translate_sentence(match, actions) for match in _SENTENCE.finditer(body))
@@ -206,7 +241,7 @@ def _translate_sentence(sentence: re.Match[str], actions: list[GuiAction]) -> st
     body = sentence["body"]
     # Quoted text is a title or caption, never an instruction ("a '点击订阅' animation"), so
     # the clauses are found and judged on a copy with it blanked; offsets stay the same.
-    masked = _QUOTED.sub(lambda quote: quote.group()[0] + "_" * (len(quote.group()) - 2) + quote.group()[-1], body)
+    masked = _blank_quotes(body)
     if not _GUI_WORD.search(masked):
         return sentence.group()
     clauses, kinds, separators, position = [], [], [""], 0
@@ -253,6 +288,30 @@ def _translate_sentence(sentence: re.Match[str], actions: list[GuiAction]) -> st
     if kept[0] > 0 and body[:1].isupper() and text[:1].islower():
         text = text[0].upper() + text[1:]
     return text + sentence["end"] + sentence["space"]
+
+
+def _blank_quotes(text: str) -> str:
+    """The text with every _QUOTED stretch's inside replaced by underscores, as _QUOTED.sub would.
+
+    A mark with no closing mark after it opens nothing, and neither does any later mark of its
+    kind: its kind is not tried again, so a run of unclosed marks is read once, not once per
+    mark. An apostrophe's stretch may also fail on a letter after the next apostrophe, which
+    is where the following attempt starts, so those attempts never read the same text twice.
+    """
+    pieces, position, unclosed = [], 0, set()
+    for opening in _OPENING.finditer(text):
+        start, mark = opening.start(), opening.group()
+        if start < position or mark in unclosed:
+            continue
+        quote = _QUOTED.match(text, start)
+        if quote is None:
+            if mark in _CLOSING:
+                unclosed.add(mark)
+            continue
+        pieces += [text[position:start], mark, "_" * (quote.end() - start - 2), text[quote.end() - 1]]
+        position = quote.end()
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 def _instruction(clause: str) -> tuple[GuiAction | None, bool] | None:

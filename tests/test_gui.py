@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from nemovideo_mcp import gui
 from nemovideo_mcp.gui import Translation, translate
 
 SEED_REPLY = "Click the Export button in the top right corner to download your video. You can also preview in timeline first."
@@ -100,6 +103,9 @@ def test_gui_instructions_become_actions(reply: str, text: str, actions: list[st
         "打开窗户的镜头很有感觉。",
         "我把音乐拖到了结尾。",
         "我在片头加了一个'点击订阅'的动画。",
+        # Quoted from its first mark to the first closing one, however the marks nest: counting a
+        # nested opening mark as the start would leave "tap …" outside and drop it as an instruction.
+        "I added the caption “Hi, tap “Follow” below” at the end.",
         "导出的视频是1080p。",
         # Held out: the mix's balance is no account question, so no credit balance is added.
         "Next, check the balance between voice and music.",
@@ -150,3 +156,67 @@ def test_a_long_reply_keeps_its_content_and_loses_its_instructions() -> None:
 def test_odd_long_replies_are_translated(reply: str, text: str) -> None:
     assert len(reply) >= 10_000
     assert translate(reply).text == text
+
+
+class _Reads:
+    """What translating costs, counted: the characters handed to the translation's patterns."""
+
+    def __init__(self) -> None:
+        self.chars = 0
+        self.limit: int | None = None
+
+    def add(self, string: str, pos: int = 0) -> None:
+        self.chars += len(string) - pos
+        if self.limit is not None and self.chars > self.limit:
+            raise AssertionError(f"the patterns were handed {self.chars:,} characters, over {self.limit:,}")
+
+
+class _CountedPattern:
+    def __init__(self, pattern: re.Pattern[str], reads: _Reads) -> None:
+        self._pattern = pattern
+        self._reads = reads
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        method = getattr(self._pattern, name)
+
+        def counted(*args):  # type: ignore[no-untyped-def]
+            # sub takes the replacement first; the others take the string, then where to start.
+            self._reads.add(*(args[1:2] if name == "sub" else args[:2]))
+            return method(*args)
+
+        return counted
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> _Reads:
+    counter = _Reads()
+    for name, value in list(vars(gui).items()):
+        if isinstance(value, re.Pattern):
+            monkeypatch.setattr(gui, name, _CountedPattern(value, counter))
+    monkeypatch.setattr(gui, "_KINDS", tuple((_CountedPattern(p, counter), *rest) for p, *rest in gui._KINDS))
+    return counter
+
+
+# Runs that made translation take time quadratic in their length (issue 14): unclosed quotes,
+# stops that end no sentence, spaces inside a sentence.
+QUADRATIC_RUNS = ["“a", "‘a", "「a", "『a", "《a", ".", " ", "\xa0"]
+
+
+@pytest.mark.parametrize("run", QUADRATIC_RUNS)
+def test_a_reply_costs_at_most_its_budget_and_keeps_every_word(run: str, reads: _Reads) -> None:
+    """Lines within the budget are translated, a line past it passes through as written and unread.
+
+    What the patterns do with what they are handed cannot be counted from Python; that each
+    is linear in it is measured by bench/gui.py.
+    """
+    head = f"I set the export title to {run * (4_000 // len(run))}x."
+    long_line = f"I set the export title to {run * (80_000 // len(run))}x."  # the issue's size, 4 budgets
+    instruction = "Click the Export button to download it."
+    kept_head = re.sub(" +", " ", head)  # as translation always joined spaces
+    assert translate(f"{head} {instruction}\n{instruction}") == Translation(text=kept_head, actions=["export"])
+    within_budget, reads.chars = reads.chars, 0
+    # A translation that reads the long line stops here at once, not after minutes spent in it.
+    reads.limit = within_budget
+    reply = f"{head} {instruction}\n{long_line}\n{instruction}"
+    assert translate(reply) == Translation(text=f"{kept_head}\n{long_line}", actions=["export"])
+    assert reads.chars == within_budget
