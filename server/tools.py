@@ -15,7 +15,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
@@ -155,7 +155,8 @@ class _Server(MCPServer):
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as error:
-            if not isinstance(error.__cause__, ValidationError):
+            # Only the SDK's check of the arguments against the schema, before the tool runs: never a fault of ours.
+            if isinstance(error, UnexpectedToolError) or not isinstance(error.__cause__, ValidationError):
                 raise
             return CallToolResult(content=[TextContent(type="text", text=argument_advice(name, error.__cause__))],
                                   is_error=True)
