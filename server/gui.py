@@ -196,7 +196,7 @@ _CUT = re.compile(
 )
 # Quote marks and what closes each. An apostrophe quotes too, but only from one with no letter
 # or digit before it to one with none after ("don't" quotes nothing).
-_CLOSING = {'"': '"', "“": "”", "‘": "’", "「": "」", "『": "』", "《": "》"}
+_CLOSING = {'"': '"', "“": "”", "‘": "’", "「": "」", "『": "』", "《": "》", "`": "`"}
 _APOSTROPHE_OPENS = r"(?<![A-Za-z0-9])'"
 _QUOTED = re.compile(
     "|".join(f"{mark}[^{closing}]*{closing}" for mark, closing in _CLOSING.items())
@@ -228,7 +228,12 @@ def translate(reply: str) -> Translation:
         budget -= len(line)
         marker = _LIST_MARKER.match(line)
         body = line[marker.end() :] if marker else line
-        kept = "".join(_translate_sentence(match, actions) for match in _SENTENCE.finditer(body))
+        # Quoted text is a title or caption, never an instruction ("a '点击订阅' animation"), so clauses are
+        # found and judged on a copy with it blanked (offsets kept); sentences too, so that a caption of two
+        # sentences ("Big news. Click the link in bio!") stays whole and is kept as written.
+        masked = _blank_quotes(body)
+        sentences = _SENTENCE.finditer(_blank_quotes(body, keep_final_stops=True))
+        kept = "".join(_translate_sentence(body, masked, match, actions) for match in sentences)
         kept = _SPACES.sub(" ", kept).strip()
         if kept:
             lines.append((marker.group().strip() + " " if marker else "") + kept)
@@ -237,13 +242,12 @@ def translate(reply: str) -> Translation:
     return Translation(text="\n".join(lines).strip(), actions=actions)
 
 
-def _translate_sentence(sentence: re.Match[str], actions: list[GuiAction]) -> str:
-    body = sentence["body"]
-    # Quoted text is a title or caption, never an instruction ("a '点击订阅' animation"), so
-    # the clauses are found and judged on a copy with it blanked; offsets stay the same.
-    masked = _blank_quotes(body)
+def _translate_sentence(line: str, masked_line: str, sentence: re.Match[str], actions: list[GuiAction]) -> str:
+    """One sentence of `line`, found in a copy of it (`sentence` gives the offsets)."""
+    body, masked = line[sentence.start("body"):sentence.end("body")], masked_line[sentence.start("body"):sentence.end("body")]
+    whole = line[sentence.start():sentence.end()]
     if not _GUI_WORD.search(masked):
-        return sentence.group()
+        return whole
     clauses, kinds, separators, position = [], [], [""], 0
     for cut in [*_CUT.finditer(masked), None]:
         end_of_clause = cut.start() if cut else len(body)
@@ -255,7 +259,7 @@ def _translate_sentence(sentence: re.Match[str], actions: list[GuiAction]) -> st
 
     if all(kind is None for kind in kinds):
         if not _EMBEDDED.search(masked):
-            return sentence.group()
+            return whole
         _note(actions, "chat" if _DRAGGING.search(masked) else _topic(body))
         return ""
 
@@ -287,10 +291,14 @@ def _translate_sentence(sentence: re.Match[str], actions: list[GuiAction]) -> st
     text = first + "".join(separators[index] + clauses[index] for index in kept[1:])
     if kept[0] > 0 and body[:1].isupper() and text[:1].islower():
         text = text[0].upper() + text[1:]
-    return text + sentence["end"] + sentence["space"]
+    return text + line[sentence.start("end"):sentence.end("space")]
 
 
-def _blank_quotes(text: str) -> str:
+# What ends a sentence, when it ends a quote too ('"Big news."'): kept by the copy sentences are found in.
+_STOPS = ".!?。！？"
+
+
+def _blank_quotes(text: str, *, keep_final_stops: bool = False) -> str:
     """The text with every _QUOTED stretch's inside replaced by underscores, as _QUOTED.sub would.
 
     A mark with no closing mark after it opens nothing, and neither does any later mark of its
@@ -308,7 +316,10 @@ def _blank_quotes(text: str) -> str:
             if mark in _CLOSING:
                 unclosed.add(mark)
             continue
-        pieces += [text[position:start], mark, "_" * (quote.end() - start - 2), text[quote.end() - 1]]
+        inside = text[start + 1 : quote.end() - 1]
+        stops = len(inside) - len(inside.rstrip(_STOPS)) if keep_final_stops else 0
+        pieces += [text[position:start], mark, "_" * (len(inside) - stops), inside[len(inside) - stops :],
+                   text[quote.end() - 1]]
         position = quote.end()
     pieces.append(text[position:])
     return "".join(pieces)

@@ -106,6 +106,12 @@ def test_gui_instructions_become_actions(reply: str, text: str, actions: list[st
         # Quoted from its first mark to the first closing one, however the marks nest: counting a
         # nested opening mark as the start would leave "tap …" outside and drop it as an instruction.
         "I added the caption “Hi, tap “Follow” below” at the end.",
+        # A caption of more than one sentence is one caption (found by review: its second sentence was dropped).
+        'I added the caption "Big news. Click the link in bio!" at 0:03.',
+        "I added the caption “Ready? Tap the bell icon to follow.” at the end.",
+        'The end card now reads: "Subscribe! Click the Subscribe button below."',
+        "Caption set to 「好消息！请点击导出按钮。」 at 0:05.",
+        "Added text overlay `Click the Export button` for the tutorial.",
         "导出的视频是1080p。",
         # Held out: the mix's balance is no account question, so no credit balance is added.
         "Next, check the balance between voice and music.",
