@@ -60,21 +60,34 @@ def http_server(env: dict[str, str], log: Path, *args: str) -> Iterator[int]:
                 process.wait()
 
 
-@pytest.fixture
-def http_url(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    with http_server(env, tmp_path / "server.log") as port:
-        yield f"http://127.0.0.1:{port}/mcp"
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}}
+
+
+def assert_another_sites_page_is_refused(port: int) -> None:
+    """A DNS-rebinding page sends its own Host and Origin: refused, while this machine's own names are served."""
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    with httpx2.Client(timeout=10) as http:
+        url = f"http://127.0.0.1:{port}/mcp"
+        assert http.post(url, json=INITIALIZE, headers=headers).status_code == 200
+        assert http.post(url, json=INITIALIZE, headers={**headers, "host": f"rebound.example:{port}"}).status_code == 421
+        assert http.post(url, json=INITIALIZE, headers={**headers, "origin": "http://rebound.example"}).status_code == 403
 
 
 @pytest.mark.anyio
-async def test_tools_over_streamable_http(http_url: str, sandbox) -> None:
-    async with Client(http_url) as client:
-        tools = {tool.name for tool in (await client.list_tools()).tools}
-        credits = await client.call_tool("credits", {})
-    assert tools == {tool.name for tool in TOOLS}
-    assert not credits.is_error and credits.structured_content["total"] == 100
-    assert sandbox.count("/api/credits") == 1
-    assert sandbox.requests[-1].headers["x-skill-source"] == "generator-from-music"
+async def test_tools_over_streamable_http_and_a_page_of_another_site_cannot_reach_them(
+    env: dict[str, str], tmp_path: Path, sandbox
+) -> None:
+    """On loopback (the default); one server process for both checks, as each start costs ~1 s of CPU."""
+    with http_server(env, tmp_path / "server.log") as port:
+        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            tools = {tool.name for tool in (await client.list_tools()).tools}
+            credits = await client.call_tool("credits", {})
+        assert tools == {tool.name for tool in TOOLS}
+        assert not credits.is_error and credits.structured_content["total"] == 100
+        assert sandbox.count("/api/credits") == 1
+        assert sandbox.requests[-1].headers["x-skill-source"] == "generator-from-music"
+        assert_another_sites_page_is_refused(port)
 
 
 def test_a_network_address_is_refused_without_the_explicit_flag(env: dict[str, str]) -> None:
@@ -89,20 +102,10 @@ def test_a_network_address_is_refused_without_the_explicit_flag(env: dict[str, s
     assert "Traceback" not in done.stderr
 
 
-INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}}
-
-
-@pytest.mark.parametrize("args", [(), ("--host", "0.0.0.0", "--allow-network-without-auth")],
-                         ids=["loopback", "network-with-flag"])
-def test_a_page_of_another_site_cannot_reach_the_server(args, env: dict[str, str], tmp_path: Path) -> None:
-    """A DNS-rebinding page sends its own Host and Origin: refused, while this machine's own names are served."""
-    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
-    with http_server(env, tmp_path / "server.log", *args) as port, httpx2.Client(timeout=10) as http:
-        url = f"http://127.0.0.1:{port}/mcp"
-        assert http.post(url, json=INITIALIZE, headers=headers).status_code == 200
-        assert http.post(url, json=INITIALIZE, headers={**headers, "host": f"rebound.example:{port}"}).status_code == 421
-        assert http.post(url, json=INITIALIZE, headers={**headers, "origin": "http://rebound.example"}).status_code == 403
+def test_a_page_of_another_site_cannot_reach_the_server_on_the_network(env: dict[str, str], tmp_path: Path) -> None:
+    """`--host 0.0.0.0 --allow-network-without-auth`; the loopback case is checked with the tools above."""
+    with http_server(env, tmp_path / "server.log", "--host", "0.0.0.0", "--allow-network-without-auth") as port:
+        assert_another_sites_page_is_refused(port)
 
 
 def test_the_address_it_listens_on_and_this_machines_names_are_served() -> None:

@@ -10,6 +10,7 @@ import anyio
 import pytest
 from mcp import Client
 
+from nemovideo_mcp import client as client_module
 from nemovideo_mcp.service import VideoService
 from nemovideo_mcp.tools import build_server
 from nemovideo_mcp.store import open_store
@@ -84,7 +85,10 @@ async def test_state_shows_the_seed_summary_and_tracks(sandbox, settings, identi
     assert result.content[0].text == SEED_SUMMARY  # the text block is for people, not JSON
 
 
-async def test_backend_errors_reach_the_host_as_clean_tool_errors(sandbox, settings, identity) -> None:
+async def test_backend_errors_reach_the_host_as_clean_tool_errors(sandbox, settings, identity, monkeypatch) -> None:
+    # The retries' backoff keeps its shape on a 10× faster clock (1.25 s of sleeping otherwise).
+    monkeypatch.setattr(client_module, "RETRY_BACKOFF_SECONDS",
+                        tuple(delay / 10 for delay in client_module.RETRY_BACKOFF_SECONDS))
     async with Client(build_server(settings, identity)) as client:
         await client.call_tool("credits", {})
         sandbox.inject(502, "/api/credits", times=3)
@@ -98,37 +102,45 @@ async def test_backend_errors_reach_the_host_as_clean_tool_errors(sandbox, setti
         assert "Traceback" not in text and '"code"' not in text and "<html" not in text
 
 
-async def test_credits_and_state_over_stdio(sandbox, env, settings, stdio_params) -> None:
-    async with Client(stdio_params(env)) as client:
-        tools = {tool.name for tool in (await client.list_tools()).tools}
-        credits = await client.call_tool("credits", {})
-        state = await client.call_tool("state", {})
-    assert {"credits", "state", "chat", "wait"} <= tools
-    assert credits.structured_content["total"] == 100
-    assert state.structured_content["empty"] is True
-    assert sandbox.requests[-1].headers["x-skill-source"] == "generator-from-music"
+async def test_servers_over_stdio_share_a_home_and_a_host_can_start_one_process_per_call(sandbox, env,
+                                                                                          stdio_params) -> None:
+    """Three `python -m nemovideo_mcp` processes on one home; each start costs ~1 s of CPU (mostly the SDK's
+    import), so these checks share them:
 
+    - credits and state over stdio, attributed to the repository's skill;
+    - two servers started at once mint one token between them;
+    - the MCP Inspector CLI's way: `chat` in one server process, `wait` in the next one, started after the first
+      has exited.
+    """
+    sandbox.turn_seconds = 0.8
+    other_has_credits = anyio.Event()
+    seen: dict = {}
 
-async def test_two_servers_sharing_a_home_mint_one_token(sandbox, env, stdio_params) -> None:
-    results = []
-
-    async def one_server() -> None:
+    async def first() -> None:
         async with Client(stdio_params(env)) as client:
-            results.append(await client.call_tool("credits", {}))
+            seen["tools"] = {tool.name for tool in (await client.list_tools()).tools}
+            seen["credits"] = await client.call_tool("credits", {})
+            seen["state"] = await client.call_tool("state", {})
+            seen["source"] = sandbox.requests[-1].headers["x-skill-source"]
+            await other_has_credits.wait()
+            seen["minted"] = sandbox.count("/api/auth/anonymous-token"), sandbox.count("/api/credits")
+            seen["working"] = await client.call_tool("chat", {"message": 'add a title "Relay"', "wait_seconds": 0.1})
+
+    async def other() -> None:
+        async with Client(stdio_params(env)) as client:
+            seen["other credits"] = await client.call_tool("credits", {})
+            other_has_credits.set()
 
     async with anyio.create_task_group() as group:
-        group.start_soon(one_server)
-        group.start_soon(one_server)
-    assert [r.structured_content["total"] for r in results] == [100, 100]
-    assert sandbox.count("/api/auth/anonymous-token") == 1
-    assert sandbox.count("/api/credits") == 2
+        group.start_soon(first)
+        group.start_soon(other)
+    assert {"credits", "state", "chat", "wait"} <= seen["tools"]
+    assert seen["credits"].structured_content["total"] == seen["other credits"].structured_content["total"] == 100
+    assert seen["state"].structured_content["empty"] is True
+    assert seen["source"] == "generator-from-music"
+    assert seen["minted"] == (1, 2)  # one token for both; each asked for its credits
 
-
-async def test_a_host_that_starts_one_process_per_call_gets_its_turn_finished(sandbox, env, stdio_params) -> None:
-    """The MCP Inspector CLI's way: `chat` in one server process, `wait` in the next one."""
-    sandbox.turn_seconds = 0.8
-    async with Client(stdio_params(env)) as first:
-        working = await first.call_tool("chat", {"message": 'add a title "Relay"', "wait_seconds": 0.1})
+    working = seen["working"]
     assert working.structured_content["status"] == "working"
     async with Client(stdio_params(env)) as second:
         done = await second.call_tool("wait", {"job_id": working.structured_content["job_id"], "wait_seconds": 20})
@@ -184,7 +196,9 @@ def test_stdout_is_json_rpc_only_and_no_output_holds_the_token(sandbox, env, set
     assert "DEBUG" in stderr  # the log really was verbose, and on stderr
 
 
-async def test_a_token_echoed_by_the_backend_is_redacted_in_tool_output(sandbox, settings, identity) -> None:
+async def test_a_token_echoed_by_the_backend_is_redacted_in_tool_output(sandbox, quick_settings, identity) -> None:
+    # The echoing turn's stream is followed by recovery polling: its schedule on the test scale (2 s otherwise).
+    settings = quick_settings
     from nemovideo_mcp.logs import REDACTED, register_secret
 
     secret = "nemo_sk_echoed_secret_token_0001"
