@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # Runnable from a checkout without installing the package.
 sys.path.insert(0, str(REPO))
 
+from bench.timing import time_round  # noqa: E402
 from nemovideo_mcp.gui import MAX_TRANSLATED_CHARS, translate  # noqa: E402
 from tests.test_gui import QUADRATIC_RUNS  # noqa: E402
 
@@ -40,18 +39,6 @@ def line_of(run: str, chars: int) -> str:
 def ordinary(chars: int) -> str:
     sentences = "I synced the cuts to the beat and added a title. Click Export to download it. "
     return (sentences * (chars // len(sentences) + 1))[:chars]
-
-
-def time_round(work: Callable[[], object], seconds: float) -> float:
-    passes = 0
-    started = time.perf_counter()
-    deadline = started + seconds
-    while True:
-        work()
-        passes += 1
-        now = time.perf_counter()
-        if now >= deadline:
-            return (now - started) / passes
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +25,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx2  # noqa: E402
 
+from bench.timing import time_round  # noqa: E402
 from nemovideo_mcp.sse import MAX_EVENT_BYTES, AdkDecoder  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "adk-sse"
@@ -77,19 +77,6 @@ def json_anchor(streams: list[list[str]]) -> None:
     for payloads in streams:
         for data in payloads:
             is_json(data)
-
-
-def time_round(work: Callable[[], object], seconds: float) -> float:
-    """Seconds per pass, one pass being every transcript once."""
-    passes = 0
-    started = time.perf_counter()
-    deadline = started + seconds
-    while True:
-        work()
-        passes += 1
-        now = time.perf_counter()
-        if now >= deadline:
-            return (now - started) / passes
 
 
 def main() -> None:
