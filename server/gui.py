@@ -244,8 +244,8 @@ def translate(reply: str) -> Translation:
 
 def _translate_sentence(line: str, masked_line: str, sentence: re.Match[str], actions: list[GuiAction]) -> str:
     """One sentence of `line`, found in a copy of it (`sentence` gives the offsets)."""
-    body, masked = line[sentence.start("body"):sentence.end("body")], masked_line[sentence.start("body"):sentence.end("body")]
-    whole = line[sentence.start():sentence.end()]
+    start, end = sentence.span("body")
+    body, masked, whole = line[start:end], masked_line[start:end], line[sentence.start():sentence.end()]
     if not _GUI_WORD.search(masked):
         return whole
     clauses, kinds, separators, position = [], [], [""], 0

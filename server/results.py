@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp.types import ContentBlock, ResourceLink
-
 from pydantic import BaseModel, Field
 
 from .timeline import TrackSummary

@@ -90,17 +90,6 @@ def _destination(paths: list[str]) -> str | None:
     return str(target.parent if target.suffix else target)
 
 
-def _readable(what: str, *texts: str | None) -> None:
-    """Refuses text that cannot be written as UTF-8: a lone surrogate (JSON's "\\udc80" escape carries one) would
-    fail the first request or store write it reaches, after those before it were made."""
-    for text in texts:
-        try:
-            (text or "").encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInput(f"The {what} has a broken character in it (half of an emoji or symbol). "
-                               "Type it again without that character.") from None
-
-
 def _amount(value: float) -> str:
     return f"{value:g}"
 
@@ -206,7 +195,6 @@ class VideoService:
         """Route first: only edit requests go to the agent; the rest run their action directly."""
         from .intents import route
 
-        _readable("message", message)
         if not message.strip():
             # Checked here, not left to the agent: a blank turn would still be a paid turn.
             raise InvalidInput("The message is empty. Say what the video should be or what to change.")
@@ -244,7 +232,6 @@ class VideoService:
     # Media in and out
 
     async def upload(self, sources: list[str], progress: ByteProgress | None = None) -> UploadResult:
-        _readable("file path or link", *sources)
         files, urls = check_sources(sources, self.settings)  # before any request, even the session's
 
         async def send(session: Session) -> list[UploadedItem]:
@@ -255,7 +242,6 @@ class VideoService:
 
     async def export(self, output_dir: str | None = None, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                      on_progress: ProgressCallback | None = None) -> ExportResult:
-        _readable("folder name", output_dir)
         directory = usable_output_dir(output_dir, self.settings.output_dir)
         session = await self.sessions.current()
         unfinished = await self._unfinished_work(session.session_id) if session is not None else None
@@ -447,7 +433,6 @@ class VideoService:
     async def projects(self, action: str = "list", project: str | None = None, page: int = 1) -> ProjectsResult:
         """List the projects (a page at a time, or those matching `project`), start a new one, or switch to one
         (by its number in the list, or by name)."""
-        _readable("project name", project)
         if action == "new":
             session = await self.sessions.start_new(project)
             lead = f"Started a new, empty project{f' “{session.name}”' if session.name else ''}. Describe the video you want."
@@ -498,7 +483,6 @@ class VideoService:
         )
 
     async def cancel(self, job_id: str) -> CancelResult:
-        _readable("job id", job_id)
         job_id = job_id.strip()  # as a host may quote it; every lookup and the takeover use the same id
         job = self.jobs.local(job_id)
         record = await self.jobs.record(job_id)
@@ -538,7 +522,6 @@ class VideoService:
 
     async def wait(self, job_id: str, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                    on_progress: ProgressCallback | None = None) -> ChatResult | ExportResult:
-        _readable("job id", job_id)
         job_id = job_id.strip()  # as a host may quote it; every lookup and the takeover use the same id
         job = self.jobs.local(job_id) or await self._take_over(job_id)
         if job is None:

@@ -150,16 +150,41 @@ def redacted(result: CallToolResult) -> CallToolResult:
 
 
 class _Server(MCPServer):
+    """Arguments that cannot be used get a sentence before the tool runs, so no request or store write is made."""
+
     async def call_tool(self, name: str, arguments: dict[str, Any],
                         context: Context | None = None) -> CallToolResult | InputRequiredResult:
+        broken = next((field for field, value in arguments.items() if not _writable(value)), None)
+        if broken is not None:
+            return _refused(f"The `{name}` call was not made: {broken} has a broken character in it (half of an "
+                            "emoji or symbol). Type it again without that character.")
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as error:
             # Only the SDK's check of the arguments against the schema, before the tool runs: never a fault of ours.
             if isinstance(error, UnexpectedToolError) or not isinstance(error.__cause__, ValidationError):
                 raise
-            return CallToolResult(content=[TextContent(type="text", text=argument_advice(name, error.__cause__))],
-                                  is_error=True)
+            return _refused(argument_advice(name, error.__cause__))
+
+
+def _writable(value: object) -> bool:
+    """Whether every text in an argument can be written as UTF-8. JSON's "\\udc80" escape carries a lone surrogate,
+    which fails the first request or store write it reaches, after those before it were made."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list):
+        return all(_writable(item) for item in value)
+    if isinstance(value, dict):
+        return all(_writable(item) for item in value.values())
+    return True
+
+
+def _refused(sentence: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=sentence)], is_error=True)
 
 
 def argument_advice(tool: str, error: ValidationError) -> str:

@@ -188,8 +188,9 @@ async def upload_sources(
         stored = reply.media
         by_position = stored + [None] * (len(urls) - len(stored))
         for url, media in zip(urls, by_position):
+            parts = urlsplit(url)
             # The host name, never the whole network location: that may hold a user name and password.
-            name = unquote(Path(urlsplit(url).path).name) or str(urlsplit(url).hostname)
+            name = unquote(Path(parts.path).name) or str(parts.hostname)
             kind = media.kind if media and media.kind else (kind_of(name) or "video")
             items.append(UploadedItem(name=name, size_bytes=None, type=kind, id=media.identifier if media else None, source="url"))
     return items

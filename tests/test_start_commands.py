@@ -171,19 +171,18 @@ def bundles(node_with_mcpb: tuple[str, Path], folders: dict[str, Path], backend:
     """Folder id → (what Claude Desktop starts for the bundle, the user's home), resolved by mcpb itself with the
     token and the output folder left blank; only the backend is set, to reach the sandbox."""
     node, root = node_with_mcpb
-    wanted = folders
-    homes = {key: tmp_path_factory.mktemp(f"home-bundle-{key.split('@')[0]}") / "home" for key in wanted}
+    homes = {key: tmp_path_factory.mktemp(f"home-bundle-{key.split('@')[0]}") / "home" for key in folders}
     options = [{"manifest": str(folder / "manifest.json"), "extensionPath": str(folder), "pathSeparator": os.sep,
                 "userConfig": {"api_url": backend.url},
                 # The user's folders, which a manifest may name as ${HOME}, ${DOWNLOADS} and so on.
                 "systemDirs": {"HOME": str(homes[key]), "DESKTOP": str(homes[key] / "Desktop"),
                                "DOCUMENTS": str(homes[key] / "Documents"),
                                "DOWNLOADS": str(homes[key] / "Downloads")}}
-               for key, folder in wanted.items()]
+               for key, folder in folders.items()]
     resolved = subprocess.run([node, "--input-type=module", "-e", RESOLVE], input=json.dumps(options), cwd=root,
                               capture_output=True, text=True, timeout=60)
     assert resolved.returncode == 0, resolved.stderr
-    return {key: (config, homes[key]) for key, config in zip(wanted, json.loads(resolved.stdout))}
+    return {key: (config, homes[key]) for key, config in zip(folders, json.loads(resolved.stdout))}
 
 
 @pytest.fixture(scope="module")

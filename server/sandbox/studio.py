@@ -29,6 +29,7 @@ log = logging.getLogger("nemovideo.sandbox")
 
 PLACEHOLDER = Path(__file__).with_name("placeholder.mp4")
 PLACEHOLDER_SECONDS = 2.0
+DEFAULT_RESOLUTION = "720p"
 
 
 def render_hint(command: str = "--sandbox") -> str:
@@ -39,7 +40,6 @@ def render_hint(command: str = "--sandbox") -> str:
     folder = installed_from() or (PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else None)
     source = shlex.quote(f"{folder}[render]" if folder is not None else "nemovideo-mcp[render]")
     return f"Real rendering needs the render extra (PyAV, numpy, Pillow): uvx --from {source} nemovideo-mcp {command}"
-DEFAULT_RESOLUTION = "720p"
 
 
 def rendering_available() -> bool:
