@@ -148,6 +148,9 @@ class VideoService:
             for prune in (self.jobs.prune, self.exporter.registry.prune, self.sessions.prune, self.client.auth.prune):
                 try:
                     await prune()
+                except NemoError as error:  # a store that cannot be used: its sentence says why, a traceback no more
+                    log.warning("Housekeeping step %s failed; it runs again later: %s", prune.__qualname__,
+                                error.message)
                 except Exception:
                     log.warning("Housekeeping step %s failed; it runs again later", prune.__qualname__, exc_info=True)
             await anyio.sleep(HOUSEKEEPING_SECONDS)
