@@ -5,7 +5,7 @@ The backend issues one anonymous token per client id per 7 days, so the client i
 is persisted and the token is kept in the store until the backend rejects it: a mint that
 fails, or whose result is lost, can lock the user out for a week.
 Several server processes may share one HOME (a host often starts one per chat), so
-minting happens under an exclusive file lock: the first process mints, the others
+minting happens under the user's lock in the store: the first process mints, the others
 find the fresh token in the cache.
 """
 
@@ -21,13 +21,12 @@ from .errors import NemoError
 from .logs import get_logger, register_secret
 from .models import AnonymousToken
 from .settings import Settings
-from .storage import file_lock, write_private
-from .store import Store
+from .storage import write_private
+from .store import TOKENS, UserStore
 
 log = get_logger("auth")
 
 TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600
-TOKEN_COLLECTION = "anonymous_token"
 # The backend issues one anonymous token per client id per this many seconds (a second mint gets 429).
 MINT_ALLOWANCE_SECONDS = 7 * 24 * 3600
 # Renew this long before the token's expiry, when a renewal can succeed, so a long turn never starts on a
@@ -111,7 +110,7 @@ def _number(entry: object, name: str) -> float | None:
 
 
 class TokenProvider:
-    def __init__(self, settings: Settings, mint: Minter, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, mint: Minter, store: UserStore, clock: Callable[[], float] = time.time) -> None:
         self._user_token = settings.token.get_secret_value() if settings.token else None
         self.account = AccountTokenFile(settings)
         self._api_url = settings.api_url
@@ -119,7 +118,6 @@ class TokenProvider:
         self._clock = clock
         self.client_ids = ClientIdStore(settings)
         self._store = store
-        self._lock_path = settings.config_dir / ".anonymous_token.lock"
         self._process_lock = anyio.Lock()
         self._token: str | None = None
         # When the token in use expires, and from when the backend will issue another (our clock).
@@ -167,7 +165,7 @@ class TokenProvider:
         self.client_ids.renew()
 
     async def _obtain(self, rejected: str | None) -> str:
-        async with self._process_lock, file_lock(self._lock_path):
+        async with self._process_lock, self._store.lock("anonymous token"):
             cached = await self._read_cache()
             if cached is not None and cached != rejected:
                 return cached
@@ -175,7 +173,7 @@ class TokenProvider:
 
     async def _renew_early(self, current: str) -> str:
         """A fresh token before the current one expires; when the backend says no, the current one stays."""
-        async with self._process_lock, file_lock(self._lock_path):
+        async with self._process_lock, self._store.lock("anonymous token"):
             cached = await self._read_cache()
             if cached is not None and cached != current:
                 return cached  # another process renewed it
@@ -209,7 +207,7 @@ class TokenProvider:
 
     async def cached(self) -> dict | None:
         """The cached anonymous token entry of this API host (tests and diagnostics)."""
-        return await self._store.get(TOKEN_COLLECTION, self._api_url)
+        return await self._store.get(TOKENS, self._api_url)
 
     async def _read_cache(self) -> str | None:
         entry = await self.cached() or {}
@@ -232,7 +230,7 @@ class TokenProvider:
     async def _write_cache(self, minted: AnonymousToken, client_id: str) -> None:
         now = self._clock()
         expires_at = self._expiry_of(minted)
-        await self._store.put(TOKEN_COLLECTION, self._api_url, {
+        await self._store.put(TOKENS, self._api_url, {
             "token": minted.token, "expires_at": expires_at, "issued_at": now, "client_id": client_id,
             "user_id": minted.user_id,
         })
@@ -241,8 +239,4 @@ class TokenProvider:
     async def prune(self) -> None:
         """Retention: tokens of other API hosts (old sandbox ports, a changed NEMO_API_URL) go once a week
         past their expiry; this host's token stays until the backend rejects it."""
-        now = self._clock()
-        for url, entry in await self._store.items(TOKEN_COLLECTION):
-            expires_at = _number(entry, "expires_at") or 0.0
-            if url != self._api_url and now - expires_at > MINT_ALLOWANCE_SECONDS:
-                await self._store.delete(TOKEN_COLLECTION, url)
+        await self._store.store.prune_tokens(self._api_url, self._clock() - MINT_ALLOWANCE_SECONDS)

@@ -51,7 +51,7 @@ from .models import (
 )
 from .replies import Refusal, Unreadable, excerpt_of, read_reply
 from .settings import Settings
-from .store import Store, open_store
+from .store import LOCAL_USER, UserStore, open_store
 
 if TYPE_CHECKING:
     from .sse import AdkEvent
@@ -76,14 +76,14 @@ class NemoClient:
         settings: Settings,
         identity: SkillIdentity,
         *,
-        store: Store | None = None,
+        store: UserStore | None = None,
         sleep=anyio.sleep,
     ) -> None:
         self.settings = settings
         self.identity = identity
         self._sleep = sleep
         self._client: httpx2.AsyncClient | None = None
-        self.store = store or open_store(settings.config_dir, settings.state_dir)
+        self.store = store or open_store(settings.config_dir, settings.state_dir).for_user(LOCAL_USER)
         self.auth = TokenProvider(settings, self._mint_anonymous_token, self.store)
 
     @property

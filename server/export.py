@@ -33,8 +33,7 @@ from .logs import get_logger
 from .results import ExportResult
 from .sessions import Session, SessionManager
 from .settings import Settings
-from .storage import file_lock
-from .store import Store
+from .store import RENDERS, UserStore
 from .upload import human_size
 
 log = get_logger("export")
@@ -152,52 +151,35 @@ def reserve_target(directory: Path, stem: str) -> Path:
 class RenderRegistry:
     """Renders this user started, in the durable store: any process can re-attach to them."""
 
-    COLLECTION = "render"
-
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: UserStore, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._clock = clock
 
-    async def all(self) -> list[RenderRecord]:
-        records = []
-        for _, entry in await self._store.items(self.COLLECTION):
-            try:
-                records.append(RenderRecord.model_validate(entry))
-            except ValueError:
-                continue
-        return records
-
     async def get(self, render_id: str) -> RenderRecord | None:
-        entry = await self._store.get(self.COLLECTION, render_id)
+        entry = await self._store.get(RENDERS, render_id)
         try:
             return RenderRecord.model_validate(entry) if entry is not None else None
         except ValueError:
             return None
 
     async def forget(self, render_id: str) -> None:
-        await self._store.delete(self.COLLECTION, render_id)
+        await self._store.delete(RENDERS, render_id)
 
     async def save(self, record: RenderRecord) -> None:
-        await self._store.put(self.COLLECTION, record.render_id, record.model_dump())
+        await self._store.put(RENDERS, record.render_id, record.model_dump())
 
     async def prune(self) -> None:
         """Retention: finished records go after 30 days, one still "rendering" (its process and render long
-        gone) after a day, and an unreadable one at once."""
+        gone) after a day."""
         now = self._clock()
-        for render_id, entry in await self._store.items(self.COLLECTION):
-            try:
-                record = RenderRecord.model_validate(entry)
-            except ValueError:
-                await self._store.delete(self.COLLECTION, render_id)
-                continue
-            kept = UNFINISHED_RENDERS_KEPT_SECONDS if record.status == "rendering" else FINISHED_RENDERS_KEPT_SECONDS
-            if now - record.started_at > kept:
-                await self._store.delete(self.COLLECTION, render_id)
+        await self._store.store.prune_renders(now - UNFINISHED_RENDERS_KEPT_SECONDS, now - FINISHED_RENDERS_KEPT_SECONDS)
 
     async def reusable(self, api_url: str, session_id: str, digest: str) -> RenderRecord | None:
         """The newest render of this exact draft that is still usable: in flight, finished, or delivered and on disk."""
-        for record in sorted(await self.all(), key=lambda r: r.started_at, reverse=True):
-            if (record.api_url, record.session_id, record.draft_hash) != (api_url, session_id, digest):
+        for entry in await self._store.renders_of_draft(api_url, session_id, digest):
+            try:
+                record = RenderRecord.model_validate(entry)
+            except ValueError:
                 continue
             if record.status == "completed":
                 return record
@@ -231,8 +213,6 @@ class Exporter:
         self._sessions = sessions
         self._settings = settings
         self.registry = RenderRegistry(client.store)
-        # Held across "is there a render of this draft? no: start one", so two exports never start two.
-        self._start_lock = settings.state_dir / ".renders.start.lock"
 
     async def prepare(self, session: Session, on_record: RecordHook | None = None) -> RenderRecord:
         """Check there is something to render, then re-attach to its render or start one.
@@ -245,7 +225,8 @@ class Exporter:
         if not has_content(draft):
             raise NothingToExport()
         digest = draft_hash(draft)
-        async with file_lock(self._start_lock):
+        # Held across "is there a render of this draft? no: start one", so two exports never start two.
+        async with self._client.store.lock("render start"):
             existing = await self.registry.reusable(self._settings.api_url, session.session_id, digest)
             if existing is not None:
                 log.info("Re-attaching to render %s (%s)", existing.render_id, existing.status)

@@ -25,8 +25,10 @@ from anyio.abc import TaskGroup
 from .errors import NemoError, StoreUnavailable
 from .logs import get_logger
 
+from .store import JOBS
+
 if TYPE_CHECKING:
-    from .store import Store
+    from .store import UserStore
 
 log = get_logger("jobs")
 
@@ -38,7 +40,6 @@ PROGRESS_EVERY_SECONDS = 10.0
 # How long a tool call waits for its job before it returns a handle for `wait`.
 DEFAULT_WAIT_SECONDS = 45.0
 FINISHED_JOBS_KEPT = 50
-JOBS = "job"
 # A running job's process refreshes its heartbeat this often; one silent for STALE is taken over.
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 20.0
@@ -122,7 +123,7 @@ ProgressCallback = Callable[[Job], Awaitable[None]]
 class JobRunner:
     """Starts jobs in its own task group; an async context manager that outlives tool calls."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: UserStore, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._clock = clock
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -138,13 +139,15 @@ class JobRunner:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> bool | None:
         assert self._task_group is not None
-        # Server shutdown: running work stops here. Its records are marked orphaned at once, so the
-        # next process asked about them takes the work over without waiting for the heartbeat to age.
+        # Server shutdown: running work stops here. Its records are marked orphaned at once (heard of just
+        # too long ago), so the next process asked about them takes the work over without waiting for the
+        # heartbeat to age, and retention still counts from now.
+        orphaned_at = self._clock() - STALE_AFTER_SECONDS - 1
         with anyio.CancelScope(shield=True):
             for job in [job for job in self._jobs.values() if not job.finished.is_set()]:
                 job.on_step = None
                 await self._quietly(self._store.update(
-                    JOBS, job.id, lambda record: record and {**record, "heartbeat_at": 0.0}), "mark orphaned")
+                    JOBS, job.id, lambda record: record and {**record, "heartbeat_at": orphaned_at}), "mark orphaned")
         self._task_group.cancel_scope.cancel()
         return await self._task_group.__aexit__(exc_type, exc, tb)
 
@@ -232,12 +235,8 @@ class JobRunner:
     async def running_anywhere(self, kinds: tuple[str, ...], session_id: str | None = None, *,
                                key: str | None = None) -> dict[str, Any] | None:
         """A live job of any process (this one included) of these kinds, on this project and/or key, from the store."""
-        for _, record in await self._store.items(JOBS):
-            if (record.get("kind") in kinds and record.get("status") == "running" and not self.is_stale(record)
-                    and (session_id is None or (record.get("facts") or {}).get("session_id") == session_id)
-                    and (key is None or record.get("key") == key)):
-                return record
-        return None
+        live = await self._store.live_jobs(kinds, self._clock() - STALE_AFTER_SECONDS, session_id=session_id, key=key)
+        return live[0] if live else None
 
     async def request_cancel(self, job_id: str) -> None:
         """Ask the process that runs a job to stop it (it looks at its next heartbeat)."""
@@ -310,15 +309,11 @@ class JobRunner:
             record = await self._store.update(JOBS, job.id, lambda record: record and {**record, "heartbeat_at": now})
             if record and record.get("cancel_requested"):
                 job.cancel()
-        await self.prune(now)
 
     async def prune(self, now: float | None = None) -> None:
         """Retention: a job's record goes a day after it finished, or after its process was last heard of."""
         now = self._clock() if now is None else now
-        for job_id, record in await self._store.items(JOBS):
-            last_sign_of_life = float(record.get("finished_at") or record.get("heartbeat_at") or now)
-            if now - last_sign_of_life > FINISHED_JOB_LIFETIME_SECONDS:
-                await self._store.delete(JOBS, job_id)
+        await self._store.store.prune_jobs(now - FINISHED_JOB_LIFETIME_SECONDS)
 
     @staticmethod
     async def wait(job: Job, wait_seconds: float, on_progress: ProgressCallback | None = None) -> bool:

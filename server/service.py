@@ -52,9 +52,9 @@ from .results import (
 )
 from .sessions import NEW_SESSION_NOTICE, Session, SessionManager
 from .settings import Settings
-from .storage import file_lock
-from .store import open_store
+from .store import Store, open_store
 from .timeline import summarize, tracks_of
+from .users import UserContext
 from .upload import ByteProgress, check_sources, summarize_uploads, upload_sources
 
 if TYPE_CHECKING:
@@ -113,12 +113,18 @@ def _job_kind(kind: str) -> str:
 
 
 class VideoService:
-    """Use as `async with VideoService(settings, identity) as service:`; jobs live as long as it does."""
+    """Use as `async with VideoService(settings, identity) as service:`; jobs live as long as it does.
 
-    def __init__(self, settings: Settings, identity: SkillIdentity) -> None:
+    One service works for one user (`user`, the local one by default) over a store that may hold many
+    (`store`, the local file by default).
+    """
+
+    def __init__(self, settings: Settings, identity: SkillIdentity, *, user: UserContext | None = None,
+                 store: Store | None = None) -> None:
         settings = settings.with_skill_limits(identity.max_upload_mb)
         self.settings = settings
-        self.store = open_store(settings.config_dir, settings.state_dir)
+        self.user = user or UserContext.local()
+        self.store = (store or open_store(settings.config_dir, settings.state_dir)).for_user(self.user.user_id)
         self.client = NemoClient(settings, identity, store=self.store)
         self.sessions = SessionManager(self.client)
         self.jobs = JobRunner(self.store)
@@ -128,8 +134,6 @@ class VideoService:
         self._late_reports: dict[str, list[str]] = {}
         # What each running watch last saw of its project.
         self._watched: dict[str, StateReply] = {}
-        # Held from "is this draft being exported anywhere?" to the export's record, across processes.
-        self._export_lock = settings.state_dir / ".export.lock"
 
     @cached_property
     def _turns(self) -> TurnRunner:
@@ -272,7 +276,8 @@ class VideoService:
 
     async def _start_export(self, directory: Path) -> str:
         """The export job of the current draft: one already running in any process, else a new one."""
-        async with file_lock(self._export_lock):
+        # Held from "is this draft being exported anywhere?" to the export's record, across processes.
+        async with self.store.lock("export"):
             render, notice = await self._prepared()
             key = _export_key(render, directory)
             live = await self.jobs.running_anywhere(("export",), key=key)
@@ -317,7 +322,7 @@ class VideoService:
         async def recorded(render: RenderRecord) -> None:
             await self.jobs.note(job, render_id=render.render_id)
 
-        async with file_lock(self._export_lock):
+        async with self.store.lock("export"):
             render, notice = await self._prepared(recorded)
             key = _export_key(render, directory)
             live = await self.jobs.running_anywhere(("export",), key=key)

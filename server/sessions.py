@@ -1,9 +1,10 @@
 """Projects (NemoVideo editing sessions): created on first need, kept in the store, switchable.
 
-The current project is kept per skill variant and API host in the durable store, so a restart,
-a second server process on the same HOME (Claude Desktop and Cursor side by side) and a host
-that starts one process per call all continue the same project. Creating one happens under a
-cross-process lock: two processes that both find none create one project, not two.
+The current project is kept per user, skill variant and API host in the durable store, so a
+restart, a second server process on the same HOME (Claude Desktop and Cursor side by side), a
+host that starts one process per call and another replica all continue the same project.
+Creating one happens under the user's lock in the store: two processes that both find none
+create one project, not two.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .client import NemoClient
 from .errors import NemoError, SessionNotFound
 from .logs import get_logger
-from .storage import file_lock
+from .store import CURRENT_PROJECTS, LEGACY_SCOPE, PROJECTS
 
 log = get_logger("sessions")
 
@@ -29,10 +30,6 @@ NEW_SESSION_NOTICE = "Your previous project was no longer available on NemoVideo
 # A claim link stays valid for 7 days and may be reused (backend.md); renewed a day early.
 CLAIM_LINK_SECONDS = 7 * 24 * 3600
 CLAIM_LINK_MARGIN_SECONDS = 24 * 3600
-PROJECTS = "project"
-CURRENT = "current_project"
-# Where an earlier version kept its one project per API host (session.json, migrated by the store).
-LEGACY_CURRENT = "legacy_current"
 PROJECT_NAME_CHARS = 60
 # Retention: a project not used for this long leaves the list (it stays at NemoVideo, reachable by its link).
 PROJECT_KEPT_SECONDS = 180 * 24 * 3600
@@ -87,20 +84,20 @@ class SessionManager:
         self._store = client.store
         self._api_url = client.settings.api_url
         self._current_key = f"{client.identity.name}|{self._api_url}"
-        self._create_lock = client.settings.state_dir / ".project.lock"
         self._lock = anyio.Lock()
 
     async def current(self) -> Session | None:
         """The current project, read from the store: another process may have started or switched it."""
-        pointer = await self._store.get(CURRENT, self._current_key)
+        pointer = await self._store.get(CURRENT_PROJECTS, self._current_key)
         if pointer is None:
-            legacy = await self._store.get(LEGACY_CURRENT, self._api_url)
+            # Where an earlier version kept its one project per API host: adopted by the first variant asking.
+            legacy = await self._store.get(CURRENT_PROJECTS, LEGACY_SCOPE + self._api_url)
             if legacy is None:
                 return None
-            session = self._validated(legacy)
+            session = await self.project(str(legacy.get("session_id")))
             if session is not None:
                 await self._remember(session.model_copy(update={"api_url": self._api_url}))
-            await self._store.delete(LEGACY_CURRENT, self._api_url)  # moved: the pointer holds it now
+            await self._store.delete(CURRENT_PROJECTS, LEGACY_SCOPE + self._api_url)  # the pointer holds it now
             return session
         session = await self.project(str(pointer.get("session_id")))
         if session is not None:
@@ -112,9 +109,8 @@ class SessionManager:
 
     async def all(self) -> list[Session]:
         """Every stored project of this API host, most recently used first."""
-        projects = [session for _, entry in await self._store.items(PROJECTS)
-                    if (session := self._validated(entry)) is not None and session.api_url == self._api_url]
-        return sorted(projects, key=lambda session: session.last_used_at, reverse=True)
+        return [session for entry in await self._store.projects(self._api_url)
+                if (session := self._validated(entry)) is not None]
 
     async def switch(self, session_id: str) -> Session:
         session = await self.project(session_id)
@@ -127,22 +123,11 @@ class SessionManager:
     async def prune(self) -> None:
         """Retention: projects unused for PROJECT_KEPT_SECONDS go (never a current one), and so do pointers
         to projects that are gone."""
-        pointers = await self._store.items(CURRENT)
-        current = {str(pointer.get("session_id")) for _, pointer in pointers}
-        stale = time.time() - PROJECT_KEPT_SECONDS
-        kept = set()
-        for session_id, entry in await self._store.items(PROJECTS):
-            if session_id not in current and float(entry.get("last_used_at") or 0) < stale:
-                await self._store.delete(PROJECTS, session_id)
-            else:
-                kept.add(session_id)
-        for key, pointer in pointers:
-            if str(pointer.get("session_id")) not in kept:
-                await self._store.delete(CURRENT, key)
+        await self._store.store.prune_projects(time.time() - PROJECT_KEPT_SECONDS)
 
     async def start_new(self, text: str | None = None) -> Session:
         """A new, empty project that becomes the current one; the others stay listed."""
-        async with self._lock, file_lock(self._create_lock):
+        async with self._lock, self._store.lock("project"):
             return await self._create(detect_language(text), project_name(text))
 
     async def ensure(self, text: str | None = None) -> Session:
@@ -150,7 +135,7 @@ class SessionManager:
         session = await self.current()
         if session is not None:
             return session
-        async with self._lock, file_lock(self._create_lock):
+        async with self._lock, self._store.lock("project"):
             # Another process may have created it while this one waited for the lock.
             return await self.current() or await self._create(detect_language(text), project_name(text))
 
@@ -166,7 +151,7 @@ class SessionManager:
 
     async def replace(self, lost: Session) -> Session:
         """A new session in place of one the backend no longer knows (same language); the lost one is forgotten."""
-        async with self._lock, file_lock(self._create_lock):
+        async with self._lock, self._store.lock("project"):
             current = await self.current()
             # A concurrent call (or process) may have replaced it already.
             if current is not None and current.session_id != lost.session_id:
@@ -217,7 +202,7 @@ class SessionManager:
     async def _remember(self, session: Session) -> None:
         """Keep the project and make it the current one."""
         await self._store.put(PROJECTS, session.session_id, session.model_dump())
-        await self._store.put(CURRENT, self._current_key, {"session_id": session.session_id})
+        await self._store.put(CURRENT_PROJECTS, self._current_key, {"session_id": session.session_id})
 
     @staticmethod
     def _validated(entry: dict | None) -> Session | None:

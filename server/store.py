@@ -1,198 +1,114 @@
-"""The one durable store: everything that must outlive a server process.
+"""The one durable store: everything that must outlive a server process, for every user.
 
-Hosts start one server per window (Claude Desktop and Cursor side by side), and some start
-one per call (the MCP Inspector CLI), so projects, jobs, renders and the anonymous token live
-here, safe for several processes at once on Linux, macOS and Windows: SQLite in WAL mode
-brings its own cross-process locking. The interface is a small document store (collections
-of JSON objects by key, with an atomic read-modify-write), so a server database can replace
-SQLite for a hosted deployment without touching its users.
+Hosts start one server per window (Claude Desktop and Cursor side by side), and some start one per
+call (the MCP Inspector CLI); a hosted deployment runs several replicas for many users. So projects,
+jobs, renders and anonymous tokens live here, in tables of the embedded SQLite file locally or of
+PostgreSQL when hosted (`database.py`), safe for any number of processes at once.
+
+Every record belongs to a user and every query names one: a `UserStore` is the store seen by one
+user, and no id a user sends reaches another user's row. A record is a JSON document; the columns a
+lookup or a retention rule needs are copied out of it on every write, and indexed.
 """
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import anyio
 
-from .errors import StoreUnavailable
+from .database import Database, SqliteDatabase
 from .logs import get_logger
 
 log = get_logger("store")
 
 Document = dict[str, Any]
 Change = Callable[[Document | None], Document | None]
-T = TypeVar("T")
 
 STORE_FILE = "nemovideo.db"
-# Another process of ours holds the write lock for milliseconds. A lock held longer belongs to
-# something else (a backup tool, a database browser): waiting on it would only stall the tool
-# call, so after this long the user is told which file is held.
-BUSY_TIMEOUT_SECONDS = 5.0
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    collection TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (collection, key)
+# The one user of a local server: stable when a home folder moves to another machine or account.
+LOCAL_USER = "local"
+
+
+def _number(value: Any, default: float | None = None) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of one kind of record: its key within a user, and the columns copied out of each record."""
+
+    name: str
+    key: str
+    columns: Mapping[str, Callable[[Document], Any]]
+
+
+JOBS = Table("jobs", "job_id", {
+    "kind": lambda job: str(job.get("kind") or ""),
+    "status": lambda job: str(job.get("status") or ""),
+    "session_id": lambda job: _text((job.get("facts") or {}).get("session_id")),
+    "job_key": lambda job: _text(job.get("key")),
+    "heartbeat_at": lambda job: _number(job.get("heartbeat_at"), 0.0),
+    "finished_at": lambda job: _number(job.get("finished_at")),
+})
+RENDERS = Table("renders", "render_id", {
+    "api_url": lambda render: _text(render.get("api_url")),
+    "session_id": lambda render: _text(render.get("session_id")),
+    "draft_hash": lambda render: _text(render.get("draft_hash")),
+    "status": lambda render: str(render.get("status") or ""),
+    "started_at": lambda render: _number(render.get("started_at"), 0.0),
+})
+PROJECTS = Table("projects", "session_id", {
+    "api_url": lambda project: _text(project.get("api_url")),
+    "last_used_at": lambda project: _number(project.get("last_used_at"), 0.0),
+})
+# Which project is current, per skill variant and API host (`scope`).
+CURRENT_PROJECTS = Table("current_projects", "scope", {
+    "session_id": lambda pointer: str(pointer.get("session_id") or ""),
+})
+# The anonymous token of each API host.
+TOKENS = Table("tokens", "api_url", {
+    "expires_at": lambda token: _number(token.get("expires_at")),
+})
+TABLES = (JOBS, RENDERS, PROJECTS, CURRENT_PROJECTS, TOKENS)
+
+# Both engines take these types: TEXT (JSON as text), DOUBLE PRECISION (epoch seconds).
+_COLUMN_TYPES = {"heartbeat_at": "DOUBLE PRECISION NOT NULL", "finished_at": "DOUBLE PRECISION",
+                 "started_at": "DOUBLE PRECISION NOT NULL", "last_used_at": "DOUBLE PRECISION NOT NULL",
+                 "expires_at": "DOUBLE PRECISION", "kind": "TEXT NOT NULL", "status": "TEXT NOT NULL"}
+
+
+def _create(table: Table) -> str:
+    columns = "".join(f", {name} {_COLUMN_TYPES.get(name, 'TEXT')}" for name in table.columns)
+    return (f"CREATE TABLE {table.name} (user_id TEXT NOT NULL, {table.key} TEXT NOT NULL{columns}, "
+            f"data TEXT NOT NULL, PRIMARY KEY (user_id, {table.key}))")
+
+
+# Schema versions, in order; each runs once per database (database.migrate). Lookups a user makes go by
+# (user_id, …); housekeeping across users goes by the time columns.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        *(_create(table) for table in TABLES),
+        "CREATE INDEX jobs_live ON jobs (user_id, status, kind)",
+        "CREATE INDEX jobs_heartbeat ON jobs (status, heartbeat_at)",
+        "CREATE INDEX renders_of_draft ON renders (user_id, session_id, draft_hash)",
+        "CREATE INDEX renders_age ON renders (status, started_at)",
+        "CREATE INDEX projects_recent ON projects (user_id, api_url, last_used_at)",
+        "CREATE INDEX projects_age ON projects (last_used_at)",
+    ),
 )
-"""
-UPSERT = (
-    "INSERT INTO documents (collection, key, value, updated_at) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (collection, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
-)
-
-
-class Store(Protocol):
-    """What the skill needs from durable storage; SQLite here, a server database elsewhere.
-
-    Every method is a coroutine: a store is disk or network, and waiting on it must never hold up the
-    event loop (MCP pings, other tool calls, running jobs). A store that cannot be used raises
-    `StoreUnavailable`, whose message names the file and what to do.
-    """
-
-    async def get(self, collection: str, key: str) -> Document | None: ...
-
-    async def put(self, collection: str, key: str, value: Document) -> None: ...
-
-    async def update(self, collection: str, key: str, change: Change) -> Document | None:
-        """Apply `change` to the stored value (None: absent) atomically; None from it deletes."""
-        ...
-
-    async def items(self, collection: str) -> list[tuple[str, Document]]: ...
-
-    async def delete(self, collection: str, key: str) -> None: ...
-
-
-class SqliteStore:
-    def __init__(self, path: Path, busy_timeout_seconds: float | None = None, *,
-                 legacy_dirs: tuple[Path, Path] | None = None) -> None:
-        self.path = path
-        self._busy_timeout = BUSY_TIMEOUT_SECONDS if busy_timeout_seconds is None else busy_timeout_seconds
-        # (config dir, state dir) where earlier versions kept JSON files, moved in at first use.
-        self._legacy_dirs = legacy_dirs
-        self._ready = False
-        self._ready_lock = threading.Lock()
-
-    async def _run(self, operation: Callable[..., T], *args: Any) -> T:
-        # In a worker thread; a cancelled caller still lets a started write finish (atomic either way).
-        try:
-            return await anyio.to_thread.run_sync(operation, *args)
-        except (sqlite3.Error, OSError) as error:
-            log.warning("The store %s cannot be used: %s", self.path, error)
-            raise StoreUnavailable(store_advice(self.path, error)) from None
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        self._prepare()
-        # A connection per operation: cheap for SQLite, and safe from any thread.
-        with self._open() as connection:
-            yield connection
-
-    def _open(self) -> closing[sqlite3.Connection]:
-        connection = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
-                                     check_same_thread=False)
-        connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        return closing(connection)
-
-    def _prepare(self) -> None:
-        if self._ready:
-            return
-        with self._ready_lock:
-            if self._ready:
-                return
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # It holds a token: private from its first byte (SQLite gives its -wal and -shm files the same mode).
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            with self._open() as connection:
-                connection.execute("PRAGMA journal_mode = WAL")
-                connection.execute(SCHEMA)
-            # Only once it worked: a store the user repairs is used again without a restart.
-            self._ready = True
-            if self._legacy_dirs is not None:
-                migrate_json_files(self, *self._legacy_dirs)
-
-    async def get(self, collection: str, key: str) -> Document | None:
-        return await self._run(self._get, collection, key)
-
-    async def put(self, collection: str, key: str, value: Document) -> None:
-        await self._run(self._put, collection, key, value)
-
-    async def update(self, collection: str, key: str, change: Change) -> Document | None:
-        return await self._run(self._update, collection, key, change)
-
-    async def items(self, collection: str) -> list[tuple[str, Document]]:
-        return await self._run(self._items, collection)
-
-    async def delete(self, collection: str, key: str) -> None:
-        await self._run(self._delete, collection, key)
-
-    def _get(self, collection: str, key: str) -> Document | None:
-        with self._connection() as connection:
-            row = connection.execute("SELECT value FROM documents WHERE collection = ? AND key = ?",
-                                     (collection, key)).fetchone()
-        return _decoded(row[0]) if row else None
-
-    def _put(self, collection: str, key: str, value: Document) -> None:
-        with self._connection() as connection:
-            connection.execute(UPSERT, (collection, key, json.dumps(value, ensure_ascii=False), time.time()))
-
-    def _update(self, collection: str, key: str, change: Change) -> Document | None:
-        with self._connection() as connection:
-            # IMMEDIATE takes the write lock before reading: no other process changes the value in between.
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                row = connection.execute("SELECT value FROM documents WHERE collection = ? AND key = ?",
-                                         (collection, key)).fetchone()
-                changed = change(_decoded(row[0]) if row else None)
-                if changed is None:
-                    connection.execute("DELETE FROM documents WHERE collection = ? AND key = ?", (collection, key))
-                else:
-                    connection.execute(UPSERT, (collection, key, json.dumps(changed, ensure_ascii=False), time.time()))
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-        return changed
-
-    def _items(self, collection: str) -> list[tuple[str, Document]]:
-        with self._connection() as connection:
-            rows = connection.execute("SELECT key, value FROM documents WHERE collection = ? ORDER BY updated_at",
-                                      (collection,)).fetchall()
-        return [(key, value) for key, raw in rows if (value := _decoded(raw)) is not None]
-
-    def _delete(self, collection: str, key: str) -> None:
-        with self._connection() as connection:
-            connection.execute("DELETE FROM documents WHERE collection = ? AND key = ?", (collection, key))
-
-
-def store_advice(path: Path, error: BaseException) -> str:
-    """What the user can do about a store that cannot be used, by what SQLite or the OS said."""
-    reason = str(error).lower()
-    number = getattr(error, "errno", None)
-    if "locked" in reason or "busy" in reason:
-        return (f"Another program is holding the skill's store {path} locked. Close any program that has it "
-                "open (a database browser, a backup or sync tool), then try again.")
-    if "full" in reason or number == errno.ENOSPC:
-        return f"The disk that holds the skill's store {path} is full. Free some space, then try again."
-    if "not a database" in reason or "malformed" in reason or "corrupt" in reason:
-        return (f"The skill's store {path} is damaged. Move it aside (rename it, with any -wal and -shm files "
-                "beside it) and try again: the skill starts a new store. Videos already saved are not affected; "
-                "the list of projects starts over.")
-    if "readonly" in reason or "read-only" in reason or number in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return (f"The skill cannot write its store {path}. Fix the permissions of that file and its folder "
-                "(the user running the host must be able to write both), or set XDG_STATE_HOME to a writable folder.")
-    return (f"The skill's store {path} cannot be used ({error}). Check that its folder exists and is writable, "
-            "or move the file aside; then try again.")
 
 
 def _decoded(raw: str) -> Document | None:
@@ -203,23 +119,211 @@ def _decoded(raw: str) -> Document | None:
     return value if isinstance(value, dict) else None
 
 
-def open_store(config_dir: Path, state_dir: Path) -> SqliteStore:
-    """The store; nothing is read or created until its first use, so a broken one never stops the server."""
-    return SqliteStore(state_dir / STORE_FILE, legacy_dirs=(config_dir, state_dir))
+class Store:
+    """The store of a deployment (all its users); `for_user` gives the view every tool call works through.
 
-
-# The JSON files of earlier versions, and the collection each one's entries move to.
-LEGACY_FILES = (("config", "anonymous_token.json", "anonymous_token"),
-                ("state", "session.json", "legacy_current"),
-                ("state", "renders.json", "render"))
-
-
-def migrate_json_files(store: SqliteStore, config_dir: Path, state_dir: Path) -> None:
-    """Bring the JSON files of earlier versions into the store once, then remove them.
-
-    An entry already in the store wins: a second process migrating at the same moment changes nothing.
+    Nothing is read or created before the first use, so a database that cannot be used never stops the
+    server: each call that needs it gets its sentence, and a repaired one is used without a restart.
     """
-    for folder, name, collection in LEGACY_FILES:
+
+    def __init__(self, database: Database, *, legacy_dirs: tuple[Path, Path] | None = None) -> None:
+        self.database = database
+        # (config dir, state dir) where earlier versions kept JSON files, moved in at first use.
+        self._legacy_dirs = legacy_dirs
+        self._ready = False
+        self._ready_lock = anyio.Lock()
+
+    @property
+    def description(self) -> str:
+        return str(getattr(self.database, "path", None) or getattr(self.database, "description", "the database"))
+
+    def for_user(self, user_id: str) -> UserStore:
+        return UserStore(self, user_id)
+
+    async def ready(self) -> Database:
+        if not self._ready:
+            async with self._ready_lock:
+                if not self._ready:
+                    await self.database.migrate(MIGRATIONS)
+                    if self.database.dialect == "sqlite":
+                        # Before any other call reads the tables: a token moved in is never minted again.
+                        importer = _Importer(self, LOCAL_USER)
+                        await _import_documents(importer)
+                        if self._legacy_dirs is not None:
+                            await _import_json_files(importer, *self._legacy_dirs)
+                    self._ready = True
+        return self.database
+
+    async def aclose(self) -> None:
+        await self.database.aclose()
+
+    # Retention, across users: each table's rule, by its indexed time columns.
+
+    async def prune_jobs(self, finished_before: float) -> int:
+        """Jobs finished, or last heard of, before the given time."""
+        return await (await self.ready()).execute(
+            "DELETE FROM jobs WHERE COALESCE(finished_at, heartbeat_at) < ?", (finished_before,))
+
+    async def prune_renders(self, unfinished_before: float, finished_before: float) -> int:
+        return await (await self.ready()).execute(
+            "DELETE FROM renders WHERE (status = 'rendering' AND started_at < ?) "
+            "OR (status <> 'rendering' AND started_at < ?)", (unfinished_before, finished_before))
+
+    async def prune_projects(self, unused_before: float) -> int:
+        """Projects unused since the given time, never a current one; then pointers to projects that are gone."""
+        database = await self.ready()
+        removed = await database.execute(
+            "DELETE FROM projects WHERE last_used_at < ? AND NOT EXISTS (SELECT 1 FROM current_projects c "
+            "WHERE c.user_id = projects.user_id AND c.session_id = projects.session_id)", (unused_before,))
+        await database.execute(
+            "DELETE FROM current_projects WHERE NOT EXISTS (SELECT 1 FROM projects p "
+            "WHERE p.user_id = current_projects.user_id AND p.session_id = current_projects.session_id)")
+        return removed
+
+    async def prune_tokens(self, kept_api_url: str, expired_before: float) -> int:
+        """Tokens of other API hosts expired before the given time; `kept_api_url`'s stay until rejected."""
+        return await (await self.ready()).execute(
+            "DELETE FROM tokens WHERE api_url <> ? AND COALESCE(expires_at, 0) < ?", (kept_api_url, expired_before))
+
+
+class UserStore:
+    """The store as one user sees it: every statement is scoped to `user_id`."""
+
+    def __init__(self, store: Store, user_id: str) -> None:
+        self.store = store
+        self.user_id = user_id
+
+    async def _database(self) -> Database:
+        return await self.store.ready()
+
+    async def get(self, table: Table, key: str) -> Document | None:
+        rows = await (await self._database()).fetch(
+            f"SELECT data FROM {table.name} WHERE user_id = ? AND {table.key} = ?", (self.user_id, key))
+        return _decoded(rows[0][0]) if rows else None
+
+    async def put(self, table: Table, key: str, record: Document) -> None:
+        await (await self._database()).execute(*_upsert(table, self.user_id, key, record))
+
+    async def update(self, table: Table, key: str, change: Change) -> Document | None:
+        """Apply `change` to the stored record (None: absent) atomically across processes; None from it deletes."""
+        database = await self._database()
+        async with database.transaction(f"{table.name}|{self.user_id}|{key}") as transaction:
+            rows = await transaction.fetch(
+                f"SELECT data FROM {table.name} WHERE user_id = ? AND {table.key} = ?", (self.user_id, key))
+            changed = change(_decoded(rows[0][0]) if rows else None)
+            if changed is None:
+                if rows:
+                    await transaction.execute(f"DELETE FROM {table.name} WHERE user_id = ? AND {table.key} = ?",
+                                              (self.user_id, key))
+            else:
+                await transaction.execute(*_upsert(table, self.user_id, key, changed))
+        return changed
+
+    async def delete(self, table: Table, key: str) -> None:
+        await (await self._database()).execute(
+            f"DELETE FROM {table.name} WHERE user_id = ? AND {table.key} = ?", (self.user_id, key))
+
+    def lock(self, purpose: str) -> AbstractAsyncContextManager[None]:
+        """This user's exclusive lock for `purpose` in every process: minting a token, creating a project."""
+        return self.store.database.lock(f"{self.user_id}|{purpose}")
+
+    async def live_jobs(self, kinds: tuple[str, ...], heard_after: float, *, session_id: str | None = None,
+                        key: str | None = None) -> list[Document]:
+        """Running jobs of these kinds whose process was heard of after the given time, oldest first."""
+        sql = (f"SELECT data FROM jobs WHERE user_id = ? AND status = 'running' AND kind IN "
+               f"({', '.join('?' for _ in kinds)}) AND heartbeat_at > ?")
+        params: list[Any] = [self.user_id, *kinds, heard_after]
+        if session_id is not None:
+            sql += " AND session_id = ?"
+            params.append(session_id)
+        if key is not None:
+            sql += " AND job_key = ?"
+            params.append(key)
+        rows = await (await self._database()).fetch(sql + " ORDER BY heartbeat_at", params)
+        return [record for (raw,) in rows if (record := _decoded(raw)) is not None]
+
+    async def projects(self, api_url: str) -> list[Document]:
+        """This user's projects of one API host, most recently used first."""
+        rows = await (await self._database()).fetch(
+            "SELECT data FROM projects WHERE user_id = ? AND api_url = ? ORDER BY last_used_at DESC",
+            (self.user_id, api_url))
+        return [record for (raw,) in rows if (record := _decoded(raw)) is not None]
+
+    async def renders_of_draft(self, api_url: str, session_id: str, draft_hash: str) -> list[Document]:
+        """Renders of this exact draft, newest first."""
+        rows = await (await self._database()).fetch(
+            "SELECT data FROM renders WHERE user_id = ? AND session_id = ? AND draft_hash = ? AND api_url = ? "
+            "ORDER BY started_at DESC", (self.user_id, session_id, draft_hash, api_url))
+        return [record for (raw,) in rows if (record := _decoded(raw)) is not None]
+
+
+def _upsert(table: Table, user_id: str, key: str, record: Document) -> tuple[str, list[Any]]:
+    names = [table.key, *table.columns, "data"]
+    values = [key, *(extract(record) for extract in table.columns.values()),
+              json.dumps(record, ensure_ascii=False)]
+    return (f"INSERT INTO {table.name} (user_id, {', '.join(names)}) VALUES ({', '.join('?' for _ in range(len(names) + 1))}) "
+            f"ON CONFLICT (user_id, {table.key}) DO UPDATE SET "
+            + ", ".join(f"{name} = excluded.{name}" for name in names[1:]), [user_id, *values])
+
+
+def open_store(config_dir: Path, state_dir: Path) -> Store:
+    """The local store: one SQLite file; nothing is read or created until its first use."""
+    return Store(SqliteDatabase(state_dir / STORE_FILE), legacy_dirs=(config_dir, state_dir))
+
+
+# Earlier versions: one table of JSON documents by collection, all of the one local user.
+_DOCUMENT_TABLES = {"job": JOBS, "render": RENDERS, "project": PROJECTS, "current_project": CURRENT_PROJECTS,
+                    "anonymous_token": TOKENS}
+# Where an earlier version kept its one project per API host: the project, made current for any variant
+# that has none yet (sessions.py).
+LEGACY_SCOPE = "legacy|"
+
+
+class _Importer(UserStore):
+    """The local user's store while `Store.ready` moves earlier versions' data in: the tables exist already."""
+
+    async def _database(self) -> Database:
+        return self.store.database
+
+
+async def _import_documents(user: UserStore) -> None:
+    """Move the documents of an earlier version's store into the tables once; an entry already there wins."""
+    database = user.store.database
+    async with database.lock("import documents"):
+        found = await database.fetch("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'documents'")
+        if not found:
+            return
+        for collection, key, raw in await database.fetch("SELECT collection, key, value FROM documents"):
+            document = _decoded(raw)
+            if document is None:
+                continue
+            if collection == "legacy_current":
+                await _adopt_legacy_project(user, key, document)
+            elif collection in _DOCUMENT_TABLES:
+                await user.update(_DOCUMENT_TABLES[collection], key,
+                                  lambda existing, document=document: existing or document)
+        await database.execute("DROP TABLE documents")
+        log.info("Moved the store's documents into its tables")
+
+
+async def _adopt_legacy_project(user: UserStore, api_url: str, project: Document) -> None:
+    session_id = project.get("session_id")
+    if not isinstance(session_id, str) or not session_id:
+        return
+    await user.update(PROJECTS, session_id, lambda existing: existing or {"api_url": api_url, **project})
+    await user.update(CURRENT_PROJECTS, LEGACY_SCOPE + api_url,
+                      lambda existing: existing or {"session_id": session_id})
+
+
+# The JSON files of versions before the store, and where each one's entries go.
+_LEGACY_FILES = (("config", "anonymous_token.json", TOKENS), ("state", "session.json", None),
+                 ("state", "renders.json", RENDERS))
+
+
+async def _import_json_files(user: UserStore, config_dir: Path, state_dir: Path) -> None:
+    """Bring the JSON files of earlier versions into the store once, then remove them; an entry already
+    in the store wins, so a second process migrating at the same moment changes nothing."""
+    for folder, name, table in _LEGACY_FILES:
         path = (config_dir if folder == "config" else state_dir) / name
         if not path.is_file():
             continue
@@ -228,7 +332,12 @@ def migrate_json_files(store: SqliteStore, config_dir: Path, state_dir: Path) ->
         except (OSError, ValueError):
             entries = {}
         for key, value in entries.items() if isinstance(entries, dict) else ():
-            if isinstance(value, dict):
-                store._update(collection, key, lambda existing, value=value: existing or value)
+            if not isinstance(value, dict):
+                continue
+            if table is None:  # session.json: one project per API host
+                await _adopt_legacy_project(user, key, value)
+            else:
+                await user.update(table, key, lambda existing, value=value: existing or value)
         path.unlink(missing_ok=True)
         log.info("Moved %s into the store", name)
+

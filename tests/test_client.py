@@ -16,7 +16,7 @@ from nemovideo_mcp.client import NemoClient
 from nemovideo_mcp.identity import SkillIdentity
 from nemovideo_mcp.sandbox import Sandbox
 from nemovideo_mcp.settings import Settings
-from nemovideo_mcp.store import open_store
+from nemovideo_mcp.store import LOCAL_USER, TOKENS, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -71,8 +71,9 @@ async def test_an_earlier_versions_token_file_is_moved_into_the_store_once(sandb
     async with client_for(settings, identity) as client:
         token = await client.auth.token()
     legacy = settings.config_dir / "anonymous_token.json"
-    entry = await open_store(settings.config_dir, settings.state_dir).get("anonymous_token", settings.api_url)
-    await open_store(settings.config_dir, settings.state_dir).delete("anonymous_token", settings.api_url)
+    store = open_store(settings.config_dir, settings.state_dir).for_user(LOCAL_USER)
+    entry = await store.get(TOKENS, settings.api_url)
+    await store.delete(TOKENS, settings.api_url)
     legacy.write_text(json.dumps({settings.api_url: entry}))
     async with client_for(settings, identity) as upgraded:
         assert await upgraded.auth.token() == token
@@ -97,8 +98,8 @@ async def test_client_id_respects_env_and_xdg(sandbox, env, identity, tmp_path: 
 async def test_an_expired_cached_token_is_replaced(sandbox, settings, identity) -> None:
     async with client_for(settings, identity) as client:
         await client.credits()
-    store = open_store(settings.config_dir, settings.state_dir)
-    await store.update("anonymous_token", settings.api_url, lambda entry: {**entry, "expires_at": 1.0})
+    store = open_store(settings.config_dir, settings.state_dir).for_user(LOCAL_USER)
+    await store.update(TOKENS, settings.api_url, lambda entry: {**entry, "expires_at": 1.0})
     sandbox.expire_tokens()  # seven days later, at the backend too: a new token may be issued
     async with client_for(settings, identity) as client:
         await client.credits()

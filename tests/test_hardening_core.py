@@ -21,12 +21,12 @@ from mcp import Client
 import nemovideo_mcp.export as export_module
 import nemovideo_mcp.jobs as jobs_module
 import nemovideo_mcp.sandbox.app as sandbox_app
-import nemovideo_mcp.store as store_module
+import nemovideo_mcp.database as database_module
 from nemovideo_mcp.client import NemoClient
 from nemovideo_mcp.sandbox.agent import GENERATED_DRAFT, Turn
 from nemovideo_mcp.service import LATE_WRITE_INTRO, VideoService
 from nemovideo_mcp.settings import Settings
-from nemovideo_mcp.store import STORE_FILE
+from nemovideo_mcp.store import CURRENT_PROJECTS, JOBS, LOCAL_USER, PROJECTS, RENDERS, STORE_FILE, TOKENS, _upsert
 from nemovideo_mcp.tools import build_server
 
 pytestmark = pytest.mark.anyio
@@ -39,21 +39,27 @@ def store_path(settings: Settings) -> Path:
     return settings.state_dir / STORE_FILE
 
 
+TABLES = {"job": JOBS, "render": RENDERS, "project": PROJECTS, "current_project": CURRENT_PROJECTS,
+          "anonymous_token": TOKENS}
+
+
 def read_document(settings: Settings, collection: str, key: str) -> dict | None:
+    table = TABLES[collection]
     with sqlite3.connect(store_path(settings)) as db:
-        row = db.execute("SELECT value FROM documents WHERE collection = ? AND key = ?", (collection, key)).fetchone()
+        row = db.execute(f"SELECT data FROM {table.name} WHERE user_id = ? AND {table.key} = ?",
+                         (LOCAL_USER, key)).fetchone()
     return json.loads(row[0]) if row else None
 
 
 def write_document(settings: Settings, collection: str, key: str, value: dict) -> None:
     with sqlite3.connect(store_path(settings)) as db:
-        db.execute("INSERT OR REPLACE INTO documents (collection, key, value, updated_at) VALUES (?, ?, ?, ?)",
-                   (collection, key, json.dumps(value), time.time()))
+        db.execute(*_upsert(TABLES[collection], LOCAL_USER, key, value))
 
 
 def keys_of(settings: Settings, collection: str) -> set[str]:
+    table = TABLES[collection]
     with sqlite3.connect(store_path(settings)) as db:
-        return {row[0] for row in db.execute("SELECT key FROM documents WHERE collection = ?", (collection,))}
+        return {row[0] for row in db.execute(f"SELECT {table.key} FROM {table.name}")}
 
 
 def mints(sandbox) -> int:
@@ -88,7 +94,7 @@ async def test_a_damaged_store_gives_every_tool_a_sentence_naming_the_file(sandb
 
 async def test_a_store_held_by_another_program_is_a_sentence_and_never_stalls_the_server(
         sandbox, settings, identity, monkeypatch) -> None:
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(database_module, "BUSY_TIMEOUT_SECONDS", 0.5)
     async with VideoService(settings, identity) as service:
         await service.credits()  # the store exists, with a token in it
         holder = hold(store_path(settings))  # a database browser, a backup tool…
@@ -117,7 +123,7 @@ async def test_a_store_held_by_another_program_is_a_sentence_and_never_stalls_th
 async def test_a_heartbeat_that_cannot_write_never_ends_the_server_or_its_work(
         sandbox, quick_settings, identity, monkeypatch) -> None:
     monkeypatch.setattr(jobs_module, "HEARTBEAT_SECONDS", 0.05)
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr(database_module, "BUSY_TIMEOUT_SECONDS", 0.05)
     sandbox.turn_seconds = 1.0
     async with VideoService(quick_settings, identity) as service:
         working = await service.chat('add a title "Steady"', wait_seconds=0)

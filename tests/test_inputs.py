@@ -94,15 +94,15 @@ def test_only_a_links_user_and_password_are_removed(text: str, shown: str) -> No
 
 async def test_a_padded_job_id_of_a_stopped_process_is_taken_over(sandbox, settings, identity) -> None:
     """Found by review: the lookups trimmed the id, the claim did not, and `wait` went round without end."""
-    from nemovideo_mcp.store import open_store
+    from nemovideo_mcp.store import JOBS, LOCAL_USER, open_store
 
-    store = open_store(settings.config_dir, settings.state_dir)
+    store = open_store(settings.config_dir, settings.state_dir).for_user(LOCAL_USER)
     now = time.time()
-    await store.put("job", "follow_up_0123456789ab", {
+    await store.put(JOBS, "follow_up_0123456789ab", {
         "id": "follow_up_0123456789ab", "kind": "follow_up", "key": None, "status": "running", "step": "…",
         "pid": 999_999, "heartbeat_at": now - 120, "started_at": now - 130, "facts": {}})
     async with Client(build_server(settings, identity)) as client:
         with anyio.fail_after(20):
             result = await client.call_tool("wait", {"job_id": " follow_up_0123456789ab\n", "wait_seconds": 2})
     assert not result.content[0].text.startswith("Something went wrong"), result.content[0].text
-    assert (await store.get("job", "follow_up_0123456789ab"))["pid"] != 999_999  # this process took it over
+    assert (await store.get(JOBS, "follow_up_0123456789ab"))["pid"] != 999_999  # this process took it over

@@ -241,7 +241,7 @@ async def test_cancel_stops_a_render_at_the_backend(sandbox, service) -> None:
     assert sandbox.count(f"/api/render/proxy/lambda/{render_id}/cancel", "POST") == 1
     status = sandbox.render_status(render_id, "http://unused")
     assert status["status"] == "cancelled"
-    record = next(r for r in await service.exporter.registry.all() if r.render_id == render_id)
+    record = await service.exporter.registry.get(render_id)
     assert record.status == "cancelled"
     with pytest.raises(JobCancelled):
         await service.wait(working.job_id, wait_seconds=1)
@@ -356,8 +356,9 @@ async def test_export_during_a_running_turn_renders_the_turns_result(sandbox, se
     exported = await service.export(wait_seconds=10)
     assert exported.status == "done"
     project = sandbox.sessions[(await service.sessions.current()).session_id]
-    [render] = await service.exporter.registry.all()
+    render = await service.exporter.registry.get(exported.render_id)
     assert render.draft_hash == draft_hash(project.draft)  # the draft with "Final", not the one before
+    assert len(sandbox.render_ids()) == 1
     assert "Final" in str(project.draft)
 
 

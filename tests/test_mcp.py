@@ -13,7 +13,7 @@ from mcp import Client
 from nemovideo_mcp import client as client_module
 from nemovideo_mcp.service import VideoService
 from nemovideo_mcp.tools import build_server
-from nemovideo_mcp.store import open_store
+from nemovideo_mcp.store import LOCAL_USER, TOKENS, open_store
 from tests.conftest import REPO, subprocess_env
 
 pytestmark = pytest.mark.anyio
@@ -24,7 +24,8 @@ SEED_SUMMARY = (
 
 
 def cached_token(settings) -> str:
-    return anyio.run(open_store(settings.config_dir, settings.state_dir).get, "anonymous_token", settings.api_url)["token"]
+    return anyio.run(open_store(settings.config_dir, settings.state_dir).for_user(LOCAL_USER).get, TOKENS,
+                     settings.api_url)["token"]
 
 
 async def test_tools_are_annotated_with_output_schemas(settings, identity) -> None:
