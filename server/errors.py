@@ -38,7 +38,14 @@ class ConfigurationError(NemoError):
 
 
 class StoreUnavailable(ConfigurationError):
-    """The durable store (a local file) cannot be read or written; the message names it and what to do."""
+    """The durable store (a local file or the deployment's database) cannot be used; the message names it and
+    what to do."""
+
+
+class NotSignedIn(ConfigurationError):
+    """A hosted server got a call without a verified access token (its HTTP layer admits none such)."""
+
+    default_message = "This server needs you to sign in first. Reconnect it in your app's connector settings."
 
 
 class InvalidInput(NemoError):

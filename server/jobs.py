@@ -227,6 +227,10 @@ class JobRunner:
         await self._store.update(JOBS, job_id, change)
         return claimed
 
+    @property
+    def busy(self) -> bool:
+        return any(not job.finished.is_set() for job in self._jobs.values())
+
     def running(self, kind: str, key: str | None = None) -> Job | None:
         """An unfinished job of this process, of this kind (and, when given, working on this key)."""
         return next((job for job in self._jobs.values()

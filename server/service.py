@@ -159,6 +159,11 @@ class VideoService:
                     log.warning("Housekeeping step %s failed; it runs again later", prune.__qualname__, exc_info=True)
             await anyio.sleep(HOUSEKEEPING_SECONDS)
 
+    @property
+    def busy(self) -> bool:
+        """Work running, or late work not yet shown: stopping the service now would lose something."""
+        return self.jobs.busy or any(self._late_reports.values())
+
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         try:

@@ -77,6 +77,12 @@ class Settings(BaseModel):
     late_write_delays_seconds: tuple[float, ...] = (2.0, 5.0, 10.0, 15.0, 30.0)
     # Any other turn that called a tool or changed the project is watched this long (its write may be in flight).
     late_write_brief_watch_seconds: float = 60.0
+    # A hosted deployment (README, "Hosting it for others"): where users reach it, its database, the OAuth
+    # issuer whose access tokens it accepts and the scopes they must carry. None of them: the local server.
+    public_url: str | None = None
+    database_url: SecretStr | None = Field(default=None, description="NEMO_DATABASE_URL: postgresql://…")
+    auth_issuer: str | None = None
+    auth_scopes: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -112,7 +118,16 @@ class Settings(BaseModel):
             max_upload_bytes=int(max_upload_mb * 1024 * 1024) if max_upload_mb else None,
             accepted_formats=formats or DEFAULT_ACCEPTED_FORMATS,
             stream_text=env_value(env, "NEMO_STREAMING").lower() not in ("0", "false", "no", "off"),
+            public_url=env_value(env, "NEMO_PUBLIC_URL").rstrip("/") or None,
+            database_url=SecretStr(database_url) if (database_url := env_value(env, "NEMO_DATABASE_URL")) else None,
+            auth_issuer=env_value(env, "NEMO_AUTH_ISSUER").rstrip("/") or None,
+            auth_scopes=tuple(scope for scope in re.split(r"[\s,]+", env_value(env, "NEMO_AUTH_SCOPES")) if scope),
         )
+
+    @property
+    def hosted(self) -> bool:
+        """Serving users who reach it by URL, each with their own verified access token."""
+        return self.auth_issuer is not None
 
     def with_skill_limits(self, skill_max_upload_mb: float | None) -> Settings:
         """NEMO_MAX_UPLOAD_MB when set, else the limit the skill's SKILL.md states, else the default."""

@@ -18,12 +18,16 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .database import Database, SqliteDatabase
 from .logs import get_logger
+from .users import LOCAL_USER
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 log = get_logger("store")
 
@@ -31,8 +35,6 @@ Document = dict[str, Any]
 Change = Callable[[Document | None], Document | None]
 
 STORE_FILE = "nemovideo.db"
-# The one user of a local server: stable when a home folder moves to another machine or account.
-LOCAL_USER = "local"
 
 
 def _number(value: Any, default: float | None = None) -> float | None:
@@ -269,6 +271,15 @@ def _upsert(table: Table, user_id: str, key: str, record: Document) -> tuple[str
 def open_store(config_dir: Path, state_dir: Path) -> Store:
     """The local store: one SQLite file; nothing is read or created until its first use."""
     return Store(SqliteDatabase(state_dir / STORE_FILE), legacy_dirs=(config_dir, state_dir))
+
+
+def open_store_for(settings: Settings) -> Store:
+    """PostgreSQL when NEMO_DATABASE_URL names one, else the local file; nothing is connected before first use."""
+    if settings.database_url is None:
+        return open_store(settings.config_dir, settings.state_dir)
+    from .postgres import PostgresDatabase  # psycopg: only a deployment with a database imports it
+
+    return Store(PostgresDatabase(settings.database_url.get_secret_value()))
 
 
 # Earlier versions: one table of JSON documents by collection, all of the one local user.

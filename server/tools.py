@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
@@ -20,7 +19,7 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from pydantic import Field, ValidationError
 
 from . import __version__
-from .errors import NemoError
+from .errors import NemoError, NotSignedIn
 from .identity import SkillIdentity
 from .logs import get_logger, redact_json
 from .jobs import DEFAULT_WAIT_SECONDS, Job, ProgressCallback, format_elapsed
@@ -34,8 +33,10 @@ from .results import (
     ToolResult,
     UploadResult,
 )
+from .registry import ServiceRegistry
 from .settings import Settings
 from .texts import INSTRUCTIONS, TOOL_TEXT
+from .users import UserContext
 
 if TYPE_CHECKING:
     from .service import VideoService
@@ -72,42 +73,23 @@ WAIT_SECONDS = Field(
 )
 
 
-class LazyService:
-    """The server's one `VideoService`, started by the first tool call and stopped with the server.
-
-    A host starts the server, then asks for its tools (and some never call one): the service's modules, its
-    store and its background work are not needed for that, and leaving them to the first call keeps the start
-    as fast as a bare MCP server's (bench/coldstart.py). The service runs in a task of the server's lifespan,
-    which enters and leaves it, whichever call started it; one that cannot start is a sentence for that call,
-    and the next call tries again.
-    """
-
-    def __init__(self, settings: Settings, identity: SkillIdentity, owner: TaskGroup) -> None:
-        self._settings, self._identity, self._owner = settings, identity, owner
-        self._service: VideoService | None = None
-        self._lock = anyio.Lock()
-        self._stopping = anyio.Event()
-
-    async def get(self) -> VideoService:
-        if self._service is None:
-            async with self._lock:
-                if self._service is None:
-                    self._service = await self._owner.start(self._serve)
-        return self._service
-
-    async def _serve(self, *, task_status: TaskStatus[VideoService]) -> None:
-        from .service import VideoService
-
-        async with VideoService(self._settings, self._identity) as service:
-            task_status.started(service)
-            await self._stopping.wait()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-
-def service_of(ctx: Context) -> LazyService:
+def registry_of(ctx: Context) -> ServiceRegistry:
     return ctx.request_context.lifespan_context
+
+
+def user_of(ctx: Context) -> UserContext:
+    """The caller: the subject of the request's verified access token when hosted, else the local user."""
+    registry = registry_of(ctx)
+    if not registry.hosted:
+        return UserContext.local()
+    from mcp.server.auth.middleware.auth_context import get_access_token
+
+    from .oauth import user_id_of
+
+    token = get_access_token()
+    if token is None:  # the SDK's middleware lets no request through without one: never act as nobody
+        raise NotSignedIn()
+    return UserContext(user_id_of(token))
 
 
 def progress_reporter(ctx: Context) -> ProgressCallback:
@@ -126,7 +108,8 @@ async def adapt(ctx: Context, call: Callable[[VideoService], Awaitable[ToolResul
     """`call` on the service, its result as text for people plus structured content; a `NemoError` as a clean
     tool error."""
     try:
-        result = await call(await service_of(ctx).get())
+        async with registry_of(ctx).using(user_of(ctx)) as service:
+            result = await call(service)
     except NemoError as error:
         # Returned rather than raised: the SDK would prefix a raised error with "Error executing tool …".
         log.info("Tool failed: %s: %s", type(error).__name__, error.message)
@@ -198,13 +181,14 @@ def argument_advice(tool: str, error: ValidationError) -> str:
 
 def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
     @asynccontextmanager
-    async def lifespan(_: MCPServer) -> AsyncIterator[LazyService]:
+    async def lifespan(_: MCPServer) -> AsyncIterator[ServiceRegistry]:
         async with anyio.create_task_group() as owner:
-            service = LazyService(settings, identity, owner)
+            registry = ServiceRegistry(settings, identity, owner)
             try:
-                yield service
+                yield registry
             finally:
-                service.stop()
+                registry.stop()
+        await registry.aclose()
 
     server = _Server("nemovideo", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .store import LOCAL_USER
+# The one user of a local server: stable when a home folder moves to another machine or account.
+LOCAL_USER = "local"
 
 
 @dataclass(frozen=True)
