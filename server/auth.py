@@ -22,7 +22,8 @@ from .logs import get_logger, register_secret
 from .models import AnonymousToken
 from .settings import Settings
 from .storage import write_private
-from .store import TOKENS, UserStore
+from .store import UserStore
+from .tables import TOKENS
 
 log = get_logger("auth")
 

@@ -51,7 +51,8 @@ from .models import (
 )
 from .replies import Refusal, Unreadable, excerpt_of, read_reply
 from .settings import Settings
-from .store import LOCAL_USER, UserStore, open_store
+from .store import UserStore, open_store
+from .users import LOCAL_USER
 
 if TYPE_CHECKING:
     from .sse import AdkEvent

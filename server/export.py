@@ -33,7 +33,8 @@ from .logs import get_logger
 from .results import ExportResult
 from .sessions import Session, SessionManager
 from .settings import Settings
-from .store import RENDERS, UserStore
+from .store import UserStore
+from .tables import RENDERS
 from .upload import human_size
 
 log = get_logger("export")

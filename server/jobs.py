@@ -25,7 +25,7 @@ from anyio.abc import TaskGroup
 from .errors import NemoError, StoreUnavailable
 from .logs import get_logger
 
-from .store import JOBS
+from .tables import JOBS
 
 if TYPE_CHECKING:
     from .store import UserStore

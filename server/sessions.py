@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .client import NemoClient
 from .errors import NemoError, SessionNotFound
 from .logs import get_logger
-from .store import CURRENT_PROJECTS, LEGACY_SCOPE, PROJECTS
+from .store import LEGACY_SCOPE
+from .tables import CURRENT_PROJECTS, PROJECTS
 
 log = get_logger("sessions")
 

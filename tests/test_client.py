@@ -16,7 +16,9 @@ from nemovideo_mcp.client import NemoClient
 from nemovideo_mcp.identity import SkillIdentity
 from nemovideo_mcp.sandbox import Sandbox
 from nemovideo_mcp.settings import Settings
-from nemovideo_mcp.store import LOCAL_USER, TOKENS, open_store
+from nemovideo_mcp.store import open_store
+from nemovideo_mcp.tables import TOKENS
+from nemovideo_mcp.users import LOCAL_USER
 
 pytestmark = pytest.mark.anyio
 

@@ -26,7 +26,9 @@ from nemovideo_mcp.client import NemoClient
 from nemovideo_mcp.sandbox.agent import GENERATED_DRAFT, Turn
 from nemovideo_mcp.service import LATE_WRITE_INTRO, VideoService
 from nemovideo_mcp.settings import Settings
-from nemovideo_mcp.store import CURRENT_PROJECTS, JOBS, LOCAL_USER, PROJECTS, RENDERS, STORE_FILE, TOKENS, _upsert
+from nemovideo_mcp.store import STORE_FILE, _upsert
+from nemovideo_mcp.tables import CURRENT_PROJECTS, JOBS, PROJECTS, RENDERS, TOKENS
+from nemovideo_mcp.users import LOCAL_USER
 from nemovideo_mcp.tools import build_server
 
 pytestmark = pytest.mark.anyio

@@ -94,7 +94,9 @@ def test_only_a_links_user_and_password_are_removed(text: str, shown: str) -> No
 
 async def test_a_padded_job_id_of_a_stopped_process_is_taken_over(sandbox, settings, identity) -> None:
     """Found by review: the lookups trimmed the id, the claim did not, and `wait` went round without end."""
-    from nemovideo_mcp.store import JOBS, LOCAL_USER, open_store
+    from nemovideo_mcp.store import open_store
+    from nemovideo_mcp.tables import JOBS
+    from nemovideo_mcp.users import LOCAL_USER
 
     store = open_store(settings.config_dir, settings.state_dir).for_user(LOCAL_USER)
     now = time.time()

@@ -13,7 +13,9 @@ from mcp import Client
 from nemovideo_mcp import client as client_module
 from nemovideo_mcp.service import VideoService
 from nemovideo_mcp.tools import build_server
-from nemovideo_mcp.store import LOCAL_USER, TOKENS, open_store
+from nemovideo_mcp.store import open_store
+from nemovideo_mcp.tables import TOKENS
+from nemovideo_mcp.users import LOCAL_USER
 from tests.conftest import REPO, subprocess_env
 
 pytestmark = pytest.mark.anyio

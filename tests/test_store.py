@@ -12,7 +12,8 @@ import pytest
 
 from nemovideo_mcp.jobs import UnknownJob
 from nemovideo_mcp.service import VideoService
-from nemovideo_mcp.store import JOBS, PROJECTS, RENDERS, STORE_FILE, open_store
+from nemovideo_mcp.store import STORE_FILE, open_store
+from nemovideo_mcp.tables import JOBS, PROJECTS, RENDERS
 from nemovideo_mcp.users import UserContext
 
 pytestmark = pytest.mark.anyio

@@ -1,0 +1,1 @@
+/work/wt/oauth/server/oauth.py
