@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
 
@@ -22,8 +23,9 @@ from .logs import get_logger, register_secret
 from .models import AnonymousToken
 from .settings import Settings
 from .storage import write_private
+from .sealing import Sealer
 from .store import UserStore
-from .tables import TOKENS
+from .tables import ACCOUNTS, TOKENS
 
 log = get_logger("auth")
 
@@ -79,6 +81,16 @@ class AccountTokenFile:
         return True
 
 
+class ClientIds(Protocol):
+    """The client id anonymous tokens are minted for: the backend issues one per id per 7 days."""
+
+    async def get(self) -> str: ...
+
+    async def renew(self) -> str:
+        """A new id: used first, and again when the backend says ours is missing (400)."""
+        ...
+
+
 class ClientIdStore:
     """`NEMO_CLIENT_ID`, else a UUID persisted in the config dir (shared with the official skill)."""
 
@@ -86,20 +98,36 @@ class ClientIdStore:
         self._configured = settings.client_id
         self.path = settings.config_dir / "client_id"
 
-    def get(self) -> str:
+    async def get(self) -> str:
         if self._configured:
             return self._configured
         try:
             stored = self.path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             stored = ""
-        return stored or self.renew()
+        return stored or await self.renew()
 
-    def renew(self) -> str:
-        """A new persisted id: used first, and again when the backend says ours is missing (400)."""
+    async def renew(self) -> str:
         self._configured = None
         client_id = str(uuid.uuid4())
         write_private(self.path, client_id + "\n")
+        return client_id
+
+
+class StoredClientId:
+    """A hosted user's own client id, in the store: each user mints within their own allowance."""
+
+    def __init__(self, store: UserStore, api_url: str) -> None:
+        self._store, self._api_url = store, api_url
+
+    async def get(self) -> str:
+        record = await self._store.update(ACCOUNTS, self._api_url, lambda record: (
+            record if record and record.get("client_id") else {**(record or {}), "client_id": str(uuid.uuid4())}))
+        return str(record["client_id"])
+
+    async def renew(self) -> str:
+        client_id = str(uuid.uuid4())
+        await self._store.update(ACCOUNTS, self._api_url, lambda record: {**(record or {}), "client_id": client_id})
         return client_id
 
 
@@ -111,13 +139,18 @@ def _number(entry: object, name: str) -> float | None:
 
 
 class TokenProvider:
+    """Locally: NEMO_TOKEN, `login`'s file, or the anonymous token of this device's client id. Hosted: the
+    deployment's NEMO_TOKEN (one account for the team), or each user's own anonymous token, sealed in the
+    store with the deployment's key."""
+
     def __init__(self, settings: Settings, mint: Minter, store: UserStore, clock: Callable[[], float] = time.time) -> None:
         self._user_token = settings.token.get_secret_value() if settings.token else None
-        self.account = AccountTokenFile(settings)
+        self.account: AccountTokenFile | None = None if settings.hosted else AccountTokenFile(settings)
         self._api_url = settings.api_url
         self._mint = mint
         self._clock = clock
-        self.client_ids = ClientIdStore(settings)
+        self.client_ids: ClientIds = StoredClientId(store, settings.api_url) if settings.hosted else ClientIdStore(settings)
+        self._sealer = Sealer(settings.secret_key.get_secret_value()) if settings.hosted and settings.secret_key else None
         self._store = store
         self._process_lock = anyio.Lock()
         self._token: str | None = None
@@ -132,11 +165,11 @@ class TokenProvider:
     @property
     def is_user_token(self) -> bool:
         """The token belongs to the user's account (NEMO_TOKEN or `login`): never replaced by us."""
-        return self._user_token is not None or self.account.get() is not None
+        return self._user_token is not None or self._account_token() is not None
 
     @property
     def is_login_token(self) -> bool:
-        return self._user_token is None and self.account.get() is not None
+        return self._user_token is None and self._account_token() is not None
 
     @property
     def user_id(self) -> str | None:
@@ -148,7 +181,7 @@ class TokenProvider:
             self._anonymous_user_id = user_id
 
     async def token(self) -> str:
-        user_token = self._user_token or self.account.get()
+        user_token = self._user_token or self._account_token()
         if user_token is not None:
             return user_token
         if self._token is None:
@@ -162,8 +195,8 @@ class TokenProvider:
         self._token = await self._obtain(rejected=rejected)
         return self._token
 
-    def renew_client_id(self) -> None:
-        self.client_ids.renew()
+    def _account_token(self) -> str | None:
+        return self.account.get() if self.account is not None else None
 
     async def _obtain(self, rejected: str | None) -> str:
         async with self._process_lock, self._store.lock("anonymous token"):
@@ -189,7 +222,7 @@ class TokenProvider:
                 return current
 
     async def _mint_and_keep(self) -> str:
-        client_id = self.client_ids.get()
+        client_id = await self.client_ids.get()
         log.info("Requesting a free anonymous NemoVideo token")
         # Shielded: once asked, the backend may have issued the one token this device gets per 7 days. A host
         # cancelling the call (its timeout, the user's stop) must not lose it between the reply and the cache.
@@ -213,9 +246,11 @@ class TokenProvider:
     async def _read_cache(self) -> str | None:
         entry = await self.cached() or {}
         token, expires_at = entry.get("token"), _number(entry, "expires_at")
+        if isinstance(token, str) and self._sealer is not None:
+            token = self._sealer.open(token)  # None: sealed under another key, so of no use
         if not isinstance(token, str) or not token:
             return None
-        if entry.get("client_id") not in (None, self.client_ids.get()):
+        if entry.get("client_id") not in (None, await self.client_ids.get()):
             return None  # issued to another client id (NEMO_CLIENT_ID changed): that identity's token, not ours
         register_secret(token)
         # Kept past its expiry by our clock: only the backend's 1001 retires a token.
@@ -232,7 +267,7 @@ class TokenProvider:
         now = self._clock()
         expires_at = self._expiry_of(minted)
         await self._store.put(TOKENS, self._api_url, {
-            "token": minted.token, "expires_at": expires_at, "issued_at": now, "client_id": client_id,
+            "token": self._sealer.seal(minted.token) if self._sealer is not None else minted.token, "expires_at": expires_at, "issued_at": now, "client_id": client_id,
             "user_id": minted.user_id,
         })
         self._expires_at, self._renewable_at = expires_at, now + MINT_ALLOWANCE_SECONDS

@@ -359,8 +359,7 @@ class NemoClient:
                     raise
                 renewed_client_id = True
                 log.info("NemoVideo did not accept our client id; creating a new one")
-                self.auth.renew_client_id()
-                client_id = self.auth.client_ids.get()
+                client_id = await self.auth.client_ids.renew()
                 continue
             except RateLimited:
                 raise AnonymousTokenLimit() from None

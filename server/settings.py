@@ -83,6 +83,7 @@ class Settings(BaseModel):
     database_url: SecretStr | None = Field(default=None, description="NEMO_DATABASE_URL: postgresql://…")
     auth_issuer: str | None = None
     auth_scopes: tuple[str, ...] = ()
+    secret_key: SecretStr | None = Field(default=None, description="NEMO_SECRET_KEY: seals stored tokens")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +122,7 @@ class Settings(BaseModel):
             public_url=env_value(env, "NEMO_PUBLIC_URL").rstrip("/") or None,
             database_url=SecretStr(database_url) if (database_url := env_value(env, "NEMO_DATABASE_URL")) else None,
             auth_issuer=env_value(env, "NEMO_AUTH_ISSUER").rstrip("/") or None,
+            secret_key=SecretStr(secret_key) if (secret_key := env_value(env, "NEMO_SECRET_KEY")) else None,
             auth_scopes=tuple(scope for scope in re.split(r"[\s,]+", env_value(env, "NEMO_AUTH_SCOPES")) if scope),
         )
 

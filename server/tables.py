@@ -60,7 +60,10 @@ CURRENT_PROJECTS = Table("current_projects", "scope", {
 TOKENS = Table("tokens", "api_url", {
     "expires_at": lambda token: _number(token.get("expires_at")),
 })
-TABLES = (JOBS, RENDERS, PROJECTS, CURRENT_PROJECTS, TOKENS)
+# A hosted user's identity at each API host: the client id their anonymous tokens are minted for (a local
+# server keeps its one client id in a file the official skill shares).
+ACCOUNTS = Table("accounts", "api_url", {})
+TABLES = (JOBS, RENDERS, PROJECTS, CURRENT_PROJECTS, TOKENS, ACCOUNTS)
 
 # Both engines take these types: TEXT (JSON as text), DOUBLE PRECISION (epoch seconds).
 _COLUMN_TYPES = {"heartbeat_at": "DOUBLE PRECISION NOT NULL", "finished_at": "DOUBLE PRECISION",

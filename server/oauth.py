@@ -1,1 +1,0 @@
-/work/wt/oauth/server/oauth.py

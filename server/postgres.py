@@ -1,0 +1,1 @@
+/work/wt/pg/server/postgres.py

@@ -1,0 +1,65 @@
+"""A hosted deployment's users at NemoVideo: each with their own client id and anonymous token, sealed in
+the store with the deployment's key, or all on the team's NEMO_TOKEN; each with their own projects."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from nemovideo_mcp.service import VideoService
+from nemovideo_mcp.settings import Settings
+from nemovideo_mcp.store import STORE_FILE, open_store
+from nemovideo_mcp.users import UserContext
+
+pytestmark = pytest.mark.anyio
+
+SECRET_KEY = "a-deployment-key-of-at-least-32-characters"
+TEAM_TOKEN = "nemo_sk_team_of_the_deployment_01"
+
+
+def hosted(env: dict[str, str], **extra: str) -> Settings:
+    return Settings.from_env({**env, "NEMO_PUBLIC_URL": "https://video.example", "NEMO_AUTH_ISSUER":
+                              "https://login.example", "NEMO_SECRET_KEY": SECRET_KEY, **extra})
+
+
+def mint_requests(sandbox) -> list:
+    return [request for request in sandbox.requests if request.path == "/api/auth/anonymous-token"]
+
+
+async def test_each_user_mints_their_own_anonymous_token_and_it_is_stored_sealed(sandbox, env, identity) -> None:
+    settings = hosted(env)
+    store = open_store(settings.config_dir, settings.state_dir)
+    tokens = {}
+    for name in ("alice", "bob"):
+        async with VideoService(settings, identity, user=UserContext(f"https://login.example|{name}"),
+                                store=store) as service:
+            await service.credits()
+            tokens[name] = await service.client.auth.token()
+    assert tokens["alice"] != tokens["bob"]
+    assert len({request.headers["x-client-id"] for request in mint_requests(sandbox)}) == 2
+    assert not (settings.config_dir / "client_id").exists()  # no file shared by every user
+    raw = (settings.state_dir / STORE_FILE).read_bytes() + b"".join(
+        path.read_bytes() for path in settings.state_dir.glob(f"{STORE_FILE}-wal"))
+    assert tokens["alice"].encode() not in raw and tokens["bob"].encode() not in raw
+    # A restart of the deployment uses what it stored: nothing minted again.
+    async with VideoService(settings, identity, user=UserContext("https://login.example|alice"),
+                            store=open_store(settings.config_dir, settings.state_dir)) as again:
+        assert await again.client.auth.token() == tokens["alice"]
+    assert len(mint_requests(sandbox)) == 2
+
+
+async def test_a_team_token_serves_every_user_who_still_has_their_own_projects(sandbox, env, identity) -> None:
+    settings = hosted(env, NEMO_TOKEN=TEAM_TOKEN)  # the sandbox takes any nemo_sk_ token as an account
+    store = open_store(settings.config_dir, settings.state_dir)
+    sessions = {}
+    for name in ("alice", "bob"):
+        async with VideoService(settings, identity, user=UserContext(f"https://login.example|{name}"),
+                                store=store) as service:
+            assert (await service.credits()).available == 1000
+            await service.projects("new", f"{name}'s film")
+            sessions[name] = [project.name for project in (await service.projects("list")).projects]
+    assert sessions == {"alice": ["alice's film"], "bob": ["bob's film"]}
+    assert mint_requests(sandbox) == []
+    with sqlite3.connect(settings.state_dir / STORE_FILE) as db:
+        assert db.execute("SELECT count(*) FROM tokens").fetchone() == (0,)
