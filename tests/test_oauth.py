@@ -8,6 +8,7 @@ tests reach the server on 127.0.0.1, as a reverse proxy would. Times are checked
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
@@ -19,6 +20,7 @@ import httpx2
 import jwt
 import pytest
 import uvicorn
+from jwt.utils import base64url_decode, base64url_encode
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -77,7 +79,7 @@ async def serving(verifier: JwtTokenVerifier, scopes: str = "video") -> AsyncIte
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
-    web = uvicorn.Server(uvicorn.Config(server.streamable_http_app(), log_level="warning"))
+    web = uvicorn.Server(uvicorn.Config(server.streamable_http_app(), log_config=None))
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(web.serve, [listener])
@@ -135,6 +137,18 @@ async def test_a_token_issued_for_another_resource_is_refused(issuers: Issuers) 
     async with serving(JwtTokenVerifier(issuers.oidc, RESOURCE)) as url:
         assert_refused(await post(url, issuers.token(issuers.oidc, "https://other.example.test/mcp")))
         assert_refused(await post(url, "not-a-jwt"))
+
+
+@pytest.mark.anyio
+async def test_a_token_altered_after_issue_is_refused(issuers: Issuers) -> None:
+    header, payload, signature = issuers.token(issuers.oidc, RESOURCE).split(".")
+    claims = json.loads(base64url_decode(payload))
+    unsigned = base64url_encode(json.dumps({**jwt.get_unverified_header(f"{header}.{payload}.{signature}"),
+                                            "alg": "none"}).encode()).decode()
+    another_user = base64url_encode(json.dumps({**claims, "sub": "someone-else"}).encode()).decode()
+    async with serving(JwtTokenVerifier(issuers.oidc, RESOURCE)) as url:
+        assert_refused(await post(url, f"{unsigned}.{payload}."))
+        assert_refused(await post(url, f"{header}.{another_user}.{signature}"))
 
 
 @pytest.mark.anyio
