@@ -1,0 +1,131 @@
+"""Real OAuth 2.1 authorization servers for the tests: `oidc-provider` (the certified OpenID Provider for Node.js)
+run by tests/oidc/issuer.mjs, which says what the two issuers it starts are.
+
+The npm package is installed once into the tests' cache (~/.cache/nemovideo-mcp-tests/oidc; NEMO_TEST_CACHE moves
+it); Node or npm missing, or the registry out of reach on the first run, is a `missing(...)` skip (a failure under
+NEMO_TESTS_STRICT=1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+
+from tests.conftest import missing
+
+# 8.x is the line that supports Node 20 (the machine's); 9.x wants Node 22.
+OIDC_PROVIDER = "oidc-provider@8.8.1"
+TEST_CACHE = Path(os.environ.get("NEMO_TEST_CACHE") or Path.home() / ".cache" / "nemovideo-mcp-tests")
+SCRIPT = Path(__file__).resolve().parent / "oidc" / "issuer.mjs"
+CLIENT = ("nemo-tests", "nemo-tests-secret")
+NPM_SECONDS = 300
+STARTUP_SECONDS = 30.0
+
+
+def oidc_provider_root() -> Path:
+    """The folder where the pinned oidc-provider is installed, installing it the first time."""
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        missing("Node.js and npm are needed to run the oidc-provider authorization server; install them")
+    root = TEST_CACHE / "oidc"
+    name, version = OIDC_PROVIDER.rsplit("@", 1)
+    installed = root / "node_modules" / name / "package.json"
+    if installed.is_file() and json.loads(installed.read_text())["version"] == version:
+        return root
+    try:
+        reachable = subprocess.run([npm, "ping"], capture_output=True, timeout=60).returncode == 0
+    except subprocess.TimeoutExpired:
+        reachable = False
+    if not reachable:
+        missing(f"the npm registry is unreachable, so {OIDC_PROVIDER} cannot be installed")
+    root.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--save-exact", "--prefix", str(root),
+                           OIDC_PROVIDER], capture_output=True, text=True, timeout=NPM_SECONDS)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free on the loopback (all held at once, so none is handed out twice)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+class Issuers:
+    """The two running issuers: `oidc` (OpenID Connect discovery) and `oauth` (RFC 8414 metadata only), with the
+    same signing keys."""
+
+    def __init__(self, oidc: str, oauth: str) -> None:
+        self.oidc = oidc
+        self.oauth = oauth
+        # Every token handed out, for the check that none reaches a log.
+        self.minted: list[str] = []
+
+    def token(self, issuer: str, resource: str, scope: str = "video") -> str:
+        """An access token for `resource` from `issuer`, by the client_credentials grant (its `sub` is the client
+        id)."""
+        with httpx2.Client(timeout=10) as http:
+            token_endpoint = http.get(f"{issuer}/.well-known/openid-configuration" if issuer == self.oidc else
+                                      f"{issuer}/.well-known/oauth-authorization-server").json()["token_endpoint"]
+            response = http.post(token_endpoint, auth=CLIENT,
+                                 data={"grant_type": "client_credentials", "resource": resource, "scope": scope})
+        assert response.status_code == 200, response.text
+        self.minted.append(response.json()["access_token"])
+        return self.minted[-1]
+
+    def rotate_keys(self) -> str:
+        """Sign from now on with a new key, the old one still published; returns the new key's id."""
+        with httpx2.Client(timeout=10) as http:
+            response = http.post(f"{self.oidc}/rotate")
+        response.raise_for_status()
+        return response.json()["kid"]
+
+
+def wait_for_discovery(process: subprocess.Popen, url: str, log: Path) -> None:
+    """Poll `url` until it answers, backing off from 10 ms to 200 ms: Node starts in a few hundred ms here."""
+    delay, deadline = 0.01, time.monotonic() + STARTUP_SECONDS
+    with httpx2.Client(timeout=2) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"the issuers exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                if http.get(url).status_code == 200:
+                    return
+            except httpx2.TransportError:
+                pass
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+    raise AssertionError(f"{url} did not answer within {STARTUP_SECONDS} s:\n{log.read_text()}")
+
+
+@contextmanager
+def running_issuers(log: Path) -> Iterator[Issuers]:
+    root = oidc_provider_root()
+    ports = free_ports(2)
+    issuers = Issuers(*(f"http://127.0.0.1:{port}" for port in ports))
+    with log.open("w") as output:
+        process = subprocess.Popen([shutil.which("node") or "node", str(SCRIPT), *map(str, ports)],
+                                   env={**os.environ, "OIDC_PROVIDER_ROOT": str(root)},
+                                   stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_for_discovery(process, f"{issuers.oidc}/.well-known/openid-configuration", log)
+        wait_for_discovery(process, f"{issuers.oauth}/.well-known/oauth-authorization-server", log)
+        yield issuers
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
