@@ -274,6 +274,7 @@ class JobRunner:
             try:
                 await self._quietly(self._store.update(
                     JOBS, job.id, lambda record: record and {**record, "step": job.step}), f"save the step of {job.id}")
+                await self._quietly(self._store.job_changed(job.id), f"announce the step of {job.id}")
             finally:
                 self._saving_steps.discard(job.id)
 
@@ -297,6 +298,7 @@ class JobRunner:
                        "result": result.model_dump(mode="json") if hasattr(result, "model_dump") else None}
         finished_at = self._clock()
         await self._store.update(JOBS, job.id, lambda record: {**(record or {}), **outcome, "finished_at": finished_at})
+        await self._store.job_changed(job.id)
 
     async def _heartbeats(self) -> None:
         while True:

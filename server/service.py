@@ -66,8 +66,10 @@ if TYPE_CHECKING:
 
 log = get_logger("service")
 
-# How often a job run by another server process is looked up in the store.
-REMOTE_POLL_SECONDS = 0.5
+# The longest a follower of another process's job goes without looking at its record (the store wakes it sooner).
+REMOTE_LOOK_AGAIN_SECONDS = 5.0
+# Before looking again at a job whose process died while followed: another process may be claiming it.
+TAKEOVER_PAUSE_SECONDS = 0.5
 # How often each table's retention rule runs (and once at start).
 HOUSEKEEPING_SECONDS = 3600.0
 PROJECTS_PER_PAGE = 10
@@ -598,9 +600,9 @@ class VideoService:
             if on_progress is not None and now >= next_progress:
                 await on_progress(stand_in)
                 next_progress = now + PROGRESS_EVERY_SECONDS
-            await anyio.sleep(min(REMOTE_POLL_SECONDS, deadline - now))
+            await self.store.wait_for_job(job_id, min(REMOTE_LOOK_AGAIN_SECONDS, deadline - now, next_progress - now))
         if record.get("status") == "running":  # its process died while we watched: taken over here, or followed
-            await anyio.sleep(REMOTE_POLL_SECONDS)  # another process may be claiming it: never a busy loop
+            await anyio.sleep(TAKEOVER_PAUSE_SECONDS)  # another process may be claiming it: never a busy loop
             return await self.wait(job_id, max(0.0, deadline - anyio.current_time()), on_progress)
         return _stored_outcome(record)
 

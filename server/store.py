@@ -33,6 +33,8 @@ log = get_logger("store")
 Change = Callable[[Document | None], Document | None]
 
 STORE_FILE = "nemovideo.db"
+# How soon a job run by another process is looked up again when nothing can wake its follower.
+SQLITE_LOOK_AGAIN_SECONDS = 0.5
 
 
 def _decoded(raw: str) -> Document | None:
@@ -150,6 +152,18 @@ class UserStore:
     def lock(self, purpose: str) -> AbstractAsyncContextManager[None]:
         """This user's exclusive lock for `purpose` in every process: minting a token, creating a project."""
         return self.store.database.lock(f"{self.user_id}|{purpose}")
+
+    async def job_changed(self, job_id: str) -> None:
+        """Wake whoever follows this job in `wait_for_job`, in any process the database can reach."""
+        await (await self._database()).notify(f"job|{self.user_id}|{job_id}")
+
+    async def wait_for_job(self, job_id: str, timeout: float) -> None:
+        """Return when the job's record changed, or after `timeout`. PostgreSQL wakes a follower in any replica;
+        SQLite only in this process, so another process's change is found by looking again soon."""
+        database = await self._database()
+        if database.dialect == "sqlite":
+            timeout = min(timeout, SQLITE_LOOK_AGAIN_SECONDS)
+        await database.changed(f"job|{self.user_id}|{job_id}", timeout)
 
     async def live_jobs(self, kinds: tuple[str, ...], heard_after: float, *, session_id: str | None = None,
                         key: str | None = None) -> list[Document]:
