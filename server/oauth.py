@@ -83,9 +83,16 @@ class _Claims(BaseModel):
     exp: float
     nbf: float | None = None
     scope: str = ""
+    # Okta and Entra ID name the scopes in `scp`, a list or a space-separated string, instead of `scope`.
+    scp: list[str] | str | None = None
     client_id: str | None = None
     # Servers that leave out RFC 9068's `client_id` (Auth0, Keycloak, Entra ID) name the client here.
     azp: str | None = None
+
+    @property
+    def scopes(self) -> list[str]:
+        listed = self.scp.split() if isinstance(self.scp, str) else (self.scp or [])
+        return list(dict.fromkeys([*self.scope.split(), *listed]))
 
 
 class _ServerMetadata(BaseModel):
@@ -176,7 +183,7 @@ class JwtTokenVerifier:
             token=token,
             # The SDK requires a client id; a server that names none leaves the principal to iss and sub.
             client_id=claims.client_id or claims.azp or "",
-            scopes=claims.scope.split(),
+            scopes=claims.scopes,
             expires_at=int(claims.exp),
             resource=self.resource,
             subject=claims.sub,

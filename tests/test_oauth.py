@@ -220,3 +220,12 @@ async def test_the_verified_token_keeps_its_text_out_of_reprs_and_dumps(issuers:
     assert verified is not None and verified.token == token
     assert token not in repr(verified) and token not in verified.model_dump_json()
     assert verified.scopes == ["video"] and verified.resource == RESOURCE and verified.client_id == "nemo-tests"
+
+
+def test_scopes_are_read_from_scope_and_from_scp_as_okta_and_entra_send_them() -> None:
+    from nemovideo_mcp.oauth import _Claims
+
+    base = {"iss": "https://login.example", "sub": "alice", "exp": 2_000_000_000.0}
+    assert _Claims.model_validate({**base, "scope": "video.read video.write"}).scopes == ["video.read", "video.write"]
+    assert _Claims.model_validate({**base, "scp": ["video.read", "video.write"]}).scopes == ["video.read", "video.write"]
+    assert _Claims.model_validate({**base, "scp": "video.read"}).scopes == ["video.read"]
