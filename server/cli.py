@@ -79,9 +79,10 @@ def http_security(host: str, allow_network: bool) -> TransportSecuritySettings:
     """
     if not is_loopback(host) and not allow_network:
         raise ConfigurationError(
-            f"Refusing to listen on {host}: the HTTP transport has no authentication yet, so anyone who can reach "
-            "that address could upload your files, spend your credits and write into your folders. Keep the "
-            "default 127.0.0.1, or, on a network you trust, add --allow-network-without-auth."
+            f"Refusing to listen on {host}: without NEMO_AUTH_ISSUER the HTTP transport has no authentication, so "
+            "anyone who can reach that address could upload your files, spend your credits and write into your "
+            "folders. Keep the default 127.0.0.1; to serve others, set NEMO_AUTH_ISSUER (README, \"Hosting it for "
+            "others\"); on a network you trust, --allow-network-without-auth."
         )
     from mcp.server.transport_security import TransportSecuritySettings  # the SDK: only when serving
 
@@ -96,6 +97,32 @@ def http_security(host: str, allow_network: bool) -> TransportSecuritySettings:
         allowed_hosts=[f"{name}:*" for name in shown],
         allowed_origins=[f"http://{name}:*" for name in shown],
     )
+
+
+def check_hosted(settings: Settings, transport: str) -> None:
+    """What a hosted deployment cannot start without, each with the sentence that says what to set."""
+    from .sealing import MIN_SECRET_KEY_CHARS
+
+    if transport != "http":
+        raise ConfigurationError("NEMO_AUTH_ISSUER is set, so this is a hosted server: start it with "
+                                 "--transport http (users reach it by URL, not through a host's stdio).")
+    if not settings.public_url or not settings.public_url.startswith(("https://", "http://")):
+        raise ConfigurationError("Set NEMO_PUBLIC_URL to the address users reach this server at (for example "
+                                 "https://video.example.com): its /mcp is the resource the access tokens are issued for.")
+    if settings.secret_key is None or len(settings.secret_key.get_secret_value()) < MIN_SECRET_KEY_CHARS:
+        raise ConfigurationError(
+            f"Set NEMO_SECRET_KEY to a random string of at least {MIN_SECRET_KEY_CHARS} characters, the same on every "
+            "replica (it seals the NemoVideo tokens kept for users): python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'")
+
+
+def hosted_security() -> TransportSecuritySettings:
+    """No Host or Origin check: every request carries an access token the issuer signed for this server's URL,
+    which a page that rebinds a name to this address has not got, and the address behind a proxy is the
+    operator's to choose."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
 
 def machine_names() -> set[str]:
@@ -120,8 +147,14 @@ def machine_names() -> set[str]:
 def serve(argv: Sequence[str]) -> int:
     args = parse_serve_args(argv)
     args.host = args.host.strip("[]")  # "[::1]" as written in a URL is "::1" to bind
-    security = http_security(args.host, args.allow_network_without_auth) if args.transport == "http" else None
     settings = Settings.from_env()
+    if settings.hosted:
+        check_hosted(settings, args.transport)
+        security = hosted_security()
+    else:
+        security = http_security(args.host, args.allow_network_without_auth) if args.transport == "http" else None
+    if settings.database_url is not None:
+        register_secret(settings.database_url.get_secret_value())
     identity = load_startup(settings, args.skill_dir)
     sandbox = None
     scratch = None
@@ -147,7 +180,9 @@ def serve(argv: Sequence[str]) -> int:
     log.info("Starting as %s %s (platform %s)", identity.name, identity.version, identity.platform)
     try:
         if args.transport == "http":
-            server.run("streamable-http", host=args.host, port=args.port, transport_security=security)
+            # Hosted: no session lives in a replica, so a load balancer may send each request to any of them.
+            server.run("streamable-http", host=args.host, port=args.port, transport_security=security,
+                       stateless_http=settings.hosted)
         else:
             server.run()
     finally:

@@ -42,10 +42,10 @@ class _Running:
 
 
 class ServiceRegistry:
-    def __init__(self, settings: Settings, identity: SkillIdentity, owner: TaskGroup,
+    def __init__(self, settings: Settings, identity: SkillIdentity, owner: TaskGroup, store: Callable[[], Store],
                  clock: Callable[[], float] = anyio.current_time) -> None:
         self._settings, self._identity, self._owner, self._clock = settings, identity, owner, clock
-        self._store: Store | None = None
+        self._shared_store = store
         self._running: dict[str, _Running] = {}
         self._starting = anyio.Lock()
         self._stopping = anyio.Event()
@@ -55,14 +55,6 @@ class ServiceRegistry:
     def hosted(self) -> bool:
         return self._settings.hosted
 
-    @property
-    def store(self) -> Store:
-        """The one store of every user, made at first need (making it reads nothing)."""
-        if self._store is None:
-            from .store import open_store_for
-
-            self._store = open_store_for(self._settings)
-        return self._store
 
     @asynccontextmanager
     async def using(self, user: UserContext) -> AsyncIterator[VideoService]:
@@ -88,7 +80,7 @@ class ServiceRegistry:
     async def _serve(self, user: UserContext, stop: anyio.Event, *, task_status: TaskStatus[VideoService]) -> None:
         from .service import VideoService
 
-        async with VideoService(self._settings, self._identity, user=user, store=self.store) as service:
+        async with VideoService(self._settings, self._identity, user=user, store=self._shared_store()) as service:
             task_status.started(service)
             await stop.wait()
 
@@ -111,8 +103,3 @@ class ServiceRegistry:
         self._stopping.set()
         for running in self._running.values():
             running.stop.set()
-
-    async def aclose(self) -> None:
-        if self._store is not None:
-            with anyio.CancelScope(shield=True):
-                await self._store.aclose()

@@ -17,6 +17,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
+from starlette.responses import JSONResponse
 
 from . import __version__
 from .errors import NemoError, NotSignedIn
@@ -39,7 +40,11 @@ from .texts import INSTRUCTIONS, TOOL_TEXT
 from .users import UserContext
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
     from .service import VideoService
+    from .store import Store
 
 log = get_logger("tools")
 
@@ -71,6 +76,18 @@ WAIT_SECONDS = Field(
     default=DEFAULT_WAIT_SECONDS, ge=0, le=600,
     description="How long to wait before returning a job handle; keep it under the host's tool time limit.",
 )
+
+
+def hosted_auth(settings: Settings) -> dict[str, Any]:
+    """A hosted server is an OAuth resource server: the SDK answers 401/403 and serves the RFC 9728 metadata,
+    and admits only tokens the issuer signed for this server's MCP URL."""
+    if not settings.hosted:
+        return {}
+    from .oauth import JwtTokenVerifier, auth_settings, mcp_url
+
+    assert settings.public_url is not None and settings.auth_issuer is not None  # cli.hosted_problem checked
+    return {"auth": auth_settings(settings.public_url, settings.auth_issuer, " ".join(settings.auth_scopes)),
+            "token_verifier": JwtTokenVerifier(settings.auth_issuer, mcp_url(settings.public_url))}
 
 
 def registry_of(ctx: Context) -> ServiceRegistry:
@@ -180,17 +197,43 @@ def argument_advice(tool: str, error: ValidationError) -> str:
 
 
 def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
+    stores: list[Store] = []
+
+    def shared_store() -> Store:
+        """Every user's store, made at first need: a host that never calls a tool imports no database code."""
+        if not stores:
+            from .store import open_store_for
+
+            stores.append(open_store_for(settings))
+        return stores[0]
+
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[ServiceRegistry]:
         async with anyio.create_task_group() as owner:
-            registry = ServiceRegistry(settings, identity, owner)
+            registry = ServiceRegistry(settings, identity, owner, shared_store)
             try:
                 yield registry
             finally:
                 registry.stop()
-        await registry.aclose()
+        if stores:
+            with anyio.CancelScope(shield=True):
+                await stores[0].aclose()
 
-    server = _Server("nemovideo", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    server = _Server("nemovideo", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
+                     **hosted_auth(settings))
+
+    @server.custom_route("/healthz", methods=["GET"])
+    async def alive(_: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    @server.custom_route("/readyz", methods=["GET"])
+    async def ready(_: Request) -> Response:
+        """Ready when the store answers: a load balancer sends no user to a replica without its database."""
+        try:
+            await shared_store().ready()
+        except NemoError as error:
+            return JSONResponse({"status": "unavailable", "reason": error.message}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
     @server.tool(
         name="credits",

@@ -76,13 +76,13 @@ class Issuers:
         # Every token handed out, for the check that none reaches a log.
         self.minted: list[str] = []
 
-    def token(self, issuer: str, resource: str, scope: str = "video") -> str:
-        """An access token for `resource` from `issuer`, by the client_credentials grant (its `sub` is the client
-        id)."""
+    def token(self, issuer: str, resource: str, scope: str = "video", user: str = CLIENT[0]) -> str:
+        """An access token for `resource` from `issuer`, by the client_credentials grant of the client named `user`
+        (nemo-tests, alice or bob; its `sub` is the client id)."""
         with httpx2.Client(timeout=10) as http:
             token_endpoint = http.get(f"{issuer}/.well-known/openid-configuration" if issuer == self.oidc else
                                       f"{issuer}/.well-known/oauth-authorization-server").json()["token_endpoint"]
-            response = http.post(token_endpoint, auth=CLIENT,
+            response = http.post(token_endpoint, auth=(user, f"{user}-secret"),
                                  data={"grant_type": "client_credentials", "resource": resource, "scope": scope})
         assert response.status_code == 200, response.text
         self.minted.append(response.json()["access_token"])

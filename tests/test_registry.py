@@ -6,6 +6,7 @@ import anyio
 import pytest
 
 from nemovideo_mcp.registry import IDLE_SECONDS, ServiceRegistry
+from nemovideo_mcp.store import open_store
 from nemovideo_mcp.users import UserContext
 
 pytestmark = pytest.mark.anyio
@@ -16,7 +17,8 @@ async def test_each_user_gets_one_service_and_an_idle_one_stops_unless_its_work_
     now = [1000.0]
     alice, bob = UserContext("issuer|alice"), UserContext("issuer|bob")
     async with anyio.create_task_group() as owner:
-        registry = ServiceRegistry(quick_settings, identity, owner, clock=lambda: now[0])
+        store = open_store(quick_settings.config_dir, quick_settings.state_dir)
+        registry = ServiceRegistry(quick_settings, identity, owner, lambda: store, clock=lambda: now[0])
         async with registry.using(alice) as first, registry.using(alice) as again, registry.using(bob) as other:
             assert first is again and first is not other
             assert first.store.user_id == alice.user_id and other.store.user_id == bob.user_id
@@ -34,4 +36,3 @@ async def test_each_user_gets_one_service_and_an_idle_one_stops_unless_its_work_
         now[0] += IDLE_SECONDS
         assert sorted(registry.reap_idle()) == [alice.user_id, bob.user_id]
         registry.stop()
-    await registry.aclose()

@@ -32,16 +32,17 @@ function provider(issuer) {
     jwt: { sign: { alg: 'ES256' } },
   });
   return new Provider(issuer, {
-    clients: [{
-      client_id: 'nemo-tests',
-      client_secret: 'nemo-tests-secret',
+    // One client per user of the tests: a client_credentials token's subject is its client id.
+    clients: ['nemo-tests', 'alice', 'bob'].map((name) => ({
+      client_id: name,
+      client_secret: `${name}-secret`,
       grant_types: ['client_credentials'],
       redirect_uris: [],
       response_types: [],
       scope: 'video other',
       // Its default, RS256, needs an RSA key; these issuers have only EC keys.
       id_token_signed_response_alg: 'ES256',
-    }],
+    })),
     cookies: { keys: ['not-used-by-the-client-credentials-grant'] },
     scopes: ['video', 'other'],
     ttl: { ClientCredentials: 300 },

@@ -1,0 +1,115 @@
+"""A hosted deployment end to end: two replicas of `nemovideo-mcp --transport http` over one store, a real
+authorization server (oidc-provider) issuing the users' access tokens, the sandbox as NemoVideo. Each user
+sees, follows and cancels only their own work, from whichever replica a request reaches."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.conftest import REPO, subprocess_env
+from tests.oidc_issuer import Issuers, running_issuers
+from tests.test_http_transport import free_port, wait_until_listening
+
+pytestmark = pytest.mark.anyio
+
+PUBLIC_URL = "https://video.example.test"  # the address behind the operator's proxy: the tokens' audience
+SECRET_KEY = "a-deployment-key-of-at-least-32-characters"
+GENERATE = "create a video of a city at night"
+
+
+@pytest.fixture(scope="module")
+def issuers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issuers]:
+    with running_issuers(tmp_path_factory.mktemp("oidc") / "issuers.log") as running:
+        yield running
+
+
+def hosted_env(env: dict[str, str], issuers: Issuers) -> dict[str, str]:
+    return {**env, "NEMO_PUBLIC_URL": PUBLIC_URL, "NEMO_AUTH_ISSUER": issuers.oidc, "NEMO_SECRET_KEY": SECRET_KEY}
+
+
+@contextmanager
+def replica(env: dict[str, str], log: Path) -> Iterator[str]:
+    """One replica on a free port of this machine's every address (as in a container); its URL."""
+    port = free_port()
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nemovideo_mcp", "--transport", "http", "--host", "0.0.0.0", "--port", str(port)],
+            cwd=REPO, env=subprocess_env(env), stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+    try:
+        wait_until_listening(process, port, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def replicas(env: dict[str, str], tmp_path: Path, count: int) -> Iterator[list[str]]:
+    with ExitStack() as stack:
+        yield [stack.enter_context(replica(env, tmp_path / f"replica{number}.log")) for number in range(count)]
+
+
+async def call(url: str, token: str, tool: str, arguments: dict | None = None):
+    async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http,
+                Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client):
+        return await client.call_tool(tool, arguments or {})
+
+
+async def test_each_user_sees_and_follows_only_their_own_work_from_any_replica(
+        sandbox, env, issuers, tmp_path) -> None:
+    alice = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="alice")
+    bob = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="bob")
+    with replicas(hosted_env(env, issuers), tmp_path, 2) as (first, second):
+        async with httpx2.AsyncClient() as http:
+            for url in (first, second):
+                assert (await http.get(f"{url}/healthz")).status_code == 200
+                assert (await http.get(f"{url}/readyz")).json() == {"status": "ready"}
+            refused = await http.post(f"{first}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                                      headers={"Accept": "application/json, text/event-stream"})
+            assert refused.status_code == 401
+            assert "oauth-protected-resource/mcp" in refused.headers["www-authenticate"]
+
+        sandbox.turn_seconds = 1.0
+        working = await call(first, alice, "chat", {"message": GENERATE, "wait_seconds": 0})
+        job_id = working.structured_content["job_id"]
+        assert working.structured_content["status"] == "working"
+
+        for tool in ("wait", "cancel"):
+            stranger = await call(second, bob, tool, {"job_id": job_id, **({"wait_seconds": 0} if tool == "wait" else {})})
+            assert stranger.is_error and "no job with that id" in stranger.content[0].text
+        assert (await call(second, bob, "projects")).structured_content["projects"] == []
+
+        done = await call(second, alice, "wait", {"job_id": job_id, "wait_seconds": 30})  # the other replica
+        assert done.structured_content["status"] == "done", done.content[0].text
+        assert not (await call(first, alice, "state")).structured_content["empty"]
+        assert (await call(first, bob, "state")).structured_content["empty"]
+        assert (await call(first, bob, "credits")).structured_content["available"] == 100  # his own free credits
+    assert sandbox.count("/run_sse") == 1  # followed from the second replica, never sent again
+    mints = {request.headers["x-client-id"] for request in sandbox.requests if request.path == "/api/auth/anonymous-token"}
+    assert len(mints) == 2  # each user their own client id and token
+
+
+def test_a_hosted_server_will_not_start_without_what_it_needs(env, issuers) -> None:
+    base = hosted_env(env, issuers)
+    for missing, expected in (("NEMO_PUBLIC_URL", "NEMO_PUBLIC_URL"), ("NEMO_SECRET_KEY", "NEMO_SECRET_KEY")):
+        started = subprocess.run(
+            [sys.executable, "-m", "nemovideo_mcp", "--transport", "http", "--port", str(free_port())],
+            cwd=REPO, env=subprocess_env({**base, missing: ""}), capture_output=True, text=True, timeout=30)
+        assert started.returncode == 2 and expected in started.stderr, started.stderr
+    over_stdio = subprocess.run([sys.executable, "-m", "nemovideo_mcp"], cwd=REPO, env=subprocess_env(base),
+                                capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert over_stdio.returncode == 2 and "--transport http" in over_stdio.stderr
+    assert SECRET_KEY not in over_stdio.stderr
