@@ -17,7 +17,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ from pydantic import BaseModel
 from .client import NemoClient
 from .errors import BackendError, BackendUnavailable, ExportBlocked, NemoError, OutOfCredits, UnexpectedResponse
 from .jobs import Job
+from .links import DOWNLOAD_LINK_SECONDS, Links
 from .models import RenderJob
 from .logs import get_logger
 from .results import ExportResult
@@ -214,6 +216,9 @@ class Exporter:
         self._sessions = sessions
         self._settings = settings
         self.registry = RenderRegistry(client.store)
+        # Hosted: the video is offered as a signed link of ours, never written on the server's disk.
+        self._links = (Links(settings.secret_key.get_secret_value(), settings.public_url)
+                       if settings.hosted and settings.secret_key and settings.public_url else None)
 
     async def prepare(self, session: Session, on_record: RecordHook | None = None) -> RenderRecord:
         """Check there is something to render, then re-attach to its render or start one.
@@ -301,7 +306,12 @@ class Exporter:
             await self.registry.save(record.model_copy(update={"status": "cancelled"}))
         return confirmed
 
-    async def finish(self, job: Job, record: RenderRecord, output_dir: Path) -> ExportResult:
+    async def finish(self, job: Job, record: RenderRecord, output_dir: Path | None) -> ExportResult:
+        """The render landed in `output_dir`, or, with none (hosted), offered as a download link."""
+        if output_dir is None:
+            if record.status == "rendering":
+                record = await self._poll(job, record)
+            return await self._linked_result(record)
         if record.status == "delivered" and record.path and Path(record.path).is_file():
             if Path(record.path).parent == output_dir:
                 return await self._result(record, already=True)
@@ -400,14 +410,43 @@ class Exporter:
                 return fresh
         return fallback
 
-    async def _download(self, url: str, target: Path, redirects: int = 3) -> int:
-        """Stream `url` into the target's `.part` and rename it into place once complete."""
+    @asynccontextmanager
+    async def _open_file(self, url: str, redirects: int = 3) -> AsyncIterator[httpx2.Response]:
+        """The response that carries the video at `url`, redirects followed; DownloadFailed when there is none."""
         async with self._client.download(url) as response:
             if response.status_code in REDIRECTS and response.headers.get("location") and redirects:
                 location = str(response.url.join(response.headers["location"]))
-                return await self._download(location, target, redirects - 1)
+                async with self._open_file(location, redirects - 1) as redirected:
+                    yield redirected
+                return
             if response.status_code != 200 or _is_a_reply_not_a_file(response):
                 raise DownloadFailed()
+            yield response
+
+    @asynccontextmanager
+    async def open_render(self, record: RenderRecord) -> AsyncIterator[httpx2.Response]:
+        """The finished render's video, to stream elsewhere (a hosted download link), from the first source
+        that serves it."""
+        fallback = f"/api/render/proxy/{record.render_id}/download"
+        tried: list[str] = []
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            source = await self._download_source(record, tried, fallback)
+            tried.append(source)
+            opened = AsyncExitStack()
+            try:
+                response = await opened.enter_async_context(self._open_file(source))
+            except (httpx2.HTTPError, httpx2.InvalidURL, NemoError) as error:
+                await opened.aclose()
+                log.warning("Opening attempt %d of %s failed: %s", attempt, record.render_id, type(error).__name__)
+                continue
+            async with opened:
+                yield response
+            return
+        raise DownloadFailed()
+
+    async def _download(self, url: str, target: Path) -> int:
+        """Stream `url` into the target's `.part` and rename it into place once complete."""
+        async with self._open_file(url) as response:
             expected = int(response.headers.get("content-length", "0") or 0)
             written = 0
             async with await anyio.open_file(part_of(target), "wb") as handle:
@@ -420,11 +459,24 @@ class Exporter:
         os.replace(part_of(target), target)
         return written
 
+    async def _linked_result(self, record: RenderRecord) -> ExportResult:
+        assert self._links is not None
+        link = await self._project_link_of(record)
+        download = self._links.make(self._client.store.user_id, "download", record.render_id, DOWNLOAD_LINK_SECONDS)
+        reply = f"✅ Rendered. Download the video (the link works for {DOWNLOAD_LINK_SECONDS // 3600} hours): {download}"
+        if link:
+            reply += f"\nOpen the project in the browser: {link}"
+        return ExportResult(reply=reply, status="done", download_url=download, url=record.url,
+                            render_id=record.render_id, project_link=link)
+
+    async def _project_link_of(self, record: RenderRecord) -> str | None:
+        session = await self._sessions.current()
+        return await self._sessions.project_link(session) if session and session.session_id == record.session_id else None
+
     async def _result(self, record: RenderRecord, *, already: bool) -> ExportResult:
         assert record.path is not None
         path = Path(record.path)
-        session = await self._sessions.current()
-        link = await self._sessions.project_link(session) if session and session.session_id == record.session_id else None
+        link = await self._project_link_of(record)
         lead = "Already exported" if already else "✅ Exported"
         reply = f"{lead}: {path} ({human_size(record.size_bytes or path.stat().st_size)})."
         if link:

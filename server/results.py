@@ -137,6 +137,7 @@ class ExportResult(ToolResult):
     status: Literal["done", "working"]
     job_id: str | None = Field(default=None, description="when working: pass it to `wait` to continue")
     path: str | None = Field(default=None, description="absolute path of the saved MP4")
+    download_url: str | None = Field(default=None, description="hosted: a link that downloads the MP4 in a browser")
     size_bytes: int | None = None
     url: str | None = Field(default=None, description="where the backend serves the rendered file")
     render_id: str | None = None
@@ -150,6 +151,9 @@ class ExportResult(ToolResult):
         return text
 
     def extra_content(self) -> list[ContentBlock]:
+        if self.download_url and self.render_id:
+            return [ResourceLink(type="resource_link", uri=self.download_url, name=f"{self.render_id}.mp4",
+                                 mime_type="video/mp4")]
         if not self.path:
             return []
         path = Path(self.path)

@@ -105,9 +105,13 @@ def _project_label(session: Session) -> str:
     return session.name or f"Project of {started}"
 
 
-def _export_key(render: RenderRecord, directory: Path) -> str:
-    """Two exports with this key would land the same file in the same folder: one is followed instead."""
-    return f"{render.render_id}|{directory}"
+def _export_key(render: RenderRecord, directory: Path | None) -> str:
+    """Two exports with this key would land the same file in the same folder (or link): one is followed instead."""
+    return f"{render.render_id}|{directory or 'link'}"
+
+
+def _folder_fact(directory: Path | None) -> str | None:
+    return str(directory) if directory is not None else None
 
 
 def _job_kind(kind: str) -> str:
@@ -256,20 +260,25 @@ class VideoService:
 
     async def export(self, output_dir: str | None = None, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                      on_progress: ProgressCallback | None = None) -> ExportResult:
-        directory = usable_output_dir(output_dir, self.settings.output_dir)
+        directory = self._landing_folder(output_dir)
         session = await self.sessions.current()
         unfinished = await self._unfinished_work(session.session_id) if session is not None else None
         if session is not None and unfinished is not None:
             # Rendering now would render the draft from before that work: it is waited for first.
             job_id = (await self.jobs.start(
                 "export", lambda job: self._export_after(job, unfinished, directory),
-                facts={"session_id": session.session_id, "output_dir": str(directory), "after_job": unfinished},
+                facts={"session_id": session.session_id, "output_dir": _folder_fact(directory), "after_job": unfinished},
             )).id
         else:
             job_id = await self._start_export(directory)
         result = await self.wait(job_id, wait_seconds, on_progress)
         late = await self._late_notice()
         return result.model_copy(update={"notice": _joined(result.notice, late)}) if late else result
+
+    def _landing_folder(self, output_dir: str | None) -> Path | None:
+        """The folder the video lands in; none when hosted, where it is offered as a download link instead (a
+        folder on the server would be no use to the user, and `output_dir` names one on their machine)."""
+        return None if self.settings.hosted else usable_output_dir(output_dir, self.settings.output_dir)
 
     async def _unfinished_work(self, session_id: str) -> str | None:
         """A job of any process still changing this project: a turn, or a generation's second stage landing."""
@@ -281,7 +290,7 @@ class VideoService:
             return str(watch["id"])
         return None
 
-    async def _start_export(self, directory: Path) -> str:
+    async def _start_export(self, directory: Path | None) -> str:
         """The export job of the current draft: one already running in any process, else a new one."""
         # Held from "is this draft being exported anywhere?" to the export's record, across processes.
         async with self.store.lock("export"):
@@ -292,7 +301,8 @@ class VideoService:
                 return str(live["id"])
             job = await self.jobs.start(
                 "export", lambda job: self._finish_export(job, render, directory, notice), key=key,
-                facts={"session_id": render.session_id, "render_id": render.render_id, "output_dir": str(directory)},
+                facts={"session_id": render.session_id, "render_id": render.render_id,
+                       "output_dir": _folder_fact(directory)},
             )
             return job.id
 
@@ -307,12 +317,12 @@ class VideoService:
             await self.sessions.replace(session)
             raise NothingToExport(f"{NEW_SESSION_NOTICE} There is nothing to export in it yet.") from None
 
-    async def _finish_export(self, job: Job, record: RenderRecord, directory: Path,
+    async def _finish_export(self, job: Job, record: RenderRecord, directory: Path | None,
                              notice: str | None) -> ExportResult:
         result = await self.exporter.finish(job, record, directory)
         return result.model_copy(update={"notice": notice}) if notice else result
 
-    async def _export_after(self, job: Job, unfinished_id: str, directory: Path) -> ExportResult:
+    async def _export_after(self, job: Job, unfinished_id: str, directory: Path | None) -> ExportResult:
         record = await self.jobs.record(unfinished_id)
         job.update("⏳ Waiting for NemoVideo to add the music and titles before rendering…"
                    if (record or {}).get("kind") == "follow_up" else
@@ -565,7 +575,7 @@ class VideoService:
             before = StateReply.model_validate(facts.get("before") or {})
             work = lambda job: self._turns.recover_result(job, str(facts.get("session_id")), before)  # noqa: E731
         elif kind == "export":
-            directory = usable_output_dir(facts.get("output_dir"), self.settings.output_dir)
+            directory = self._landing_folder(facts.get("output_dir"))
             render = await self.exporter.registry.get(str(facts["render_id"])) if facts.get("render_id") else None
             if render is not None:  # re-attached: the render goes on at NemoVideo, its file lands here
                 work = lambda job: self.exporter.finish(job, render, directory)  # noqa: E731

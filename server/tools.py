@@ -17,7 +17,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
-from starlette.responses import JSONResponse
 
 from . import __version__
 from .errors import NemoError, NotSignedIn
@@ -34,15 +33,13 @@ from .results import (
     ToolResult,
     UploadResult,
 )
+from .pages import add_routes
 from .registry import ServiceRegistry
 from .settings import Settings
 from .texts import INSTRUCTIONS, TOOL_TEXT
 from .users import UserContext
 
 if TYPE_CHECKING:
-    from starlette.requests import Request
-    from starlette.responses import Response
-
     from .service import VideoService
     from .store import Store
 
@@ -207,10 +204,13 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
             stores.append(open_store_for(settings))
         return stores[0]
 
+    registries: list[ServiceRegistry] = []
+
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[ServiceRegistry]:
         async with anyio.create_task_group() as owner:
             registry = ServiceRegistry(settings, identity, owner, shared_store)
+            registries.append(registry)  # for the pages, which have no MCP request context
             try:
                 yield registry
             finally:
@@ -222,18 +222,7 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
     server = _Server("nemovideo", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
                      **hosted_auth(settings))
 
-    @server.custom_route("/healthz", methods=["GET"])
-    async def alive(_: Request) -> Response:
-        return JSONResponse({"status": "alive"})
-
-    @server.custom_route("/readyz", methods=["GET"])
-    async def ready(_: Request) -> Response:
-        """Ready when the store answers: a load balancer sends no user to a replica without its database."""
-        try:
-            await shared_store().ready()
-        except NemoError as error:
-            return JSONResponse({"status": "unavailable", "reason": error.message}, status_code=503)
-        return JSONResponse({"status": "ready"})
+    add_routes(server, settings, lambda: registries[-1], shared_store)
 
     @server.tool(
         name="credits",

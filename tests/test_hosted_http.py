@@ -97,9 +97,23 @@ async def test_each_user_sees_and_follows_only_their_own_work_from_any_replica(
         assert not (await call(first, alice, "state")).structured_content["empty"]
         assert (await call(first, bob, "state")).structured_content["empty"]
         assert (await call(first, bob, "credits")).structured_content["available"] == 100  # his own free credits
+
+        exported = await call(first, alice, "export", {"wait_seconds": 60})
+        assert exported.structured_content["status"] == "done", exported.content[0].text
+        link = exported.structured_content["download_url"]
+        assert link.startswith(f"{PUBLIC_URL}/download/") and exported.structured_content["path"] is None
+        assert [block.uri for block in exported.content if block.type == "resource_link"] == [link]
+        async with httpx2.AsyncClient(timeout=60) as browser:  # no access token: the link says whose it is
+            video = await browser.get(link.replace(PUBLIC_URL, second))  # served by the other replica
+            assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+            [render_id] = sandbox.render_ids()
+            assert video.content == sandbox.render_file(render_id).read_bytes()
+            forged = link[:-4] + ("AAAA" if not link.endswith("AAAA") else "BBBB")
+            assert (await browser.get(forged.replace(PUBLIC_URL, first))).status_code == 404
     assert sandbox.count("/run_sse") == 1  # followed from the second replica, never sent again
     mints = {request.headers["x-client-id"] for request in sandbox.requests if request.path == "/api/auth/anonymous-token"}
     assert len(mints) == 2  # each user their own client id and token
+    assert not list(Path(env["HOME"]).rglob("*.mp4"))  # nothing written on the server for the user
 
 
 def test_a_hosted_server_will_not_start_without_what_it_needs(env, issuers) -> None:

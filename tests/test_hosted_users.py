@@ -63,3 +63,19 @@ async def test_a_team_token_serves_every_user_who_still_has_their_own_projects(s
     assert mint_requests(sandbox) == []
     with sqlite3.connect(settings.state_dir / STORE_FILE) as db:
         assert db.execute("SELECT count(*) FROM tokens").fetchone() == (0,)
+
+
+def test_a_signed_link_opens_only_what_it_was_made_for_and_only_until_it_expires() -> None:
+    from nemovideo_mcp.links import LinkExpired, Links
+
+    now = [1_800_000_000.0]
+    links = Links(SECRET_KEY, "https://video.example", clock=lambda: now[0])
+    link = links.make("https://login.example|alice", "download", "render_1", lifetime=60)
+    token = link.removeprefix("https://video.example/download/")
+    claims = links.read(token, "download")
+    assert (claims.sub, claims.subject) == ("https://login.example|alice", "render_1")
+    assert links.read(token, "upload") is None  # never accepted for another purpose
+    assert Links("another-deployment-key-of-32-characters-or-more", "https://video.example").read(token, "download") is None
+    now[0] += 61
+    with pytest.raises(LinkExpired):
+        links.read(token, "download")
