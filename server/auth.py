@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
@@ -23,9 +23,11 @@ from .logs import get_logger, register_secret
 from .models import AnonymousToken
 from .settings import Settings
 from .storage import write_private
-from .sealing import Sealer
 from .store import UserStore
 from .tables import ACCOUNTS, TOKENS
+
+if TYPE_CHECKING:
+    from .sealing import Sealer
 
 log = get_logger("auth")
 
@@ -150,7 +152,11 @@ class TokenProvider:
         self._mint = mint
         self._clock = clock
         self.client_ids: ClientIds = StoredClientId(store, settings.api_url) if settings.hosted else ClientIdStore(settings)
-        self._sealer = Sealer(settings.secret_key.get_secret_value()) if settings.hosted and settings.secret_key else None
+        self._sealer: Sealer | None = None
+        if settings.hosted and settings.secret_key:
+            from .sealing import Sealer  # cryptography: only a hosted server seals what it stores
+
+            self._sealer = Sealer(settings.secret_key.get_secret_value())
         self._store = store
         self._process_lock = anyio.Lock()
         self._token: str | None = None

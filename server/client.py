@@ -21,7 +21,7 @@ import anyio
 import httpx2
 from pydantic import BaseModel, ValidationError
 
-from . import __version__
+from . import __version__, metrics
 from .auth import TokenProvider
 from .errors import (
     ERRORS_BY_CODE,
@@ -96,6 +96,7 @@ class NemoClient:
                 timeout=httpx2.Timeout(self.settings.request_timeout_seconds, connect=10.0),
                 headers={"User-Agent": f"nemovideo-mcp/{__version__}", **self.identity.headers()},
                 follow_redirects=False,
+                event_hooks={"response": [_count_response]},
             )
         return self._client
 
@@ -364,6 +365,10 @@ class NemoClient:
             except RateLimited:
                 raise AnonymousTokenLimit() from None
             return _issued_token(data)
+
+
+async def _count_response(response: httpx2.Response) -> None:
+    metrics.backend_response(response.status_code)
 
 
 def _issued_token(data: Any) -> AnonymousToken:

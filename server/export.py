@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import httpx2
@@ -29,7 +29,6 @@ from pydantic import BaseModel
 from .client import NemoClient
 from .errors import BackendError, BackendUnavailable, ExportBlocked, NemoError, OutOfCredits, UnexpectedResponse
 from .jobs import Job
-from .links import DOWNLOAD_LINK_SECONDS, Links
 from .models import RenderJob
 from .logs import get_logger
 from .results import ExportResult
@@ -38,6 +37,9 @@ from .settings import Settings
 from .store import UserStore
 from .tables import RENDERS
 from .upload import human_size
+
+if TYPE_CHECKING:
+    from .links import Links
 
 log = get_logger("export")
 
@@ -217,8 +219,11 @@ class Exporter:
         self._settings = settings
         self.registry = RenderRegistry(client.store)
         # Hosted: the video is offered as a signed link of ours, never written on the server's disk.
-        self._links = (Links(settings.secret_key.get_secret_value(), settings.public_url)
-                       if settings.hosted and settings.secret_key and settings.public_url else None)
+        self._links: Links | None = None
+        if settings.hosted and settings.secret_key and settings.public_url:
+            from .links import Links  # PyJWT: only a hosted server signs links
+
+            self._links = Links(settings.secret_key.get_secret_value(), settings.public_url)
 
     async def prepare(self, session: Session, on_record: RecordHook | None = None) -> RenderRecord:
         """Check there is something to render, then re-attach to its render or start one.
@@ -460,6 +465,8 @@ class Exporter:
         return written
 
     async def _linked_result(self, record: RenderRecord) -> ExportResult:
+        from .links import DOWNLOAD_LINK_SECONDS
+
         assert self._links is not None
         link = await self._project_link_of(record)
         download = self._links.make(self._client.store.user_id, "download", record.render_id, DOWNLOAD_LINK_SECONDS)

@@ -83,6 +83,11 @@ class Store:
     async def aclose(self) -> None:
         await self.database.aclose()
 
+    async def job_counts(self) -> dict[tuple[str, str], int]:
+        """How many jobs of each kind are in each state, across users (the operator's metrics)."""
+        rows = await (await self.ready()).fetch("SELECT kind, status, COUNT(*) FROM jobs GROUP BY kind, status")
+        return {(str(kind), str(status)): int(count) for kind, status, count in rows}
+
     # Retention, across users: each table's rule, by its indexed time columns.
 
     async def prune_jobs(self, finished_before: float) -> int:

@@ -7,6 +7,7 @@ with the traceback in the log (redacted).
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -18,7 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
-from . import __version__
+from . import __version__, metrics
 from .errors import NemoError, NotSignedIn
 from .identity import SkillIdentity
 from .logs import get_logger, redact_json
@@ -155,13 +156,16 @@ class _Server(MCPServer):
         if broken is not None:
             return _refused(f"The `{name}` call was not made: {broken} has a broken character in it (half of an "
                             "emoji or symbol). Type it again without that character.")
+        started = time.perf_counter()
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
         except ToolError as error:
             # Only the SDK's check of the arguments against the schema, before the tool runs: never a fault of ours.
             if isinstance(error, UnexpectedToolError) or not isinstance(error.__cause__, ValidationError):
                 raise
-            return _refused(argument_advice(name, error.__cause__))
+            result = _refused(argument_advice(name, error.__cause__))
+        metrics.tool_call(name, time.perf_counter() - started, getattr(result, "is_error", False))
+        return result
 
 
 def _writable(value: object) -> bool:
@@ -223,6 +227,9 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
                      **hosted_auth(settings))
 
     add_routes(server, settings, lambda: registries[-1], shared_store)
+    if settings.hosted:
+        metrics.enable()
+        metrics.add_route(server, shared_store)
 
     @server.tool(
         name="credits",

@@ -127,3 +127,18 @@ def test_a_hosted_server_will_not_start_without_what_it_needs(env, issuers) -> N
                                 capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert over_stdio.returncode == 2 and "--transport http" in over_stdio.stderr
     assert SECRET_KEY not in over_stdio.stderr
+
+
+async def test_an_operator_reads_tool_calls_backend_answers_and_jobs_at_metrics(sandbox, env, issuers, tmp_path) -> None:
+    alice = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="alice")
+    with replicas(hosted_env(env, issuers), tmp_path, 1) as (url,):
+        await call(url, alice, "credits")
+        await call(url, alice, "wait", {"job_id": "turn_000000000000", "wait_seconds": 0})
+        await call(url, alice, "chat", {"message": GENERATE, "wait_seconds": 30})
+        async with httpx2.AsyncClient() as http:
+            text = (await http.get(f"{url}/metrics")).text  # no token: the operator's scraper has none
+    assert 'nemovideo_tool_calls_total{outcome="ok",tool="credits"} 1.0' in text
+    assert 'nemovideo_tool_calls_total{outcome="error",tool="wait"} 1.0' in text
+    assert 'nemovideo_tool_seconds_count{tool="chat"} 1.0' in text
+    assert 'nemovideo_backend_responses_total{status="200"}' in text
+    assert 'nemovideo_jobs{kind="turn",state="done"} 1.0' in text
