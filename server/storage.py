@@ -1,15 +1,12 @@
-"""Small private files in the config dir (client id, account token) and cross-process locks.
+"""Small private files in the config dir (client id, account token).
 
 Every file is written atomically with mode 0600 from its first byte: they hold tokens
 or identify the user. Everything else that must outlive a process is in `store.py`.
-The locks come from `filelock`: flock on Linux and macOS, LockFileEx on Windows.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 
@@ -25,17 +22,3 @@ def write_private(path: Path, text: str) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-
-
-@asynccontextmanager
-async def file_lock(path: Path) -> AsyncIterator[None]:
-    """An exclusive lock across processes and tasks that may be held over network calls.
-
-    The async lock waits in a worker thread, so the event loop (and MCP pings) stay alive, and
-    two tasks of one process exclude each other as two processes do.
-    """
-    from filelock import AsyncFileLock  # at first use: a start that takes no lock is faster without it
-
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    async with AsyncFileLock(path, mode=0o600):
-        yield
