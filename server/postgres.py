@@ -1,1 +1,0 @@
-/work/wt/pg/server/postgres.py
