@@ -10,7 +10,9 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import anyio
 import pytest
@@ -29,7 +31,7 @@ async def open_database(postgres_url: str) -> AsyncIterator[Open]:  # noqa: F811
     """Opens replicas of one database; all closed after the test."""
     opened: list[PostgresDatabase] = []
 
-    def open_one(**options: float) -> PostgresDatabase:
+    def open_one(**options: Any) -> PostgresDatabase:
         opened.append(PostgresDatabase(postgres_url, **options))
         return opened[-1]
 
@@ -45,9 +47,9 @@ async def advisory_locks(database: PostgresDatabase) -> list[tuple[int, bool]]:
                                 "ORDER BY granted")
 
 
-async def until(condition: Callable[[], object]) -> None:
+async def until(condition: Callable[[], Awaitable[bool]]) -> None:
     """Wait for a state of the server that no event can tell this process about."""
-    while not await condition():  # type: ignore[misc]
+    while not await condition():
         await anyio.sleep(0.01)
 
 
@@ -124,20 +126,19 @@ async def test_a_lock_waits_on_the_server_for_its_holder_in_another_replica(open
         async with second.lock("render start"):
             second_in.set()
 
+    async def second_waits() -> bool:
+        return await advisory_locks(first) == [(2, False), (2, True)]
+
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(hold)
             await held.wait()
             tasks.start_soon(take)
-            await until(lambda: _two_locks(first))
+            await until(second_waits)
             assert not second_in.is_set()
             leave.set()
             await second_in.wait()
     assert await advisory_locks(first) == []
-
-
-async def _two_locks(database: PostgresDatabase) -> bool:
-    return await advisory_locks(database) == [(2, False), (2, True)]
 
 
 async def test_locks_held_by_many_users_leave_connections_for_their_statements(open_database: Open) -> None:
@@ -249,8 +250,8 @@ async def test_a_database_that_is_down_gets_a_sentence_and_is_used_once_it_is_ba
         await anyio.to_thread.run_sync(cluster.remove)
 
 
-async def _enter(context: object) -> None:
-    async with context:  # type: ignore[attr-defined]
+async def _enter(context: AbstractAsyncContextManager[Any]) -> None:
+    async with context:
         pass
 
 
