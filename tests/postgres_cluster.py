@@ -1,8 +1,10 @@
 """A real, throwaway PostgreSQL for the tests, made with the machine's `initdb` and `pg_ctl`.
 
-`NEMO_TEST_DATABASE_URL` (a user who may create databases) is used instead when it is set. Each test gets
-a schema of its own, dropped after it. PostgreSQL refuses to run as root, as the tests and CI do: there
-the cluster belongs to the unprivileged user `postgres`, and its programs run as that user.
+`NEMO_TEST_DATABASE_URL` (postgresql://…, a user who may create schemas there) is used instead when it is
+set; advisory locks and notifications belong to the whole database, so test processes (xdist workers) that
+share it may see each other's. Each test gets a schema of its own, dropped after it. PostgreSQL refuses to
+run as root, as the tests and CI do: there the cluster belongs to the unprivileged user `postgres`, and its
+programs run as that user.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ class Cluster:
     def __init__(self) -> None:
         initdb = shutil.which("initdb")
         if initdb is None:
-            missing("PostgreSQL's initdb is not on PATH (Debian: apt-get install postgresql), and "
-                    "NEMO_TEST_DATABASE_URL is not set")
+            missing("PostgreSQL's initdb is not on PATH (Debian: apt-get install postgresql); tests that need "
+                    "only a running server can use NEMO_TEST_DATABASE_URL instead")
         self._bin = Path(initdb).resolve().parent
         self._runner: list[str] = []
         self.root = Path(tempfile.mkdtemp(prefix="nemovideo-pg-"))
@@ -97,7 +99,7 @@ def _shared_cluster() -> Cluster:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
-    """The URL (postgresql://…) of a database on a server where new databases can be made.
+    """The URL (postgresql://…) of a database where schemas can be made.
 
     Each test module that imports this fixture has a session fixture of its own: they share one cluster per
     process, removed when the session ends."""
