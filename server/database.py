@@ -14,6 +14,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing, contextmanager
 from pathlib import Path
@@ -49,7 +50,8 @@ class Transaction(Protocol):
 class Database(Protocol):
     """Every method raises `StoreUnavailable` (with the sentence for the user) when the database cannot be used."""
 
-    dialect: str  # "sqlite" or "postgresql": which schema statements `migrate` takes
+    dialect: str  # "sqlite" or "postgresql"
+    description: str  # what the database is, for sentences and logs (never a password)
 
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]: ...
 
@@ -61,7 +63,8 @@ class Database(Protocol):
         ...
 
     def lock(self, name: str) -> AbstractAsyncContextManager[None]:
-        """An exclusive lock across every process that shares the database, held over network calls."""
+        """An exclusive lock across every process that shares the database, held over network calls. (With
+        PostgreSQL it is the database's: a restart of the database while it is held releases it.)"""
         ...
 
     async def migrate(self, steps: Sequence[Sequence[str]]) -> None:
@@ -74,7 +77,8 @@ class Database(Protocol):
         ...
 
     async def changed(self, channel: str, timeout: float) -> None:
-        """Return when `channel` is notified, or after `timeout` (a notify from where none can reach us)."""
+        """Return when `channel` is notified, or after `timeout` (a notify from where none can reach us); it may
+        also return early, so the caller looks at what it waits for again."""
         ...
 
     async def aclose(self) -> None: ...
@@ -91,6 +95,7 @@ class SqliteDatabase:
 
     def __init__(self, path: Path, busy_timeout_seconds: float | None = None) -> None:
         self.path = path
+        self.description = str(path)
         self._busy_timeout = BUSY_TIMEOUT_SECONDS if busy_timeout_seconds is None else busy_timeout_seconds
         self._created = False
         self._create_lock = threading.Lock()
@@ -120,7 +125,7 @@ class SqliteDatabase:
             # It holds tokens: private from its first byte (SQLite gives its -wal and -shm files the same mode).
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             with self._open() as connection:
-                connection.execute("PRAGMA journal_mode = WAL")
+                _use_wal(connection, self._busy_timeout)
             # Only once it worked: a file the user repairs is used again without a restart.
             self._created = True
 
@@ -214,6 +219,9 @@ class SqliteDatabase:
         waiter = self._waiters.setdefault(channel, anyio.Event())
         with anyio.move_on_after(timeout):
             await waiter.wait()
+        # Channels are named after jobs: one nobody notified must not keep its event once nobody waits on it.
+        if waiter.statistics().tasks_waiting == 0 and self._waiters.get(channel) is waiter:
+            del self._waiters[channel]
 
     async def aclose(self) -> None:
         """Nothing stays open between statements."""
@@ -228,6 +236,24 @@ class _SqliteTransaction:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         return await self._database._run(lambda: self._connection.execute(sql, tuple(params)).rowcount)
+
+
+def _use_wal(connection: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch a new file to WAL. The switch does not wait out the busy timeout as statements do: several
+    processes opening a new store at once (two hosts starting together) would refuse each other."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error).lower() and "busy" not in str(error).lower():
+                raise
+            if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return  # another process switched it
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)  # a worker thread, never the event loop; the other process holds it for microseconds
 
 
 def _finish(connection: sqlite3.Connection, statement: str) -> None:

@@ -59,10 +59,6 @@ class Store:
         self._ready = False
         self._ready_lock = anyio.Lock()
 
-    @property
-    def description(self) -> str:
-        return str(getattr(self.database, "path", None) or getattr(self.database, "description", "the database"))
-
     def for_user(self, user_id: str) -> UserStore:
         return UserStore(self, user_id)
 

@@ -17,6 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import REPO, subprocess_env
 from tests.oidc_issuer import Issuers, running_issuers
+from tests.postgres_cluster import postgres_server, postgres_url  # noqa: F401 (fixtures)
 from tests.test_http_transport import free_port, wait_until_listening
 
 pytestmark = pytest.mark.anyio
@@ -68,11 +69,17 @@ async def call(url: str, token: str, tool: str, arguments: dict | None = None):
         return await client.call_tool(tool, arguments or {})
 
 
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database(request) -> dict[str, str]:
+    """What the replicas share: a PostgreSQL database, or (replicas on one machine) the SQLite file."""
+    return {"NEMO_DATABASE_URL": request.getfixturevalue("postgres_url")} if request.param == "postgresql" else {}
+
+
 async def test_each_user_sees_and_follows_only_their_own_work_from_any_replica(
-        sandbox, env, issuers, tmp_path) -> None:
+        sandbox, env, issuers, database, tmp_path) -> None:
     alice = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="alice")
     bob = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="bob")
-    with replicas(hosted_env(env, issuers), tmp_path, 2) as (first, second):
+    with replicas({**hosted_env(env, issuers), **database}, tmp_path, 2) as (first, second):
         async with httpx2.AsyncClient() as http:
             for url in (first, second):
                 assert (await http.get(f"{url}/healthz")).status_code == 200

@@ -12,17 +12,29 @@ import pytest
 
 from nemovideo_mcp.jobs import UnknownJob
 from nemovideo_mcp.service import VideoService
-from nemovideo_mcp.store import STORE_FILE, open_store
+from nemovideo_mcp.store import STORE_FILE, Store, open_store
 from nemovideo_mcp.tables import JOBS, PROJECTS, RENDERS
 from nemovideo_mcp.users import UserContext
+from tests.postgres_cluster import postgres_server, postgres_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
 
 GENERATE = "create a video of a city at night"
 
 
-async def test_no_user_reads_changes_or_finds_another_users_records(tmp_path) -> None:
-    store = open_store(tmp_path / "config", tmp_path / "state")
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request, tmp_path):
+    if request.param == "sqlite":
+        yield open_store(tmp_path / "config", tmp_path / "state")
+        return
+    from nemovideo_mcp.postgres import PostgresDatabase
+
+    opened = Store(PostgresDatabase(request.getfixturevalue("postgres_url")))
+    yield opened
+    await opened.aclose()
+
+
+async def test_no_user_reads_changes_or_finds_another_users_records(store) -> None:
     alice, bob = store.for_user("https://login.example|alice"), store.for_user("https://login.example|bob")
     now = time.time()
     job = {"id": "turn_1", "kind": "turn", "status": "running", "heartbeat_at": now, "facts": {"session_id": "s1"}}
