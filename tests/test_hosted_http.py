@@ -37,9 +37,15 @@ def hosted_env(env: dict[str, str], issuers: Issuers) -> dict[str, str]:
     return {**env, "NEMO_PUBLIC_URL": PUBLIC_URL, "NEMO_AUTH_ISSUER": issuers.oidc, "NEMO_SECRET_KEY": SECRET_KEY}
 
 
+class Replica(str):
+    """A replica's URL, with its process."""
+
+    process: subprocess.Popen
+
+
 @contextmanager
-def replica(env: dict[str, str], log: Path) -> Iterator[str]:
-    """One replica on a free port of this machine's every address (as in a container); its URL."""
+def replica(env: dict[str, str], log: Path) -> Iterator[Replica]:
+    """One replica on a free port of this machine's every address (as in a container)."""
     port = free_port()
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -47,7 +53,9 @@ def replica(env: dict[str, str], log: Path) -> Iterator[str]:
             cwd=REPO, env=subprocess_env(env), stdin=subprocess.DEVNULL, stdout=output, stderr=output)
     try:
         wait_until_listening(process, port, log)
-        yield f"http://127.0.0.1:{port}"
+        url = Replica(f"http://127.0.0.1:{port}")
+        url.process = process
+        yield url
     finally:
         process.terminate()
         try:
@@ -58,7 +66,7 @@ def replica(env: dict[str, str], log: Path) -> Iterator[str]:
 
 
 @contextmanager
-def replicas(env: dict[str, str], tmp_path: Path, count: int) -> Iterator[list[str]]:
+def replicas(env: dict[str, str], tmp_path: Path, count: int) -> Iterator[list[Replica]]:
     with ExitStack() as stack:
         yield [stack.enter_context(replica(env, tmp_path / f"replica{number}.log")) for number in range(count)]
 
@@ -149,3 +157,45 @@ async def test_an_operator_reads_tool_calls_backend_answers_and_jobs_at_metrics(
     assert 'nemovideo_tool_seconds_count{tool="chat"} 1.0' in text
     assert 'nemovideo_backend_responses_total{status="200"}' in text
     assert 'nemovideo_jobs{kind="turn",state="done"} 1.0' in text
+
+
+async def age_heartbeat(database_url: str, user_id: str, job_id: str) -> None:
+    """A minute passes for the job of a replica that was killed: its last heartbeat is that old now."""
+    from nemovideo_mcp.postgres import PostgresDatabase
+    from nemovideo_mcp.store import Store
+    from nemovideo_mcp.tables import JOBS
+
+    store = Store(PostgresDatabase(database_url))
+    try:
+        aged = await store.for_user(user_id).update(
+            JOBS, job_id, lambda record: record and {**record, "heartbeat_at": record["heartbeat_at"] - 60})
+        assert aged is not None
+    finally:
+        await store.aclose()
+
+
+async def test_work_of_a_killed_replica_is_taken_over_by_another_without_sending_it_again(
+        sandbox, env, issuers, postgres_url, tmp_path) -> None:
+    alice = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="alice")
+    user_id = f"{issuers.oidc}|alice"
+    with replicas({**hosted_env(env, issuers), "NEMO_DATABASE_URL": postgres_url}, tmp_path, 2) as (first, second):
+        sandbox.turn_seconds = 2.0
+        turn = (await call(first, alice, "chat", {"message": GENERATE, "wait_seconds": 0})).structured_content
+        first.process.kill()  # SIGKILL: no shutdown, the job's record says "running" with a fresh heartbeat
+        first.process.wait()
+        await age_heartbeat(postgres_url, user_id, turn["job_id"])
+        done = await call(second, alice, "wait", {"job_id": turn["job_id"], "wait_seconds": 30})
+        assert done.structured_content["status"] == "done", done.content[0].text
+        assert sandbox.count("/run_sse") == 1  # the message was never sent again
+
+    with replicas({**hosted_env(env, issuers), "NEMO_DATABASE_URL": postgres_url}, tmp_path, 2) as (first, second):
+        sandbox.render_seconds = 3.0
+        export = (await call(first, alice, "export", {"wait_seconds": 0.5})).structured_content
+        assert export["status"] == "working"
+        first.process.kill()
+        first.process.wait()
+        await age_heartbeat(postgres_url, user_id, export["job_id"])
+        landed = await call(second, alice, "wait", {"job_id": export["job_id"], "wait_seconds": 60})
+        assert landed.structured_content["status"] == "done", landed.content[0].text
+        assert landed.structured_content["download_url"].startswith(f"{PUBLIC_URL}/download/")
+    assert len(sandbox.render_ids()) == 1  # re-attached to the render, never started again
