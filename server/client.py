@@ -40,6 +40,7 @@ from .errors import (
 )
 from .identity import SkillIdentity
 from .logs import get_logger
+from .tls import tls_context
 from .models import (
     AnonymousToken,
     ClaimToken,
@@ -92,6 +93,7 @@ class NemoClient:
         # Built on first use: its TLS context costs ~0.1 s, which a host pays at every server start otherwise.
         if self._client is None:
             self._client = httpx2.AsyncClient(
+                verify=tls_context(),
                 base_url=self.settings.api_url,
                 timeout=httpx2.Timeout(self.settings.request_timeout_seconds, connect=10.0),
                 headers={"User-Agent": f"nemovideo-mcp/{__version__}", **self.identity.headers()},
@@ -164,7 +166,8 @@ class NemoClient:
                                          timeout=timeout) as response:
                 yield response
             return
-        async with httpx2.AsyncClient(timeout=timeout, headers={"User-Agent": f"nemovideo-mcp/{__version__}"},
+        async with httpx2.AsyncClient(verify=tls_context(), timeout=timeout,
+                                      headers={"User-Agent": f"nemovideo-mcp/{__version__}"},
                                       follow_redirects=True) as foreign:
             async with foreign.stream("GET", url, headers=IDENTITY_ENCODING) as response:
                 yield response

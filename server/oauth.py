@@ -26,6 +26,7 @@ from mcp.server.auth.settings import AuthSettings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .logs import get_logger
+from .tls import tls_context
 
 log = get_logger("oauth")
 
@@ -210,7 +211,7 @@ class JwtTokenVerifier:
     async def _fetch_keys(self) -> None:
         self._tried_at = self._clock()
         try:
-            async with httpx2.AsyncClient(timeout=FETCH_TIMEOUT_SECONDS) as http:
+            async with httpx2.AsyncClient(verify=tls_context(), timeout=FETCH_TIMEOUT_SECONDS) as http:
                 if self._jwks_uri is None:
                     self._jwks_uri = await self._discover(http)
                 response = await http.get(self._jwks_uri)

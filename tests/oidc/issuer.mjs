@@ -32,8 +32,9 @@ function provider(issuer) {
     jwt: { sign: { alg: 'ES256' } },
   });
   return new Provider(issuer, {
-    // One client per user of the tests: a client_credentials token's subject is its client id.
-    clients: ['nemo-tests', 'alice', 'bob'].map((name) => ({
+    // One client per user of the tests and of bench/hosted.py: a client_credentials token's subject is its
+    // client id.
+    clients: ['nemo-tests', 'alice', 'bob', ...Array.from({ length: 100 }, (_, n) => `user${n}`)].map((name) => ({
       client_id: name,
       client_secret: `${name}-secret`,
       grant_types: ['client_credentials'],
