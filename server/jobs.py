@@ -105,6 +105,11 @@ class Job(Generic[ResultT]):
     async def next_change(self) -> None:
         await self._changed.wait()
 
+    @property
+    def ending(self) -> bool:
+        """Finished, or cancelled and saving its outcome: no longer the job that works on its key."""
+        return self.finished.is_set() or self._scope.cancel_called
+
     def cancel(self, outcome: ResultT | None = None) -> bool:
         """Stop the work; a later `wait` gets `outcome` when given, else JobCancelled. False when already finished."""
         if self.finished.is_set():
@@ -232,9 +237,10 @@ class JobRunner:
         return any(not job.finished.is_set() for job in self._jobs.values())
 
     def running(self, kind: str, key: str | None = None) -> Job | None:
-        """An unfinished job of this process, of this kind (and, when given, working on this key)."""
+        """An unfinished job of this process, of this kind (and, when given, working on this key). A cancelled one
+        still saving its outcome is not: a watch cancelled by the previous turn must not hide the current one."""
         return next((job for job in self._jobs.values()
-                     if job.kind == kind and (key is None or job.key == key) and not job.finished.is_set()), None)
+                     if job.kind == kind and (key is None or job.key == key) and not job.ending), None)
 
     async def running_anywhere(self, kinds: tuple[str, ...], session_id: str | None = None, *,
                                key: str | None = None) -> dict[str, Any] | None:
