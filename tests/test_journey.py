@@ -232,7 +232,9 @@ async def test_another_process_on_the_same_home_joins_the_running_turn(sandbox, 
 
 
 async def test_cancel_stops_a_render_at_the_backend(sandbox, service) -> None:
-    await service.chat(GENERATE)
+    generated = await service.chat(GENERATE)
+    if generated.follow_up_job_id:  # else the export waits for the second stage, and no render runs yet
+        await service.wait(generated.follow_up_job_id, wait_seconds=10)
     sandbox.render_seconds = 30
     working = await service.export(wait_seconds=0.1)
     cancelled = await service.cancel(working.job_id)
