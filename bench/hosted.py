@@ -69,14 +69,10 @@ async def user_flow(number: int, url: str, token: str, calls: int, timings: dict
             if chat.is_error or chat.structured_content["status"] != "done":
                 outcome[number] = f"chat: {chat.content[0].text[:120]}"
                 return
-        for _ in range(calls):
-            for tool in MEASURED:
-                started = time.perf_counter()
-                result = await client.call_tool(tool, {})
-                timings[tool].append(time.perf_counter() - started)
-                if result.is_error:
-                    outcome[number] = f"{tool}: {result.content[0].text[:120]}"
-                    return
+        failure = await timed_calls(client, calls, timings)
+        if failure is not None:
+            outcome[number] = failure
+            return
         state = (await client.call_tool("state", {})).structured_content["summary"]
         listed = (await client.call_tool("projects", {})).structured_content["projects"]
         exported = await client.call_tool("export", {"wait_seconds": 120})
@@ -93,16 +89,24 @@ async def user_flow(number: int, url: str, token: str, calls: int, timings: dict
     outcome[number] = "ok" if video.status_code == 200 and video.content else f"download: HTTP {video.status_code}"
 
 
+async def timed_calls(client: Client, calls: int, timings: dict[str, list[float]]) -> str | None:
+    """Each measured tool `calls` times, in turn; the first error's text, if any."""
+    for _ in range(calls):
+        for tool in MEASURED:
+            started = time.perf_counter()
+            result = await client.call_tool(tool, {})
+            timings[tool].append(time.perf_counter() - started)
+            if result.is_error:
+                return f"{tool}: {result.content[0].text[:120]}"
+    return None
+
+
 async def quiet(url: str, token: str, calls: int) -> dict[str, list[float]]:
     """One user's calls to a replica with nothing else to do."""
     timings: dict[str, list[float]] = {tool: [] for tool in MEASURED}
     async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http,
                 Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client):
-        for _ in range(calls):
-            for tool in MEASURED:
-                started = time.perf_counter()
-                await client.call_tool(tool, {})
-                timings[tool].append(time.perf_counter() - started)
+        await timed_calls(client, calls, timings)
     return timings
 
 
@@ -127,11 +131,7 @@ async def anchor(env: dict[str, str], calls: int) -> dict[str, list[float]]:
                                         env=env, cwd=str(REPO))
     async with Client(stdio_client(parameters)) as client:
         await client.call_tool("chat", {"message": 'create a video titled "Anchor"', "wait_seconds": 60})
-        for _ in range(calls):
-            for tool in MEASURED:
-                started = time.perf_counter()
-                await client.call_tool(tool, {})
-                timings[tool].append(time.perf_counter() - started)
+        await timed_calls(client, calls, timings)
     return timings
 
 

@@ -18,7 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from tests.conftest import REPO, subprocess_env
 from tests.oidc_issuer import Issuers, running_issuers
 from tests.postgres_cluster import postgres_server, postgres_url  # noqa: F401 (fixtures)
-from tests.test_http_transport import free_port, wait_until_listening
+from tests.test_http_transport import free_port, http_server_process
 
 pytestmark = pytest.mark.anyio
 
@@ -46,23 +46,10 @@ class Replica(str):
 @contextmanager
 def replica(env: dict[str, str], log: Path) -> Iterator[Replica]:
     """One replica on a free port of this machine's every address (as in a container)."""
-    port = free_port()
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "nemovideo_mcp", "--transport", "http", "--host", "0.0.0.0", "--port", str(port)],
-            cwd=REPO, env=subprocess_env(env), stdin=subprocess.DEVNULL, stdout=output, stderr=output)
-    try:
-        wait_until_listening(process, port, log)
+    with http_server_process(env, log, "--host", "0.0.0.0") as (port, process):
         url = Replica(f"http://127.0.0.1:{port}")
         url.process = process
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @contextmanager

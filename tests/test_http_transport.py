@@ -42,6 +42,13 @@ def wait_until_listening(process: subprocess.Popen, port: int, log: Path) -> Non
 @contextmanager
 def http_server(env: dict[str, str], log: Path, *args: str) -> Iterator[int]:
     """`nemovideo-mcp --transport http` with `args`, listening on a free port (yielded) until the block ends."""
+    with http_server_process(env, log, *args) as (port, _):
+        yield port
+
+
+@contextmanager
+def http_server_process(env: dict[str, str], log: Path, *args: str) -> Iterator[tuple[int, subprocess.Popen]]:
+    """`http_server`, with its process."""
     port = free_port()
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -50,7 +57,7 @@ def http_server(env: dict[str, str], log: Path, *args: str) -> Iterator[int]:
         )
         try:
             wait_until_listening(process, port, log)
-            yield port
+            yield port, process
         finally:
             process.terminate()
             try:
