@@ -18,7 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from tests.conftest import REPO, subprocess_env
 from tests.oidc_issuer import Issuers, running_issuers
 from tests.postgres_cluster import postgres_server, postgres_url  # noqa: F401 (fixtures)
-from tests.test_http_transport import free_port, http_server_process
+from tests.test_http_transport import INITIALIZE, free_port, http_server_process
 
 pytestmark = pytest.mark.anyio
 
@@ -186,3 +186,19 @@ async def test_work_of_a_killed_replica_is_taken_over_by_another_without_sending
         assert landed.structured_content["status"] == "done", landed.content[0].text
         assert landed.structured_content["download_url"].startswith(f"{PUBLIC_URL}/download/")
     assert len(sandbox.render_ids()) == 1  # re-attached to the render, never started again
+
+
+async def test_a_2025_client_is_served_by_any_replica_without_a_session(sandbox, env, issuers, tmp_path) -> None:
+    """A 2025-era client initializes on one replica and calls a tool on the other: nothing binds it to the first
+    (no Mcp-Session-Id to keep), as a load balancer without sticky sessions needs."""
+    alice = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="alice")
+    headers = {"accept": "application/json, text/event-stream", "authorization": f"Bearer {alice}",
+               "mcp-protocol-version": "2025-06-18"}
+    with replicas(hosted_env(env, issuers), tmp_path, 2) as (first, second):
+        async with httpx2.AsyncClient(timeout=30) as http:
+            initialized = await http.post(f"{first}/mcp", json=INITIALIZE, headers=headers)
+            assert initialized.status_code == 200 and "mcp-session-id" not in initialized.headers
+            called = await http.post(f"{second}/mcp", headers=headers, json={
+                "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "credits", "arguments": {}}})
+    assert called.status_code == 200, called.text
+    assert '"available"' in called.text and '"isError":false' in called.text.replace(" ", "")
