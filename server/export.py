@@ -213,17 +213,14 @@ def _check_same_render(render_id: str, reply: RenderJob) -> None:
 
 
 class Exporter:
-    def __init__(self, client: NemoClient, sessions: SessionManager, settings: Settings) -> None:
+    def __init__(self, client: NemoClient, sessions: SessionManager, settings: Settings,
+                 links: Links | None = None) -> None:
         self._client = client
         self._sessions = sessions
         self._settings = settings
         self.registry = RenderRegistry(client.store)
         # Hosted: the video is offered as a signed link of ours, never written on the server's disk.
-        self._links: Links | None = None
-        if settings.hosted and settings.secret_key and settings.public_url:
-            from .links import Links  # PyJWT: only a hosted server signs links
-
-            self._links = Links(settings.secret_key.get_secret_value(), settings.public_url)
+        self._links = links
 
     async def prepare(self, session: Session, on_record: RecordHook | None = None) -> RenderRecord:
         """Check there is something to render, then re-attach to its render or start one.

@@ -125,11 +125,20 @@ class UploadedItem(BaseModel):
 class UploadResult(ToolResult):
     uploads: list[UploadedItem]
     summary: str
+    upload_url: str | None = Field(default=None, description=(
+        "hosted: the page where the user drops the files named in `to_drop` (the server cannot read their disk)"))
+    to_drop: list[str] = Field(default_factory=list)
     notice: str | None = None
 
     def as_text(self) -> str:
-        text = f"{self.summary} Now describe what to make with it."
-        return f"{self.notice}\n{text}" if self.notice else text
+        parts = [self.notice] if self.notice else []
+        if self.uploads:
+            parts.append(f"{self.summary} Now describe what to make with it." if not self.upload_url else self.summary)
+        if self.upload_url:
+            parts.append(f"This server cannot read files on your computer. Open this page and drop "
+                         f"{', '.join(self.to_drop)} there: {self.upload_url} (the link works for an hour). "
+                         "Then describe what to make with them.")
+        return "\n".join(parts)
 
 
 class ExportResult(ToolResult):

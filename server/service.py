@@ -7,6 +7,7 @@ structured output, and their text is what a host shows the user.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -55,10 +56,21 @@ from .settings import Settings
 from .store import Store, open_store
 from .timeline import summarize, tracks_of
 from .users import UserContext
-from .upload import ByteProgress, check_sources, summarize_uploads, upload_sources
+from .upload import (
+    ByteProgress,
+    InvalidSource,
+    check_media,
+    check_sources,
+    check_url,
+    is_url,
+    summarize_uploads,
+    upload_sources,
+    upload_stream,
+)
 
 if TYPE_CHECKING:
     from .chat import TurnRunner
+    from .links import Links
     from .intents import Intent
 
 # The conversation modules (intent rules, GUI phrases, the ADK decoder) compile their tables
@@ -114,6 +126,15 @@ def _folder_fact(directory: Path | None) -> str | None:
     return str(directory) if directory is not None else None
 
 
+def _links(settings: Settings) -> Links | None:
+    """Hosted: signed links of ours for what a browser opens (downloads, the upload page)."""
+    if not (settings.hosted and settings.secret_key and settings.public_url):
+        return None
+    from .links import Links  # PyJWT: only a hosted server signs links
+
+    return Links(settings.secret_key.get_secret_value(), settings.public_url)
+
+
 def _job_kind(kind: str) -> str:
     return {"turn": "turn", "export": "export"}.get(kind, "follow_up")
 
@@ -134,7 +155,8 @@ class VideoService:
         self.client = NemoClient(settings, identity, store=self.store)
         self.sessions = SessionManager(self.client)
         self.jobs = JobRunner(self.store)
-        self.exporter = Exporter(self.client, self.sessions, settings)
+        self.links = _links(settings)
+        self.exporter = Exporter(self.client, self.sessions, settings, self.links)
         self._turn_lock = anyio.Lock()
         # Late work (two-stage generation) found after a turn and not yet shown, per session.
         self._late_reports: dict[str, list[str]] = {}
@@ -250,6 +272,8 @@ class VideoService:
     # Media in and out
 
     async def upload(self, sources: list[str], progress: ByteProgress | None = None) -> UploadResult:
+        if self.settings.hosted:
+            return await self._upload_by_page(sources)
         files, urls = check_sources(sources, self.settings)  # before any request, even the session's
 
         async def send(session: Session) -> list[UploadedItem]:
@@ -257,6 +281,35 @@ class VideoService:
 
         items, notice = await self.sessions.run(send)
         return UploadResult(uploads=items, summary=summarize_uploads(items), notice=notice)
+
+    async def _upload_by_page(self, sources: list[str]) -> UploadResult:
+        """Hosted: links go straight to NemoVideo; for files on the user's computer, a page to drop them on."""
+        urls = [check_url(source) for source in sources if is_url(source.strip())]
+        paths = [source.strip().strip("'\"") for source in sources if source.strip() and not is_url(source.strip())]
+        if not urls and not paths:
+            check_sources(sources, self.settings)  # its sentence for nothing to upload
+
+        async def send(session: Session) -> tuple[list[UploadedItem], str | None]:
+            items = await upload_sources(self.client, session.session_id, [], urls) if urls else []
+            from .links import UPLOAD_LINK_SECONDS
+
+            assert self.links is not None
+            link = self.links.make(self.store.user_id, "upload", session.session_id,
+                                   UPLOAD_LINK_SECONDS) if paths else None
+            return items, link
+
+        (items, link), notice = await self.sessions.run(send)
+        return UploadResult(uploads=items, summary=summarize_uploads(items) if items else "", upload_url=link,
+                            to_drop=[Path(path).name or path for path in paths], notice=notice)
+
+    async def upload_dropped(self, session_id: str, name: str, size: int, chunks: AsyncIterator[bytes]) -> UploadedItem:
+        """A file dropped on the upload page, checked as `upload` checks a path, then passed on as it arrives."""
+        check_media(name, size, self.settings)
+        if size == 0:
+            raise InvalidSource(f"{name} is empty (0 bytes). Check that the file was saved completely.")
+        if await self.sessions.project(session_id) is None:
+            raise UnknownProject("The project this upload page was made for is gone. Ask for the upload again.")
+        return await upload_stream(self.client, session_id, name, size, chunks)
 
     async def export(self, output_dir: str | None = None, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                      on_progress: ProgressCallback | None = None) -> ExportResult:

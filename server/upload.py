@@ -12,7 +12,7 @@ import mimetypes
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from pathlib import Path, PurePath
 from urllib.parse import unquote, urlsplit
 
 import anyio
@@ -68,17 +68,22 @@ def check_file(source: str, settings: Settings) -> LocalFile:
     size = path.stat().st_size
     if size == 0:
         raise InvalidSource(f"{source} is empty (0 bytes). Check that the file was saved completely.")
-    extension = extension_of(path.name)
-    if extension not in settings.accepted_formats:
-        shown = path.suffix.lower() or ".(no extension)"
-        raise UnsupportedFileType(settings.accepted_formats, what=f"{shown} files", name=path.name)
-    if size > settings.max_upload_bytes:
-        raise FileTooLarge(
-            f"{path.name} is {human_size(size)}, over the {human_size(settings.max_upload_bytes)} limit. "
-            "Trim it to a shorter clip or compress it (lower resolution or bitrate), then upload again."
-        )
+    check_media(path.name, size, settings)
     # A link is read through, but sent under its own name: that name is what was checked.
     return LocalFile(path=path.resolve(), name=path.name, size=size)
+
+
+def check_media(name: str, size: int, settings: Settings) -> None:
+    """What NemoVideo takes, by the file's name and size: the same rules for a path and for a dropped file."""
+    assert settings.max_upload_bytes is not None, "resolve limits with Settings.with_skill_limits first"
+    if extension_of(name) not in settings.accepted_formats:
+        shown = PurePath(name).suffix.lower() or ".(no extension)"
+        raise UnsupportedFileType(settings.accepted_formats, what=f"{shown} files", name=name)
+    if size > settings.max_upload_bytes:
+        raise FileTooLarge(
+            f"{name} is {human_size(size)}, over the {human_size(settings.max_upload_bytes)} limit. "
+            "Trim it to a shorter clip or compress it (lower resolution or bitrate), then upload again."
+        )
 
 
 def check_url(url: str) -> str:
@@ -128,16 +133,21 @@ class FileChanged(InvalidSource):
         )
 
 
-def multipart_body(file: LocalFile, boundary: str, on_bytes: Callable[[int], Awaitable[None]]):
-    """A `files` form field streamed from disk; returns (body factory, content length)."""
-    content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+def _form_field(name: str, boundary: str) -> tuple[bytes, bytes]:
+    """What goes before and after a file's bytes in a `files` form field."""
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     # RFC 7578: UTF-8 file names go as they are inside the quoted filename parameter.
     head = (
         f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="files"; filename="{_quoted(sent_name(file.name))}"\r\n'
+        f'Content-Disposition: form-data; name="files"; filename="{_quoted(sent_name(name))}"\r\n'
         f"Content-Type: {content_type}\r\n\r\n"
     ).encode("utf-8")
-    tail = f"\r\n--{boundary}--\r\n".encode()
+    return head, f"\r\n--{boundary}--\r\n".encode()
+
+
+def multipart_body(file: LocalFile, boundary: str, on_bytes: Callable[[int], Awaitable[None]]):
+    """A `files` form field streamed from disk; returns (body factory, content length)."""
+    head, tail = _form_field(file.name, boundary)
 
     async def body() -> AsyncIterator[bytes]:
         yield head
@@ -155,6 +165,42 @@ def multipart_body(file: LocalFile, boundary: str, on_bytes: Callable[[int], Awa
         yield tail
 
     return body, len(head) + file.size + len(tail)
+
+
+class DropInterrupted(InvalidSource):
+    default_message = "The file did not arrive whole, so it was not kept. Drop it again."
+
+
+async def upload_stream(client: NemoClient, session_id: str, name: str, size: int,
+                        chunks: AsyncIterator[bytes]) -> UploadedItem:
+    """A file arriving from elsewhere (a browser's upload to a hosted server), passed on to NemoVideo as it
+    arrives: never whole in memory or on disk. It can be sent once only, so a refusal that asks for a new
+    token or waits out a rate limit fails it with a sentence instead of sending it again."""
+    boundary = f"nemovideo-{uuid.uuid4().hex}"
+    head, tail = _form_field(name, boundary)
+    started = False
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal started
+        if started:
+            raise DropInterrupted("NemoVideo asked for the file again, and it can be sent once only. Drop it again.")
+        started = True
+        yield head
+        received = 0
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > size:
+                raise DropInterrupted()
+            yield chunk
+        if received < size:
+            raise DropInterrupted()
+        yield tail
+
+    reply = await client.upload_files(session_id, body, f"multipart/form-data; boundary={boundary}",
+                                      len(head) + size + len(tail))
+    media = next(iter(reply.media), None)
+    return UploadedItem(name=name, size_bytes=size, type=kind_of(name) or "video",
+                        id=media.identifier if media else None, source="file")
 
 
 async def upload_sources(
