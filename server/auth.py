@@ -148,6 +148,7 @@ class TokenProvider:
     def __init__(self, settings: Settings, mint: Minter, store: UserStore, clock: Callable[[], float] = time.time) -> None:
         self._user_token = settings.token.get_secret_value() if settings.token else None
         self.account: AccountTokenFile | None = None if settings.hosted else AccountTokenFile(settings)
+        self._linked: str | None = None
         self._api_url = settings.api_url
         self._mint = mint
         self._clock = clock
@@ -187,6 +188,9 @@ class TokenProvider:
             self._anonymous_user_id = user_id
 
     async def token(self) -> str:
+        if self._user_token is None and self.account is None:
+            # Hosted: the account a user linked on our page, perhaps through another replica a moment ago.
+            self._linked = await self._read_linked()
         user_token = self._user_token or self._account_token()
         if user_token is not None:
             return user_token
@@ -202,7 +206,36 @@ class TokenProvider:
         return self._token
 
     def _account_token(self) -> str | None:
-        return self.account.get() if self.account is not None else None
+        return self.account.get() if self.account is not None else self._linked
+
+    async def _read_linked(self) -> str | None:
+        record = await self._store.get(ACCOUNTS, self._api_url) or {}
+        sealed = record.get("token")
+        token = self._sealer.open(sealed) if isinstance(sealed, str) and self._sealer is not None else None
+        if token:
+            register_secret(token)
+        return token
+
+    async def link_account(self, token: str) -> None:
+        """Hosted: the user's own account from now on (checked by the caller), sealed in the store."""
+        assert self._sealer is not None
+        register_secret(token)
+        sealed = self._sealer.seal(token)
+        await self._store.update(ACCOUNTS, self._api_url, lambda record: {**(record or {}), "token": sealed})
+        self._linked = token
+
+    async def forget_account(self) -> bool:
+        """Hosted: back to the user's anonymous token; whether an account was linked."""
+        had = False
+
+        def change(record: dict | None) -> dict | None:
+            nonlocal had
+            had = bool(record and record.get("token"))
+            return {key: value for key, value in (record or {}).items() if key != "token"} or None
+
+        await self._store.update(ACCOUNTS, self._api_url, change)
+        self._linked = None
+        return had
 
     async def _obtain(self, rejected: str | None) -> str:
         async with self._process_lock, self._store.lock("anonymous token"):

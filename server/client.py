@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from . import __version__, metrics
 from .auth import TokenProvider
 from .errors import (
+    ACCOUNT_TOKEN_HINT,
     ERRORS_BY_CODE,
     AnonymousTokenLimit,
     AuthenticationError,
@@ -56,6 +57,7 @@ from .store import UserStore, open_store
 from .users import LOCAL_USER
 
 if TYPE_CHECKING:
+    from .links import Links
     from .sse import AdkEvent
 
 log = get_logger("client")
@@ -79,14 +81,27 @@ class NemoClient:
         identity: SkillIdentity,
         *,
         store: UserStore | None = None,
+        links: Links | None = None,
         sleep=anyio.sleep,
     ) -> None:
         self.settings = settings
         self.identity = identity
+        self._links = links
         self._sleep = sleep
         self._client: httpx2.AsyncClient | None = None
         self.store = store or open_store(settings.config_dir, settings.state_dir).for_user(LOCAL_USER)
         self.auth = TokenProvider(settings, self._mint_anonymous_token, self.store)
+
+    def account_hint(self) -> str:
+        """How this user gives us their NemoVideo account: `login` locally, a page of ours when hosted (someone in
+        claude.ai has no terminal to run a command in)."""
+        if self._links is None:
+            return ACCOUNT_TOKEN_HINT
+        from .links import ACCOUNT_LINK_SECONDS
+
+        link = self._links.make(self.store.user_id, "link", self.store.user_id, ACCOUNT_LINK_SECONDS)
+        return (f"create a token at nemovideo.com (Settings → API Tokens), then paste it on this page: {link} "
+                f"(the link works for {ACCOUNT_LINK_SECONDS // 60} minutes).")
 
     @property
     def _http(self) -> httpx2.AsyncClient:
@@ -341,7 +356,8 @@ class NemoClient:
             anonymous = not self.auth.is_user_token
             user_id = self.auth.user_id
             url = f"{self.settings.web_url}/register?bind={quote(user_id, safe='')}" if anonymous and user_id else None
-            return OutOfCredits(anonymous=anonymous, registration_url=url, web_url=self.settings.web_url)
+            return OutOfCredits(anonymous=anonymous, registration_url=url, web_url=self.settings.web_url,
+                                hint=self.account_hint())
         if code == UnsupportedFileType.code:
             return UnsupportedFileType(self.settings.accepted_formats)
         error_type = ERRORS_BY_CODE.get(code) if code is not None else None
@@ -366,7 +382,7 @@ class NemoClient:
                 client_id = await self.auth.client_ids.renew()
                 continue
             except RateLimited:
-                raise AnonymousTokenLimit() from None
+                raise AnonymousTokenLimit(self.account_hint()) from None
             return _issued_token(data)
 
 

@@ -26,7 +26,8 @@ class NemoError(Exception):
         return str(self)
 
 
-# How a user hands the skill their account token, in every host, without editing its config.
+# How a user hands a local server their account token, in every host, without editing its config (a hosted
+# server offers its link page instead: `NemoClient.account_hint`).
 ACCOUNT_TOKEN_HINT = (
     "Create a token at nemovideo.com (Settings → API Tokens), then run `nemovideo-mcp login` in a terminal "
     "and paste it (or set NEMO_TOKEN in the host's settings for this server)."
@@ -79,14 +80,15 @@ class TokenRejected(AuthenticationError):
 
 
 class AnonymousTokenLimit(NemoError):
-    """A 429 while minting: the backend issues one free token per client id per 7 days."""
+    """A 429 while minting: the backend issues one free token per client id per 7 days, and about 10 per address."""
 
     code = 429
-    default_message = (
-        "NemoVideo gives each device one free anonymous token per 7 days, and this device has used its "
-        "allowance, so no new free token can be issued now. To go on, use a NemoVideo account: "
-        + ACCOUNT_TOKEN_HINT
-    )
+
+    def __init__(self, hint: str = ACCOUNT_TOKEN_HINT) -> None:
+        super().__init__(
+            "NemoVideo gives each device one free anonymous token per 7 days (and about ten per network address), "
+            "and that allowance is used, so no new free token can be issued now. To go on, use a NemoVideo "
+            "account: " + hint)
 
 
 class SessionNotFound(NemoError):
@@ -98,19 +100,20 @@ class OutOfCredits(NemoError):
     code = 2001
 
     def __init__(self, *, anonymous: bool, registration_url: str | None = None,
-                 web_url: str = "https://nemovideo.com", project_link: str | None = None) -> None:
+                 web_url: str = "https://nemovideo.com", project_link: str | None = None,
+                 hint: str = ACCOUNT_TOKEN_HINT) -> None:
         if anonymous:
             link = registration_url or f"{web_url}/register"
             message = (
                 f"You are out of free credits. Register here to keep your project and get more credits: {link}. "
-                "Then give this skill your account token: " + ACCOUNT_TOKEN_HINT
+                "Then give this skill your account token: " + hint
             )
         else:
             message = f"Your NemoVideo account is out of credits. Top up at {web_url}, then try again."
         if project_link:
             message += f" Your project stays available in the browser: {project_link}"
         super().__init__(message)
-        self._facts = {"anonymous": anonymous, "registration_url": registration_url, "web_url": web_url}
+        self._facts = {"anonymous": anonymous, "registration_url": registration_url, "web_url": web_url, "hint": hint}
         self.project_link = project_link
 
     def with_project_link(self, project_link: str | None) -> OutOfCredits:
@@ -141,12 +144,12 @@ class ExportBlocked(NemoError):
 
     code = 402
 
-    def __init__(self, project_link: str | None = None) -> None:
+    def __init__(self, project_link: str | None = None, hint: str = ACCOUNT_TOKEN_HINT) -> None:
         keep = f" Your project is safe; open it in the browser: {project_link}" if project_link else ""
         super().__init__(
             "Exporting needs a registered NemoVideo account (the free anonymous plan cannot export; this is not "
             f"about credits).{keep} Register at nemovideo.com, then give this skill your account token: "
-            + ACCOUNT_TOKEN_HINT + " After that, ask to export again: the same project is exported."
+            + hint + " After that, ask to export again: the same project is exported."
         )
         self.project_link = project_link
 

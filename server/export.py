@@ -243,7 +243,7 @@ class Exporter:
                 return await self._start(session, draft, digest, on_record)
             except ExportBlocked:
                 # Anonymous tokens cannot render: the project link keeps the work while the user registers.
-                raise ExportBlocked(await self._sessions.project_link(session)) from None
+                raise ExportBlocked(await self._sessions.project_link(session), self._client.account_hint()) from None
             except OutOfCredits as error:
                 raise error.with_project_link(await self._sessions.project_link(session)) from None
 

@@ -18,8 +18,9 @@ from .sealing import derive_key
 
 # A download link streams the render from NemoVideo; asking for the video again (export) gives a new one.
 DOWNLOAD_LINK_SECONDS = 24 * 3600
-# An upload page is opened at once, while the user is in the conversation.
+# An upload page or the account page is opened at once, while the user is in the conversation.
 UPLOAD_LINK_SECONDS = 3600
+ACCOUNT_LINK_SECONDS = 3600
 
 
 class LinkExpired(Exception):

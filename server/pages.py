@@ -107,6 +107,25 @@ zone.addEventListener("drop", (event) => {
 """
 
 
+# The account page: the token goes in a form's body (never a URL), over the page's own signed link.
+ACCOUNT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Your NemoVideo account</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem}}
+input{{font:inherit;width:100%;padding:.5rem;box-sizing:border-box}}button{{font:inherit;padding:.5rem 1rem;margin:.75rem 0}}
+.said{{padding:.75rem;border-radius:.5rem;background:#f1f5f9}}</style>
+</head><body><main><h1>Your NemoVideo account</h1>
+{said}
+<p>Create a token at nemovideo.com (Settings → API Tokens) and paste it here: this server then uses your
+account and its credits for you. It is checked with NemoVideo and kept encrypted.</p>
+<form method="post"><label for="token">NemoVideo token</label>
+<input id="token" name="token" type="password" autocomplete="off" required>
+<button name="action" value="link">Use my account</button></form>
+<form method="post"><button name="action" value="forget">Forget my linked account</button></form>
+</main></body></html>
+"""
+
+
 def page(title: str, sentence: str, status: int) -> HTMLResponse:
     return HTMLResponse(PAGE.format(title=html.escape(title), sentence=html.escape(sentence)), status_code=status)
 
@@ -176,6 +195,42 @@ def add_routes(server: MCPServer, settings: Settings, registry: Callable[[], Ser
         return claims if claims is not None else page(
             "This page does not work", "It is not an upload page of this server, or its link was cut short when "
             "it was copied. Ask for the upload again in the conversation.", 404)
+
+    def account_claims(request: Request) -> LinkClaims | HTMLResponse:
+        try:
+            claims = links.read(request.path_params["token"], "link")
+        except LinkExpired:
+            return page("This page has expired", "Ask again in the conversation (for example, for your credits): "
+                        "the answer carries a new page.", 410)
+        return claims if claims is not None else page(
+            "This page does not work", "It is not an account page of this server, or its link was cut short when "
+            "it was copied.", 404)
+
+    def account_page(said: str = "", status: int = 200) -> HTMLResponse:
+        shown = f'<p class="said" role="status">{html.escape(said)}</p>' if said else ""
+        return HTMLResponse(ACCOUNT_PAGE.format(said=shown), status_code=status)
+
+    @server.custom_route("/link/{token}", methods=["GET"])
+    async def account(request: Request) -> Response:
+        claims = account_claims(request)
+        return claims if not isinstance(claims, LinkClaims) else account_page()
+
+    @server.custom_route("/link/{token}", methods=["POST"])
+    async def account_change(request: Request) -> Response:
+        claims = account_claims(request)
+        if not isinstance(claims, LinkClaims):
+            return claims
+        form = await request.form()
+        async with registry().using(UserContext(claims.sub)) as service:
+            if form.get("action") == "forget":
+                forgotten = await service.forget_account()
+                return account_page("Your account is no longer used here: you are back on a free anonymous token."
+                                    if forgotten else "No account was linked.")
+            try:
+                linked = await service.link_account(str(form.get("token") or ""))
+            except NemoError as error:
+                return account_page(error.message, 422)
+        return account_page(f"{linked.summary} Go back to the conversation and carry on.")
 
     @server.custom_route("/upload/{token}", methods=["GET"])
     async def upload_page(request: Request) -> Response:

@@ -14,9 +14,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
+from pydantic import SecretStr
 
 from .client import NemoClient
-from .errors import InvalidInput, NemoError, OutOfCredits, SessionNotFound, TurnFailed
+from .errors import InvalidInput, NemoError, OutOfCredits, SessionNotFound, TokenRejected, TurnFailed
 from .export import (
     Exporter,
     NothingToExport,
@@ -152,10 +153,10 @@ class VideoService:
         self.settings = settings
         self.user = user or UserContext.local()
         self.store = (store or open_store(settings.config_dir, settings.state_dir)).for_user(self.user.user_id)
-        self.client = NemoClient(settings, identity, store=self.store)
+        self.links = _links(settings)
+        self.client = NemoClient(settings, identity, store=self.store, links=self.links)
         self.sessions = SessionManager(self.client)
         self.jobs = JobRunner(self.store)
-        self.links = _links(settings)
         self.exporter = Exporter(self.client, self.sessions, settings, self.links)
         self._turn_lock = anyio.Lock()
         # Late work (two-stage generation) found after a turn and not yet shown, per session.
@@ -310,6 +311,26 @@ class VideoService:
         if await self.sessions.project(session_id) is None:
             raise UnknownProject("The project this upload page was made for is gone. Ask for the upload again.")
         return await upload_stream(self.client, session_id, name, size, chunks)
+
+    async def link_account(self, token: str) -> CreditsResult:
+        """Hosted: the user's own NemoVideo account, checked against NemoVideo first; its balance."""
+        token = token.strip()
+        if not token:
+            raise InvalidInput("Paste the token first: nemovideo.com → Settings → API Tokens.")
+        checking = self.settings.model_copy(update={"token": SecretStr(token)})
+        async with NemoClient(checking, self.client.identity, store=self.store) as client:
+            try:
+                balance = await client.credits()
+            except TokenRejected:
+                raise InvalidInput("NemoVideo did not accept that token (expired, revoked or mistyped): nothing "
+                                   "was saved. Copy it again from nemovideo.com → Settings → API Tokens.") from None
+        await self.client.auth.link_account(token)
+        return CreditsResult(available=balance.available, frozen=balance.frozen, total=balance.total,
+                             summary=f"Your NemoVideo account is linked: {_amount(balance.available)} credits available.")
+
+    async def forget_account(self) -> bool:
+        """Hosted: `logout`'s twin; whether an account was linked."""
+        return await self.client.auth.forget_account()
 
     async def export(self, output_dir: str | None = None, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                      on_progress: ProgressCallback | None = None) -> ExportResult:

@@ -61,7 +61,8 @@ TOKENS = Table("tokens", "api_url", {
     "expires_at": lambda token: _number(token.get("expires_at")),
 })
 # A hosted user's identity at each API host: the client id their anonymous tokens are minted for (a local
-# server keeps its one client id in a file the official skill shares).
+# server keeps its one client id in a file the official skill shares), and the account token they linked on
+# our page (sealed).
 ACCOUNTS = Table("accounts", "api_url", {})
 TABLES = (JOBS, RENDERS, PROJECTS, CURRENT_PROJECTS, TOKENS, ACCOUNTS)
 

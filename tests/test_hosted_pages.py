@@ -4,6 +4,7 @@ end to end against the sandbox through a replica."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -98,3 +99,38 @@ async def test_the_server_refuses_what_the_page_would_and_an_old_or_forged_link_
         old = two_hours_ago.make(f"{issuers.oidc}|alice", "upload", "any", 3600).replace(PUBLIC_URL, url)
         expired = await page.goto(old)
         assert expired.status == 410 and "Ask for the upload again" in await page.inner_text("main")
+
+
+async def test_a_user_past_the_free_allowance_links_their_own_account_on_our_page_and_can_forget_it(
+        sandbox, env, issuers, browser, tmp_path) -> None:
+    sandbox.anonymous_tokens_per_address = 1  # every user of a deployment comes from its address
+    alice = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="alice")
+    bob = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="bob")
+    account = "nemo_sk_bob_own_account_000000001"  # the sandbox takes any nemo_sk_ token as an account
+    with replicas(hosted_env(env, issuers), tmp_path, 2) as (first, second):
+        assert not (await call(first, alice, "credits")).is_error
+        refused = await call(first, bob, "credits")
+        sentence = refused.content[0].text
+        assert refused.is_error and "429" not in sentence and "nemovideo-mcp login" not in sentence
+        link = re.search(rf"{re.escape(PUBLIC_URL)}/link/\S+", sentence).group()
+
+        page = await browser.new_page()
+        await page.goto(link.replace(PUBLIC_URL, second))
+        await page.get_by_label("NemoVideo token").fill("not-a-nemovideo-token")
+        await page.get_by_role("button", name="Use my account").click()
+        assert "did not accept that token" in await page.get_by_role("status").inner_text()
+        await page.get_by_label("NemoVideo token").fill(account)
+        await page.get_by_role("button", name="Use my account").click()
+        assert "linked: 1000 credits available" in await page.get_by_role("status").inner_text()
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENS / "account-page.png"), full_page=True)
+
+        assert (await call(first, bob, "credits")).structured_content["available"] == 1000  # the other replica
+        stored = b"".join(path.read_bytes() for path in Path(env["HOME"]).rglob("nemovideo.db*"))
+        assert account.encode() not in stored  # sealed
+
+        await page.get_by_role("button", name="Forget my linked account").click()
+        assert "no longer used here" in await page.get_by_role("status").inner_text()
+        assert (await call(first, bob, "credits")).is_error  # back to the anonymous allowance, which is used
+    logs = "".join(path.read_text() for path in tmp_path.glob("replica*.log"))
+    assert account not in logs and "not-a-nemovideo-token" not in logs

@@ -105,7 +105,8 @@ class _Handlers:
         client_id = request.headers.get("x-client-id", "").strip()
         if not client_id:
             raise ApiError(400)
-        return self.ok("anonymous_token", self.sandbox.issue_token(client_id))
+        address = request.client.host if request.client else "unknown"
+        return self.ok("anonymous_token", self.sandbox.issue_token(client_id, address))
 
     async def create_session(self, request: Request) -> Response:
         token = self._authorize(request)

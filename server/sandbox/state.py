@@ -33,7 +33,7 @@ GATEWAY_ERRORS = {502: "Bad Gateway", 503: "Service Unavailable"}
 SWITCHES = ("render_seconds", "turn_seconds", "heartbeat_seconds", "max_upload_bytes", "accepted_extensions",
             "fail_renders", "drop_next_stream", "cut_next_download", "reply_style", "anonymous_export_blocked",
             "next_turn_ending", "late_write_seconds", "garble_next_render_start", "real_renders",
-            "duplicate_render_ids")
+            "duplicate_render_ids", "anonymous_tokens_per_address")
 # What a render start with an id already in use gets. NemoVideo documents no per-user scope for the ids its
 # clients choose: "refuse" answers with an error, "join" with the render that already has the id (the
 # reading under which two users' exports could share one render).
@@ -164,6 +164,9 @@ class Sandbox:
             self.late_write_seconds: float | None = None
             self.busy_sessions: set[str] = set()
             self._tokens_by_client: dict[str, str] = {}
+            # backend.md: "about 10 per IP per 7 days" (anonymous tokens); a hosted deployment's users share one.
+            self.anonymous_tokens_per_address = 10
+            self._tokens_by_address: dict[str, list[str]] = {}
             self.requests: list[RecordedRequest] = []
             self.sessions: dict[str, SandboxSession] = {}
             self._accounts: dict[str, _Account] = {}
@@ -253,18 +256,24 @@ class Sandbox:
                     return injection
             return None
 
-    def issue_token(self, client_id: str) -> dict[str, Any]:
-        """One anonymous token per client id per 7 days: a second one is refused (429) until the first expired."""
+    def issue_token(self, client_id: str, address: str) -> dict[str, Any]:
+        """One anonymous token per client id per 7 days: a second one is refused (429) until the first expired;
+        and `anonymous_tokens_per_address` per calling address in the same 7 days."""
         with self._lock:
             previous = self._accounts.get(self._tokens_by_client.get(client_id, ""))
             if previous is not None and not previous.expired:
                 raise ApiError(429, "one anonymous token per client per 7 days")
+            issued = [token for token in self._tokens_by_address.get(address, [])
+                      if not self._accounts[token].expired]
+            if len(issued) >= self.anonymous_tokens_per_address:
+                raise ApiError(429, "too many anonymous tokens from this address in 7 days")
             number = self.next_number("token")
             digest = hashlib.sha256(f"{client_id}:{number}".encode()).hexdigest()
             token = f"nvsbx_anon_{number:04d}_{digest[:40]}"
             user_id = f"anon_{digest[40:52]}"
             self._accounts[token] = _Account(ANONYMOUS_CREDITS, user_id, anonymous=True)
             self._tokens_by_client[client_id] = token
+            self._tokens_by_address[address] = [*issued, token]
         expires_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + TOKEN_LIFETIME_SECONDS))
         return {"token": token, "user_id": user_id, "expires_at": expires_at, "credits": ANONYMOUS_CREDITS}
 
