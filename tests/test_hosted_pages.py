@@ -134,3 +134,30 @@ async def test_a_user_past_the_free_allowance_links_their_own_account_on_our_pag
         assert (await call(first, bob, "credits")).is_error  # back to the anonymous allowance, which is used
     logs = "".join(path.read_text() for path in tmp_path.glob("replica*.log"))
     assert account not in logs and "not-a-nemovideo-token" not in logs
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+async def test_a_dropped_file_passes_through_the_server_without_being_held_whole(sandbox, env, issuers, tmp_path) -> None:
+    if not Path("/proc/self/status").exists():
+        missing("reading a process's peak memory needs Linux's /proc")
+    alice = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="alice")
+    size = 64 * 1024 * 1024
+    with replicas(hosted_env(env, issuers), tmp_path, 1) as (url,):
+        link = (await call(url, alice, "upload", {"sources": ["big.mp4"]})).structured_content["upload_url"]
+        before = peak_rss_mb(url.process.pid)
+
+        async def body():
+            for _ in range(size // (1024 * 1024)):
+                yield b"\x00" * (1024 * 1024)
+
+        async with httpx2.AsyncClient(timeout=120) as http:
+            sent = await http.post(link.replace(PUBLIC_URL, url), content=body(),
+                                   headers={"x-file-name": "big.mp4", "content-length": str(size)})
+        assert sent.status_code == 200, sent.text
+        assert peak_rss_mb(url.process.pid) - before < 24  # a 64 MB file: never held whole
