@@ -85,6 +85,7 @@ async def test_each_user_sees_and_follows_only_their_own_work_from_any_replica(
             assert "oauth-protected-resource/mcp" in refused.headers["www-authenticate"]
 
         sandbox.turn_seconds = 1.0
+        sandbox.real_renders = False  # the download link is what is tested here, not the video
         working = await call(first, alice, "chat", {"message": GENERATE, "wait_seconds": 0})
         job_id = working.structured_content["job_id"]
         assert working.structured_content["status"] == "working"
@@ -144,48 +145,6 @@ async def test_an_operator_reads_tool_calls_backend_answers_and_jobs_at_metrics(
     assert 'nemovideo_tool_seconds_count{tool="chat"} 1.0' in text
     assert 'nemovideo_backend_responses_total{status="200"}' in text
     assert 'nemovideo_jobs{kind="turn",state="done"} 1.0' in text
-
-
-async def age_heartbeat(database_url: str, user_id: str, job_id: str) -> None:
-    """A minute passes for the job of a replica that was killed: its last heartbeat is that old now."""
-    from nemovideo_mcp.postgres import PostgresDatabase
-    from nemovideo_mcp.store import Store
-    from nemovideo_mcp.tables import JOBS
-
-    store = Store(PostgresDatabase(database_url))
-    try:
-        aged = await store.for_user(user_id).update(
-            JOBS, job_id, lambda record: record and {**record, "heartbeat_at": record["heartbeat_at"] - 60})
-        assert aged is not None
-    finally:
-        await store.aclose()
-
-
-async def test_work_of_a_killed_replica_is_taken_over_by_another_without_sending_it_again(
-        sandbox, env, issuers, postgres_url, tmp_path) -> None:
-    alice = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="alice")
-    user_id = f"{issuers.oidc}|alice"
-    with replicas({**hosted_env(env, issuers), "NEMO_DATABASE_URL": postgres_url}, tmp_path, 2) as (first, second):
-        sandbox.turn_seconds = 2.0
-        turn = (await call(first, alice, "chat", {"message": GENERATE, "wait_seconds": 0})).structured_content
-        first.process.kill()  # SIGKILL: no shutdown, the job's record says "running" with a fresh heartbeat
-        first.process.wait()
-        await age_heartbeat(postgres_url, user_id, turn["job_id"])
-        done = await call(second, alice, "wait", {"job_id": turn["job_id"], "wait_seconds": 30})
-        assert done.structured_content["status"] == "done", done.content[0].text
-        assert sandbox.count("/run_sse") == 1  # the message was never sent again
-
-    with replicas({**hosted_env(env, issuers), "NEMO_DATABASE_URL": postgres_url}, tmp_path, 2) as (first, second):
-        sandbox.render_seconds = 3.0
-        export = (await call(first, alice, "export", {"wait_seconds": 0.5})).structured_content
-        assert export["status"] == "working"
-        first.process.kill()
-        first.process.wait()
-        await age_heartbeat(postgres_url, user_id, export["job_id"])
-        landed = await call(second, alice, "wait", {"job_id": export["job_id"], "wait_seconds": 60})
-        assert landed.structured_content["status"] == "done", landed.content[0].text
-        assert landed.structured_content["download_url"].startswith(f"{PUBLIC_URL}/download/")
-    assert len(sandbox.render_ids()) == 1  # re-attached to the render, never started again
 
 
 async def test_a_2025_client_is_served_by_any_replica_without_a_session(sandbox, env, issuers, tmp_path) -> None:
