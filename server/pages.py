@@ -138,11 +138,13 @@ def add_routes(server: MCPServer, settings: Settings, registry: Callable[[], Ser
 
     @server.custom_route("/readyz", methods=["GET"])
     async def ready(_: Request) -> Response:
-        """Ready when the store answers: a load balancer sends no user to a replica without its database."""
+        """Ready when the store answers: a load balancer sends no user to a replica without its database. Anyone
+        may ask, so the reason (which names the database's host) goes to the log, not into the answer."""
         try:
             await store().ready()
         except NemoError as error:
-            return JSONResponse({"status": "unavailable", "reason": error.message}, status_code=503)
+            log.warning("Not ready: %s", error.message)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     if not settings.hosted:

@@ -52,3 +52,23 @@ async def test_work_of_a_killed_replica_is_taken_over_by_another_without_sending
         assert landed.structured_content["status"] == "done", landed.content[0].text
         assert landed.structured_content["download_url"].startswith(f"{PUBLIC_URL}/download/")
     assert len(sandbox.render_ids()) == 1  # re-attached to the render, never started again
+
+
+async def test_a_replica_whose_database_is_down_is_alive_not_ready_and_says_so_without_the_password(
+        sandbox, env, issuers, tmp_path) -> None:
+    import httpx2
+
+    from tests.test_http_transport import free_port
+
+    password = "secret-database-password"
+    down = f"postgresql://nemo:{password}@127.0.0.1:{free_port()}/nemo"  # nothing listens there
+    alice = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="alice")
+    with replicas({**hosted_env(env, issuers), "NEMO_DATABASE_URL": down}, tmp_path, 1) as (url,):
+        async with httpx2.AsyncClient(timeout=30) as http:
+            assert (await http.get(f"{url}/healthz")).status_code == 200
+            ready = await http.get(f"{url}/readyz")
+        assert ready.status_code == 503 and ready.json() == {"status": "unavailable"}
+        answered = await call(url, alice, "credits")
+        assert answered.is_error and "cannot be used" in answered.content[0].text
+        assert password not in answered.content[0].text
+    assert password not in (tmp_path / "replica0.log").read_text()
