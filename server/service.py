@@ -263,6 +263,12 @@ class VideoService:
             return ChatResult(reply="Which file should I upload? Give its full path or an http(s) link.",
                               action="upload", status="done")
         uploaded = await self.upload(sources)
+        if uploaded.upload_url:
+            # Hosted, files on the user's computer: they arrive through the page, later. The request is not sent
+            # before them (a paid turn without its media), and the user is told so, in their own words.
+            waiting = (f'\nYour request was not sent yet: once the files have arrived, send it again: '
+                       f'"{intent.instruction}"') if intent.instruction else ""
+            return ChatResult(reply=uploaded.as_text() + waiting, action="upload", status="done")
         if not intent.instruction:
             return ChatResult(reply=uploaded.summary, action="upload", status="done", notice=uploaded.notice)
         # The user's words as written; the note tells the agent which of the files it now has.

@@ -79,3 +79,15 @@ def test_a_signed_link_opens_only_what_it_was_made_for_and_only_until_it_expires
     now[0] += 61
     with pytest.raises(LinkExpired):
         links.read(token, "download")
+
+
+async def test_a_request_naming_a_file_on_the_users_computer_waits_for_the_upload_page(sandbox, env, identity) -> None:
+    """Hosted, "make a video synced to ~/song.mp3": the file can only arrive through our page, so no paid turn is
+    sent without it, and the page's link reaches the user."""
+    settings = hosted(env)
+    async with VideoService(settings, identity, user=UserContext("https://login.example|alice"),
+                            store=open_store(settings.config_dir, settings.state_dir)) as service:
+        result = await service.chat("make a video synced to ~/Music/song.mp3")
+    assert "https://video.example/upload/" in result.reply and "song.mp3" in result.reply
+    assert '"make a video synced to' in result.reply  # the request, as the user wrote it, to send again
+    assert sandbox.count("/run_sse") == 0
