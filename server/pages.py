@@ -254,9 +254,14 @@ def add_routes(server: MCPServer, settings: Settings, registry: Callable[[], Ser
         if not isinstance(claims, LinkClaims):
             return JSONResponse({"ok": False, "sentence": "This upload page no longer works: ask for the upload "
                                  "again in the conversation."}, status_code=claims.status_code)
-        name = unquote(request.headers.get("x-file-name", "")).strip()
+        # The name as the user's system spelled it, without any folder and without control characters, which
+        # no file name needs and a multipart header must not carry.
+        name = "".join(ch for ch in unquote(request.headers.get("x-file-name", "")) if ch.isprintable())
+        name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
         try:
             size = int(request.headers["content-length"])
+            if size < 0:
+                raise ValueError(size)
         except (KeyError, ValueError):
             return JSONResponse({"ok": False, "sentence": "The browser did not say how large the file is. Drop it "
                                  "again, or use another browser."}, status_code=411)

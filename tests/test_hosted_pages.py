@@ -161,3 +161,13 @@ async def test_a_dropped_file_passes_through_the_server_without_being_held_whole
                                    headers={"x-file-name": "big.mp4", "content-length": str(size)})
         assert sent.status_code == 200, sent.text
         assert peak_rss_mb(url.process.pid) - before < 24  # a 64 MB file: never held whole
+
+
+async def test_a_dropped_files_name_arrives_without_folders_or_control_characters(sandbox, env, issuers, tmp_path) -> None:
+    alice = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="alice")
+    with replicas(hosted_env(env, issuers), tmp_path, 1) as (url,):
+        link = (await call(url, alice, "upload", {"sources": ["clip.mp4"]})).structured_content["upload_url"]
+        async with httpx2.AsyncClient(timeout=30) as http:
+            sent = await http.post(link.replace(PUBLIC_URL, url), content=b"\x00" * 1000,
+                                   headers={"x-file-name": "..%2F..%2Fetc%2Fclip%00%0A.mp4"})
+    assert sent.status_code == 200 and sent.json()["sentence"].startswith("clip.mp4 arrived"), sent.text
