@@ -9,6 +9,7 @@ programs run as that user.
 
 from __future__ import annotations
 
+import glob
 import functools
 import itertools
 import os
@@ -40,7 +41,8 @@ class Cluster:
     """A data directory in a private temporary folder, and the server that runs it on a loopback port."""
 
     def __init__(self) -> None:
-        initdb = shutil.which("initdb")
+        # Debian keeps PostgreSQL's programs off PATH, in /usr/lib/postgresql/<version>/bin.
+        initdb = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1:]), None)
         if initdb is None:
             missing("PostgreSQL's initdb is not on PATH (Debian: apt-get install postgresql); tests that need "
                     "only a running server can use NEMO_TEST_DATABASE_URL instead")
