@@ -233,7 +233,10 @@ class JwtTokenVerifier:
             response.raise_for_status()
             metadata = _ServerMetadata.model_validate_json(response.content)
             # RFC 8414 §3.3: metadata that names another issuer must not be used (a mix-up or an impersonation).
-            if metadata.issuer != self.issuer:
+            # Only a trailing "/" may differ from what the operator wrote (Auth0's identifiers end with one, and
+            # its console shows them both ways); from then on the issuer's own spelling is what tokens must carry.
+            if metadata.issuer.rstrip("/") != self.issuer.rstrip("/"):
                 raise ValueError(f"{url} names the issuer {metadata.issuer!r}")
+            self.issuer = metadata.issuer
             return metadata.jwks_uri
         raise ValueError(f"{self.issuer} publishes no authorization server metadata")

@@ -121,7 +121,7 @@ class Settings(BaseModel):
             stream_text=env_value(env, "NEMO_STREAMING").lower() not in ("0", "false", "no", "off"),
             public_url=env_value(env, "NEMO_PUBLIC_URL").rstrip("/") or None,
             database_url=SecretStr(database_url) if (database_url := env_value(env, "NEMO_DATABASE_URL")) else None,
-            auth_issuer=env_value(env, "NEMO_AUTH_ISSUER").rstrip("/") or None,
+            auth_issuer=env_value(env, "NEMO_AUTH_ISSUER") or None,  # as written: issuers are compared exactly
             secret_key=SecretStr(secret_key) if (secret_key := env_value(env, "NEMO_SECRET_KEY")) else None,
             auth_scopes=tuple(scope for scope in re.split(r"[\s,]+", env_value(env, "NEMO_AUTH_SCOPES")) if scope),
         )

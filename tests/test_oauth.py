@@ -229,3 +229,56 @@ def test_scopes_are_read_from_scope_and_from_scp_as_okta_and_entra_send_them() -
     assert _Claims.model_validate({**base, "scope": "video.read video.write"}).scopes == ["video.read", "video.write"]
     assert _Claims.model_validate({**base, "scp": ["video.read", "video.write"]}).scopes == ["video.read", "video.write"]
     assert _Claims.model_validate({**base, "scp": "video.read"}).scopes == ["video.read"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("written", ["with", "without"])
+async def test_an_issuer_whose_identifier_ends_with_a_slash_is_trusted_however_the_operator_wrote_it(written) -> None:
+    """Found by review: Auth0's identifiers end with "/" (https://TENANT.auth0.com/), and a trailing "/" removed
+    from NEMO_AUTH_ISSUER made every token of such an issuer refused. A minimal real issuer: discovery and JWKS
+    over HTTP, tokens signed with its key."""
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from nemovideo_mcp.oauth import JwtTokenVerifier
+    from nemovideo_mcp.settings import Settings
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())), "kid": "k1", "alg": "ES256"}
+    documents: dict[str, dict] = {}
+
+    class Issuer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(documents.get(self.path, {})).encode()
+            self.send_response(200 if self.path in documents else 404)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Issuer)
+    identifier = f"http://127.0.0.1:{server.server_address[1]}/"
+    documents["/.well-known/openid-configuration"] = {"issuer": identifier, "jwks_uri": identifier + "jwks"}
+    documents["/jwks"] = {"keys": [public]}
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        configured = identifier if written == "with" else identifier.rstrip("/")
+        settings = Settings.from_env({"HOME": "/tmp", "NEMO_AUTH_ISSUER": configured, "NEMO_PUBLIC_URL": PUBLIC_URL})
+        verifier = JwtTokenVerifier(settings.auth_issuer, f"{PUBLIC_URL}/mcp")
+        now = int(time.time())
+        token = jwt.encode({"iss": identifier, "sub": "auth0|alice", "aud": f"{PUBLIC_URL}/mcp", "exp": now + 300,
+                            "iat": now}, key, algorithm="ES256", headers={"kid": "k1"})
+        assert await verifier.verify_token(token) is not None
+        other = jwt.encode({"iss": identifier + "x", "sub": "auth0|alice", "aud": f"{PUBLIC_URL}/mcp", "exp": now + 300,
+                            "iat": now}, key, algorithm="ES256", headers={"kid": "k1"})
+        assert await verifier.verify_token(other) is None  # still exactly one issuer
+    finally:
+        server.shutdown()
+        server.server_close()
