@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import anyio
@@ -87,6 +88,17 @@ class SessionManager:
         self._current_key = f"{client.identity.name}|{self._api_url}"
         self._lock = anyio.Lock()
 
+    @asynccontextmanager
+    async def _creating(self) -> AsyncIterator[None]:
+        """Held while a project is created, in this process and every other one of this user.
+
+        The token comes first: minting one takes the user's token lock, and waiting for it while holding this
+        one would tie up two of the database's lock connections per new user (thirty new users at once on a
+        hosted replica: none left, and every one of them refused)."""
+        await self._client.auth.token()
+        async with self._lock, self._store.lock("project"):
+            yield
+
     async def current(self) -> Session | None:
         """The current project, read from the store: another process may have started or switched it."""
         pointer = await self._store.get(CURRENT_PROJECTS, self._current_key)
@@ -128,7 +140,7 @@ class SessionManager:
 
     async def start_new(self, text: str | None = None) -> Session:
         """A new, empty project that becomes the current one; the others stay listed."""
-        async with self._lock, self._store.lock("project"):
+        async with self._creating():
             return await self._create(detect_language(text), project_name(text))
 
     async def ensure(self, text: str | None = None) -> Session:
@@ -136,7 +148,7 @@ class SessionManager:
         session = await self.current()
         if session is not None:
             return session
-        async with self._lock, self._store.lock("project"):
+        async with self._creating():
             # Another process may have created it while this one waited for the lock.
             return await self.current() or await self._create(detect_language(text), project_name(text))
 
@@ -152,7 +164,7 @@ class SessionManager:
 
     async def replace(self, lost: Session) -> Session:
         """A new session in place of one the backend no longer knows (same language); the lost one is forgotten."""
-        async with self._lock, self._store.lock("project"):
+        async with self._creating():
             current = await self.current()
             # A concurrent call (or process) may have replaced it already.
             if current is not None and current.session_id != lost.session_id:

@@ -11,6 +11,7 @@ from nemovideo_mcp.service import VideoService
 from nemovideo_mcp.settings import Settings
 from nemovideo_mcp.store import STORE_FILE, open_store
 from nemovideo_mcp.users import UserContext
+from tests.postgres_cluster import postgres_server, postgres_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +92,20 @@ async def test_a_request_naming_a_file_on_the_users_computer_waits_for_the_uploa
     assert "https://video.example/upload/" in result.reply and "song.mp3" in result.reply
     assert '"make a video synced to' in result.reply  # the request, as the user wrote it, to send again
     assert sandbox.count("/run_sse") == 0
+
+
+async def test_a_new_users_first_project_needs_one_held_lock_at_a_time(sandbox, env, identity, postgres_url) -> None:
+    """Found by review: a new user's first project took the project lock, then the token lock inside it to mint
+    the token creating the project needs; with PostgreSQL's pool of lock connections, thirty new users at once
+    each held one and waited for another that never came. One lock connection must be enough for one user."""
+    from nemovideo_mcp.postgres import PostgresDatabase
+    from nemovideo_mcp.store import Store
+
+    settings = hosted(env)
+    store = Store(PostgresDatabase(postgres_url, max_locks=1, timeout_seconds=2.0))
+    try:
+        async with VideoService(settings, identity, user=UserContext("https://login.example|new"), store=store) as new:
+            made = await new.projects("new", "first film")
+        assert "first film" in made.reply
+    finally:
+        await store.aclose()
