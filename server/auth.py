@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 
 from .errors import NemoError
-from .logs import get_logger, register_secret
+from .logs import forget_secret, get_logger, register_secret
 from .models import AnonymousToken
 from .settings import Settings
 from .storage import write_private
@@ -149,6 +149,7 @@ class TokenProvider:
         self._user_token = settings.token.get_secret_value() if settings.token else None
         self.account: AccountTokenFile | None = None if settings.hosted else AccountTokenFile(settings)
         self._linked: str | None = None
+        self._held: set[str] = set()
         self._api_url = settings.api_url
         self._mint = mint
         self._clock = clock
@@ -205,6 +206,16 @@ class TokenProvider:
         self._token = await self._obtain(rejected=rejected)
         return self._token
 
+    def _hold_secret(self, token: str) -> None:
+        """This user's own token, redacted everywhere while this provider lives (`forget_secrets`)."""
+        register_secret(token)
+        self._held.add(token)
+
+    def forget_secrets(self) -> None:
+        for token in self._held:
+            forget_secret(token)
+        self._held.clear()
+
     def _account_token(self) -> str | None:
         return self.account.get() if self.account is not None else self._linked
 
@@ -213,13 +224,13 @@ class TokenProvider:
         sealed = record.get("token")
         token = self._sealer.open(sealed) if isinstance(sealed, str) and self._sealer is not None else None
         if token:
-            register_secret(token)
+            self._hold_secret(token)
         return token
 
     async def link_account(self, token: str) -> None:
         """Hosted: the user's own account from now on (checked by the caller), sealed in the store."""
         assert self._sealer is not None
-        register_secret(token)
+        self._hold_secret(token)
         sealed = self._sealer.seal(token)
         await self._store.update(ACCOUNTS, self._api_url, lambda record: {**(record or {}), "token": sealed})
         self._linked = token
@@ -267,7 +278,7 @@ class TokenProvider:
         # cancelling the call (its timeout, the user's stop) must not lose it between the reply and the cache.
         with anyio.CancelScope(shield=True):
             minted = await self._mint(client_id)
-            register_secret(minted.token)
+            self._hold_secret(minted.token)
             await self._write_cache(minted, client_id)
         self.note_user_id(minted.user_id)
         return minted.token
@@ -287,11 +298,15 @@ class TokenProvider:
         token, expires_at = entry.get("token"), _number(entry, "expires_at")
         if isinstance(token, str) and self._sealer is not None:
             token = self._sealer.open(token)  # None: sealed under another key, so of no use
+            if token is None:
+                log.warning("A stored anonymous token cannot be opened: it was sealed under another NEMO_SECRET_KEY "
+                            "(every replica needs the same key). A new one is asked for, which NemoVideo may refuse "
+                            "for 7 days.")
         if not isinstance(token, str) or not token:
             return None
         if entry.get("client_id") not in (None, await self.client_ids.get()):
             return None  # issued to another client id (NEMO_CLIENT_ID changed): that identity's token, not ours
-        register_secret(token)
+        self._hold_secret(token)
         # Kept past its expiry by our clock: only the backend's 1001 retires a token.
         self._expires_at = expires_at if expires_at is not None else float("inf")
         issued_at = _number(entry, "issued_at")

@@ -24,13 +24,30 @@ _USERINFO = re.compile(r"://(?:[A-Za-z0-9\-._~%!$&'()*+,;=:]*@)+")
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
+# The secrets longest first (a secret inside a longer one must not cut it), sorted once per change, not per text.
+_ordered: tuple[str, ...] = ()
 
 
 def register_secret(value: str) -> None:
     # Very short values would redact ordinary words; real tokens are long.
     if len(value) >= 8:
         with _secrets_lock:
-            _secrets.add(value)
+            if value not in _secrets:
+                _secrets.add(value)
+                _reorder()
+
+
+def forget_secret(value: str) -> None:
+    """A secret no longer held (a hosted user's service stopped): a replica keeps its active users' only."""
+    with _secrets_lock:
+        if value in _secrets:
+            _secrets.discard(value)
+            _reorder()
+
+
+def _reorder() -> None:
+    global _ordered
+    _ordered = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def without_userinfo(text: str) -> str:
@@ -40,9 +57,7 @@ def without_userinfo(text: str) -> str:
 
 def redact(text: str) -> str:
     text = without_userinfo(text)
-    with _secrets_lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
+    for secret in _ordered:
         text = text.replace(secret, REDACTED)
     return text
 

@@ -141,7 +141,7 @@ def add_routes(server: MCPServer, settings: Settings, registry: Callable[[], Ser
         """Ready when the store answers: a load balancer sends no user to a replica without its database. Anyone
         may ask, so the reason (which names the database's host) goes to the log, not into the answer."""
         try:
-            await store().ready()
+            await store().ping()
         except NemoError as error:
             log.warning("Not ready: %s", error.message)
             return JSONResponse({"status": "unavailable"}, status_code=503)

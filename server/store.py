@@ -79,6 +79,10 @@ class Store:
     async def aclose(self) -> None:
         await self.database.aclose()
 
+    async def ping(self) -> None:
+        """A statement the database must answer now (readiness): `ready` alone remembers its first success."""
+        await (await self.ready()).fetch("SELECT 1 FROM jobs LIMIT 1")  # reads the schema: SQLite opens the file
+
     async def job_counts(self) -> dict[tuple[str, str], int]:
         """How many jobs of each kind are in each state, across users (the operator's metrics)."""
         rows = await (await self.ready()).fetch("SELECT kind, status, COUNT(*) FROM jobs GROUP BY kind, status")

@@ -155,7 +155,7 @@ class _Server(MCPServer):
         broken = next((field for field, value in arguments.items() if not _writable(value)), None)
         if broken is not None:
             return _refused(f"The `{name}` call was not made: {broken} has a broken character in it (half of an "
-                            "emoji or symbol). Type it again without that character.")
+                            "emoji or symbol, or an invisible NUL). Type it again without that character.")
         started = time.perf_counter()
         try:
             result = await super().call_tool(name, arguments, context)
@@ -169,14 +169,15 @@ class _Server(MCPServer):
 
 
 def _writable(value: object) -> bool:
-    """Whether every text in an argument can be written as UTF-8. JSON's "\\udc80" escape carries a lone surrogate,
-    which fails the first request or store write it reaches, after those before it were made."""
+    """Whether every text in an argument can be written as UTF-8 and stored. JSON's "\\udc80" escape carries a lone
+    surrogate, which fails the first request or store write it reaches, after those before it were made; its
+    "\\u0000" a NUL, which PostgreSQL's text refuses (and no name, path or message needs)."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             return False
-        return True
+        return "\x00" not in value
     if isinstance(value, list):
         return all(_writable(item) for item in value)
     if isinstance(value, dict):

@@ -109,3 +109,17 @@ async def test_a_new_users_first_project_needs_one_held_lock_at_a_time(sandbox, 
         assert "first film" in made.reply
     finally:
         await store.aclose()
+
+
+async def test_a_users_token_is_redacted_while_their_service_runs_and_forgotten_after(sandbox, env, identity) -> None:
+    """Found by review: every user's token stayed in the process's redaction set for good, so memory and the
+    cost of every log line and result grew with each user a replica had ever served."""
+    from nemovideo_mcp import logs
+
+    settings = hosted(env)
+    async with VideoService(settings, identity, user=UserContext("https://login.example|alice"),
+                            store=open_store(settings.config_dir, settings.state_dir)) as service:
+        await service.credits()
+        token = await service.client.auth.token()
+        assert logs.redact(f"echo {token}") == f"echo {logs.REDACTED}"
+    assert token not in logs._secrets

@@ -34,8 +34,10 @@ PASSWORD = "hunter2-in-a-link"
     ("upload", {"sources": []}),
     ("wait", {"job_id": ""}),
     ("chat", {"message": "make a video", "wait_seconds": -1}),
+    # JSON's "\u0000": PostgreSQL's text refuses it, and the user was told the database was misconfigured.
+    ("wait", {"job_id": "turn_0123456789ab\x00"}),
 ], ids=["switch-superscript", "nul-folder", "upload-bad-ipv6", "chat-bad-ipv6", "surrogate-name",
-        "surrogate-message", "empty-message", "no-sources", "empty-job", "negative-wait"])
+        "surrogate-message", "empty-message", "no-sources", "empty-job", "negative-wait", "nul-job"])
 async def test_bad_input_gets_a_sentence_before_any_request(tool, arguments, sandbox, settings, identity, out) -> None:
     server = build_server(settings.model_copy(update={"output_dir": out}), identity)
     async with Client(server) as client:

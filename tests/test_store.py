@@ -127,3 +127,16 @@ async def test_two_processes_opening_an_earlier_store_at_once_move_it_once(tmp_p
                 found.append(await store.for_user("local").get(PROJECTS, "s1"))
             group.start_soon(read)
     assert all(project and project["session_id"] == "s1" for project in found)
+
+
+async def test_readiness_asks_the_database_every_time_not_only_the_first(tmp_path) -> None:
+    """Found by review: /readyz answered "ready" forever after its first success, the database long gone."""
+    from nemovideo_mcp.errors import StoreUnavailable
+
+    store = open_store(tmp_path / "config", tmp_path / "state")
+    await store.ping()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / "state" / (STORE_FILE + suffix)).unlink(missing_ok=True)
+    (tmp_path / "state" / STORE_FILE).write_bytes(b"overwritten by something else" * 200)
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
