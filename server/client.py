@@ -323,6 +323,9 @@ class NemoClient:
                 return await send({"Authorization": f"Bearer {token}"} if token is not None else {})
             except AuthenticationError:
                 if self.auth.is_user_token:
+                    if self.settings.hosted:
+                        team = self.settings.token is not None
+                        raise TokenRejected(team=team, linked_hint=None if team else self.account_hint()) from None
                     raise TokenRejected(from_login=self.auth.is_login_token) from None
                 if token is None or renewed_token:
                     raise

@@ -64,8 +64,14 @@ class AuthenticationError(NemoError):
 class TokenRejected(AuthenticationError):
     """A token the user gave us (NEMO_TOKEN or `login`) was refused; we must not replace it silently."""
 
-    def __init__(self, *, from_login: bool = False) -> None:
-        if from_login:
+    def __init__(self, *, from_login: bool = False, linked_hint: str | None = None, team: bool = False) -> None:
+        if linked_hint is not None:  # hosted: the account the user linked on our page
+            message = ("NemoVideo rejected the token of the account you linked (expired or revoked). To go on, "
+                       + linked_hint)
+        elif team:  # hosted: the deployment's own account
+            message = ("NemoVideo rejected this server's account token. Tell whoever runs this server: its "
+                       "NEMO_TOKEN needs a current token.")
+        elif from_login:
             message = (
                 "NemoVideo rejected the account token saved by `nemovideo-mcp login` (expired or invalid). "
                 "Run `nemovideo-mcp login` again with a current token, or `nemovideo-mcp logout` to use a free "

@@ -225,6 +225,9 @@ class Exporter:
     async def prepare(self, session: Session, on_record: RecordHook | None = None) -> RenderRecord:
         """Check there is something to render, then re-attach to its render or start one.
 
+        The caller holds the user's export lock from before this until the export's record, so two exports never
+        start two renders (a lock of its own here would be a second one held at once: a hosted replica has a
+        pool of lock connections, and exports of many users at once would wait on each other for good).
         `on_record` hears of a render the moment it is recorded, before its start is sent: whoever may
         cancel the export knows the render id before NemoVideo does.
         """
@@ -233,19 +236,17 @@ class Exporter:
         if not has_content(draft):
             raise NothingToExport()
         digest = draft_hash(draft)
-        # Held across "is there a render of this draft? no: start one", so two exports never start two.
-        async with self._client.store.lock("render start"):
-            existing = await self.registry.reusable(self._settings.api_url, session.session_id, digest)
-            if existing is not None:
-                log.info("Re-attaching to render %s (%s)", existing.render_id, existing.status)
-                return existing
-            try:
-                return await self._start(session, draft, digest, on_record)
-            except ExportBlocked:
-                # Anonymous tokens cannot render: the project link keeps the work while the user registers.
-                raise ExportBlocked(await self._sessions.project_link(session), self._client.account_hint()) from None
-            except OutOfCredits as error:
-                raise error.with_project_link(await self._sessions.project_link(session)) from None
+        existing = await self.registry.reusable(self._settings.api_url, session.session_id, digest)
+        if existing is not None:
+            log.info("Re-attaching to render %s (%s)", existing.render_id, existing.status)
+            return existing
+        try:
+            return await self._start(session, draft, digest, on_record)
+        except ExportBlocked:
+            # Anonymous tokens cannot render: the project link keeps the work while the user registers.
+            raise ExportBlocked(await self._sessions.project_link(session), self._client.account_hint()) from None
+        except OutOfCredits as error:
+            raise error.with_project_link(await self._sessions.project_link(session)) from None
 
     async def _start(self, session: Session, draft: dict[str, Any], digest: str,
                      on_record: RecordHook | None) -> RenderRecord:

@@ -373,7 +373,8 @@ class VideoService:
 
     async def _start_export(self, directory: Path | None) -> str:
         """The export job of the current draft: one already running in any process, else a new one."""
-        # Held from "is this draft being exported anywhere?" to the export's record, across processes.
+        # Held from "is this draft being exported anywhere?" to the export's record, across processes; also what
+        # keeps two exports from starting two renders of one draft (Exporter.prepare).
         async with self.store.lock("export"):
             render, notice = await self._prepared()
             key = _export_key(render, directory)

@@ -90,3 +90,18 @@ RULES: tuple[str, ...] = (
 )
 
 INSTRUCTIONS = ABOUT + "\n\nRules:\n" + "\n".join(f"- {rule}" for rule in RULES)
+
+# A hosted server (README, "Hosting it for others") reads no file of the user's and writes none: these rules
+# replace the local ones that say otherwise.
+HOSTED_RULES = {
+    RULES.index(next(rule for rule in RULES if rule.startswith("Files attached"))):
+        "Files on the user's computer reach this server through a page of its own: `upload` with their paths "
+        "answers with that page's link; give it to the user, and once the files have arrived, go on.",
+    RULES.index(next(rule for rule in RULES if rule.startswith("Tool errors are written"))):
+        "Tool errors are written for the user: pass them on and follow their advice. When an error offers a page "
+        "to link the user's NemoVideo account, give them its link; once they have linked it, try again.",
+    RULES.index(next(rule for rule in RULES if rule.startswith("After an export"))):
+        "After an export, give the user the download link from the result. Exporting costs no credits.",
+}
+HOSTED_INSTRUCTIONS = ABOUT + "\n\nRules:\n" + "\n".join(
+    f"- {HOSTED_RULES.get(number, rule)}" for number, rule in enumerate(RULES))

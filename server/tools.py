@@ -37,7 +37,7 @@ from .results import (
 from .pages import add_routes
 from .registry import ServiceRegistry
 from .settings import Settings
-from .texts import INSTRUCTIONS, TOOL_TEXT
+from .texts import HOSTED_INSTRUCTIONS, INSTRUCTIONS, TOOL_TEXT
 from .users import UserContext
 
 if TYPE_CHECKING:
@@ -224,7 +224,8 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
             with anyio.CancelScope(shield=True):
                 await stores[0].aclose()
 
-    server = _Server("nemovideo", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
+    server = _Server("nemovideo", version=__version__,
+                     instructions=HOSTED_INSTRUCTIONS if settings.hosted else INSTRUCTIONS, lifespan=lifespan,
                      **hosted_auth(settings))
 
     add_routes(server, settings, lambda: registries[-1], shared_store)

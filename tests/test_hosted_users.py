@@ -94,7 +94,7 @@ async def test_a_request_naming_a_file_on_the_users_computer_waits_for_the_uploa
     assert sandbox.count("/run_sse") == 0
 
 
-async def test_a_new_users_first_project_needs_one_held_lock_at_a_time(sandbox, env, identity, postgres_url) -> None:
+async def test_a_new_users_first_project_and_export_need_one_held_lock_at_a_time(sandbox, env, identity, postgres_url) -> None:
     """Found by review: a new user's first project took the project lock, then the token lock inside it to mint
     the token creating the project needs; with PostgreSQL's pool of lock connections, thirty new users at once
     each held one and waited for another that never came. One lock connection must be enough for one user."""
@@ -104,9 +104,12 @@ async def test_a_new_users_first_project_needs_one_held_lock_at_a_time(sandbox, 
     settings = hosted(env)
     store = Store(PostgresDatabase(postgres_url, max_locks=1, timeout_seconds=2.0))
     try:
-        async with VideoService(settings, identity, user=UserContext("https://login.example|new"), store=store) as new:
+        async with VideoService(settings.model_copy(update={"render_poll_scale": 0.05}), identity,
+                                user=UserContext("https://login.example|new"), store=store) as new:
             made = await new.projects("new", "first film")
-        assert "first film" in made.reply
+            await new.chat('add a title "One lock"')
+            exported = await new.export(wait_seconds=30)  # the export lock alone: no second one inside it
+        assert "first film" in made.reply and exported.status == "done" and exported.download_url
     finally:
         await store.aclose()
 
@@ -123,3 +126,11 @@ async def test_a_users_token_is_redacted_while_their_service_runs_and_forgotten_
         token = await service.client.auth.token()
         assert logs.redact(f"echo {token}") == f"echo {logs.REDACTED}"
     assert token not in logs._secrets
+
+
+def test_a_hosted_server_tells_the_agent_about_its_pages_not_about_a_terminal(env, identity) -> None:
+    from nemovideo_mcp.tools import build_server
+
+    local, remote = build_server(Settings.from_env(env), identity), build_server(hosted(env), identity)
+    assert "nemovideo-mcp login" in local.instructions and "nemovideo-mcp login" not in remote.instructions
+    assert "download link" in remote.instructions and "page" in remote.instructions
