@@ -30,8 +30,13 @@ class CreditsResult(ToolResult):
     frozen: float = Field(description="credits reserved by work that is still running")
     total: float
     summary: str = Field(description="one sentence to show the user")
+    account_url: str | None = Field(default=None, description=(
+        "hosted: the page where the user links their own NemoVideo account, or forgets it"))
 
     def as_text(self) -> str:
+        if self.account_url:
+            return (f"{self.summary}\nTo use your own NemoVideo account here, or stop using it: {self.account_url} "
+                    "(the link works for an hour).")
         return self.summary
 
 

@@ -207,8 +207,17 @@ class VideoService:
         if balance.frozen:
             summary += f" ({_amount(balance.frozen)} reserved by work in progress, {_amount(balance.total)} in total)"
         return CreditsResult(
-            available=balance.available, frozen=balance.frozen, total=balance.total, summary=summary + "."
+            available=balance.available, frozen=balance.frozen, total=balance.total, summary=summary + ".",
+            account_url=self._account_page(),
         )
+
+    def _account_page(self) -> str | None:
+        """Hosted, without a team account: where the user links their own account, or forgets it (`logout`'s twin)."""
+        if self.links is None or self.settings.token is not None:
+            return None
+        from .links import ACCOUNT_LINK_SECONDS
+
+        return self.links.make(self.store.user_id, "link", self.store.user_id, ACCOUNT_LINK_SECONDS)
 
     async def state(self) -> StateResult:
         if await self.sessions.current() is None:

@@ -38,6 +38,9 @@ async def test_each_user_mints_their_own_anonymous_token_and_it_is_stored_sealed
             await service.credits()
             tokens[name] = await service.client.auth.token()
     assert tokens["alice"] != tokens["bob"]
+    async with VideoService(settings, identity, user=UserContext("https://login.example|alice"), store=store) as again:
+        account_page = (await again.credits()).account_url
+    assert account_page.startswith("https://video.example/link/")  # where linking or forgetting an account is
     assert len({request.headers["x-client-id"] for request in mint_requests(sandbox)}) == 2
     assert not (settings.config_dir / "client_id").exists()  # no file shared by every user
     raw = (settings.state_dir / STORE_FILE).read_bytes() + b"".join(
