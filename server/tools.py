@@ -7,6 +7,7 @@ with the traceback in the log (redacted).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,7 +23,7 @@ from pydantic import Field, ValidationError
 from . import __version__, metrics
 from .errors import NemoError, NotSignedIn
 from .identity import SkillIdentity
-from .logs import get_logger, redact_json
+from .logs import RedactingFilter, get_logger, redact_json
 from .jobs import DEFAULT_WAIT_SECONDS, Job, ProgressCallback, format_elapsed
 from .results import (
     CancelResult,
@@ -213,6 +214,11 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[ServiceRegistry]:
+        if settings.hosted:
+            # uvicorn writes its request lines through handlers of its own, set up before this runs: the paths of
+            # the pages hold their links' keys.
+            for name in ("uvicorn.access", "uvicorn.error"):
+                logging.getLogger(name).addFilter(RedactingFilter())
         async with anyio.create_task_group() as owner:
             registry = ServiceRegistry(settings, identity, owner, shared_store)
             registries.append(registry)  # for the pages, which have no MCP request context

@@ -134,6 +134,8 @@ async def test_a_user_past_the_free_allowance_links_their_own_account_on_our_pag
         assert (await call(first, bob, "credits")).is_error  # back to the anonymous allowance, which is used
     logs = "".join(path.read_text() for path in tmp_path.glob("replica*.log"))
     assert account not in logs and "not-a-nemovideo-token" not in logs
+    key = link.rsplit("/", 1)[1]
+    assert "/link/…" in logs and key not in logs and key.rsplit(".", 1)[1] not in logs  # the page's key neither
 
 
 def peak_rss_mb(pid: int) -> float:
