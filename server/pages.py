@@ -155,17 +155,23 @@ def add_routes(server: MCPServer, settings: Settings, registry: Callable[[], Ser
     assert settings.secret_key is not None and settings.public_url is not None  # cli.check_hosted
     links = Links(settings.secret_key.get_secret_value(), settings.public_url)
 
+    def opened_link(request: Request, purpose: str, again: str) -> LinkClaims | HTMLResponse:
+        """The link's claims, or the page that says it no longer works and what to do (`again`)."""
+        try:
+            claims = links.read(request.path_params["token"], purpose)
+        except LinkExpired:
+            return page("This link has expired", again, 410)
+        return claims if claims is not None else page(
+            "This link does not work", f"It is not a link of this server, or it was cut short when it was copied. "
+            f"{again}", 404)
+
     @server.custom_route("/download/{token}", methods=["GET"])
     async def download(request: Request) -> Response:
         """The rendered video, streamed from NemoVideo by whichever replica the browser reaches."""
-        try:
-            claims = links.read(request.path_params["token"], "download")
-        except LinkExpired:
-            return page("This link has expired", "Ask for the video again (export): a finished video is not "
-                        "rendered again, and the answer carries a new link.", 410)
-        if claims is None:
-            return page("This link does not work", "It is not a download link of this server, or it was cut "
-                        "short when it was copied. Ask for the video again (export) to get a new link.", 404)
+        claims = opened_link(request, "download", "Ask for the video again (export): a finished video is not "
+                             "rendered again, and the answer carries a new link.")
+        if not isinstance(claims, LinkClaims):
+            return claims
         opened = AsyncExitStack()
         try:
             service = await opened.enter_async_context(registry().using(UserContext(claims.sub)))
@@ -189,24 +195,12 @@ def add_routes(server: MCPServer, settings: Settings, registry: Callable[[], Ser
         return StreamingResponse(body(), media_type="video/mp4", headers=headers)
 
     def upload_claims(request: Request) -> LinkClaims | HTMLResponse:
-        try:
-            claims = links.read(request.path_params["token"], "upload")
-        except LinkExpired:
-            return page("This upload page has expired", "Ask for the upload again in the conversation: the answer "
-                        "carries a new page.", 410)
-        return claims if claims is not None else page(
-            "This page does not work", "It is not an upload page of this server, or its link was cut short when "
-            "it was copied. Ask for the upload again in the conversation.", 404)
+        return opened_link(request, "upload", "Ask for the upload again in the conversation: the answer carries "
+                           "a new page.")
 
     def account_claims(request: Request) -> LinkClaims | HTMLResponse:
-        try:
-            claims = links.read(request.path_params["token"], "link")
-        except LinkExpired:
-            return page("This page has expired", "Ask again in the conversation (for example, for your credits): "
-                        "the answer carries a new page.", 410)
-        return claims if claims is not None else page(
-            "This page does not work", "It is not an account page of this server, or its link was cut short when "
-            "it was copied.", 404)
+        return opened_link(request, "link", "Ask for your credits again in the conversation: the answer carries "
+                           "a new link to this page.")
 
     def account_page(said: str = "", status: int = 200) -> HTMLResponse:
         shown = f'<p class="said" role="status">{html.escape(said)}</p>' if said else ""
