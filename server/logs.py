@@ -95,6 +95,16 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class RequestLineFilter(logging.Filter):
+    """uvicorn's request lines: its formatter reads the record's arguments (client, method, path, version,
+    status), so each is cleaned where it is rather than merged into the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(for_the_log(value) if isinstance(value, str) else value for value in record.args)
+        return True
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Route all logging to stderr through the redacting filter (idempotent)."""
     root = logging.getLogger()

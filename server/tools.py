@@ -23,7 +23,7 @@ from pydantic import Field, ValidationError
 from . import __version__, metrics
 from .errors import NemoError, NotSignedIn
 from .identity import SkillIdentity
-from .logs import RedactingFilter, get_logger, redact_json
+from .logs import RedactingFilter, RequestLineFilter, get_logger, redact_json
 from .jobs import DEFAULT_WAIT_SECONDS, Job, ProgressCallback, format_elapsed
 from .results import (
     CancelResult,
@@ -217,8 +217,8 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
         if settings.hosted:
             # uvicorn writes its request lines through handlers of its own, set up before this runs: the paths of
             # the pages hold their links' keys.
-            for name in ("uvicorn.access", "uvicorn.error"):
-                logging.getLogger(name).addFilter(RedactingFilter())
+            logging.getLogger("uvicorn.access").addFilter(RequestLineFilter())
+            logging.getLogger("uvicorn.error").addFilter(RedactingFilter())
         async with anyio.create_task_group() as owner:
             registry = ServiceRegistry(settings, identity, owner, shared_store)
             registries.append(registry)  # for the pages, which have no MCP request context

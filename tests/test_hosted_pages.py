@@ -136,6 +136,7 @@ async def test_a_user_past_the_free_allowance_links_their_own_account_on_our_pag
     assert account not in logs and "not-a-nemovideo-token" not in logs
     key = link.rsplit("/", 1)[1]
     assert "/link/…" in logs and key not in logs and key.rsplit(".", 1)[1] not in logs  # the page's key neither
+    assert '"GET /link/… HTTP/1.1" 200' in logs and "Logging error" not in logs  # uvicorn's own request lines
 
 
 def peak_rss_mb(pid: int) -> float:
