@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 import psycopg
+import psycopg.sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -83,12 +84,12 @@ class PostgresDatabase:
         self._listener_failed_at = -math.inf
 
     async def fetch(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._connection() as connection:
-            return await self._rows(connection, _placeholders(sql), tuple(params))
+        async with self._opened_with(_placeholders(sql), tuple(params)) as (_, cursor):
+            return await self._fetched(cursor)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        async with self._connection() as connection:
-            return (await self._run(connection, _placeholders(sql), tuple(params))).rowcount
+        async with self._opened_with(_placeholders(sql), tuple(params)) as (_, cursor):
+            return cursor.rowcount
 
     @asynccontextmanager
     async def transaction(self, key: str) -> AsyncIterator[Transaction]:
@@ -102,15 +103,9 @@ class PostgresDatabase:
         # The two-integer form: a key space apart from the single keys of transactions and migrations.
         digest = _digest(name, b"lock")
         keys = (int.from_bytes(digest[:4], "big", signed=True), int.from_bytes(digest[4:], "big", signed=True))
-        async with self._lock_turns.turn(name), self._connection(self._lock_pool) as connection:
-            try:
-                await self._run(connection, "SELECT pg_advisory_lock(%s::integer, %s::integer)", keys)
-            except BaseException:
-                # Cancelled or cut off while waiting, the lock may have been granted all the same: a closed
-                # connection ends the session, and its locks with it.
-                with anyio.CancelScope(shield=True):
-                    await connection.close()
-                raise
+        async with self._lock_turns.turn(name), \
+                self._opened_with("SELECT pg_advisory_lock(%s::integer, %s::integer)", keys,
+                                  self._lock_pool) as (connection, _):
             try:
                 yield
             finally:
@@ -148,25 +143,45 @@ class PostgresDatabase:
         await self._lock_pool.close()
 
     def _new_pool(self, name: str, *, min_size: int, max_size: int) -> AsyncConnectionPool:
-        # Each connection is tried before use: one the database dropped (a restart, a failover) is found before
-        # a statement fails on it.
-        async def check(connection: psycopg.AsyncConnection) -> None:
-            try:
-                await AsyncConnectionPool.check_connection(connection)
-            except FAILURES:
-                # Most likely every idle connection was dropped with it: all are tried and replaced now, where
-                # the pool would find them one per attempt, with a growing pause between attempts.
-                await pool.check()
-                raise
-
-        pool = AsyncConnectionPool(
+        return AsyncConnectionPool(
             self._url, kwargs=self._connect_options, min_size=min_size, max_size=max_size, open=False,
-            name=name, timeout=self._timeout, check=check,
+            name=name, timeout=self._timeout,
             # The pool's retries while nobody waits stop after this long; the next caller starts new ones at
             # once, so a database that is back is used at the next call, not at the end of a long backoff.
             reconnect_timeout=self._timeout,
         )
-        return pool
+
+    @asynccontextmanager
+    async def _opened_with(self, sql: str | psycopg.sql.Composed, params: tuple[object, ...] | None = None,
+                           pool: AsyncConnectionPool | None = None,
+                           ) -> AsyncIterator[tuple[psycopg.AsyncConnection, psycopg.AsyncCursor]]:
+        """A pooled connection and the cursor of its first statement.
+
+        Connections are not tried before they are lent (that would be one more round trip per statement). One the
+        database dropped (a restart, a failover) fails its first statement at once, and the statement runs again
+        on a new connection, once: every first statement here may run twice (a read, an upsert, a delete, a
+        notify, the start of a transaction or of a lock).
+        """
+        pool = pool or self._pool
+        for attempt in range(2):
+            async with self._connection(pool) as connection:
+                try:
+                    cursor = await connection.execute(sql, params)
+                except FAILURES as error:
+                    if attempt or not connection.broken:
+                        raise self._unavailable(error) from None
+                except BaseException:
+                    # Cancelled mid-statement, it may have run all the same (a lock granted, a transaction
+                    # begun): a closed connection ends its session, and whatever the statement started with it.
+                    with anyio.CancelScope(shield=True):
+                        await connection.close()
+                    raise
+                else:
+                    yield connection, cursor
+                    return
+            # Most likely every idle connection was dropped with it: all are tried and replaced now, where the
+            # pool would find them one per borrower.
+            await pool.check()
 
     @asynccontextmanager
     async def _connection(self, pool: AsyncConnectionPool | None = None) -> AsyncIterator[psycopg.AsyncConnection]:
@@ -199,12 +214,12 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def _locked_transaction(self, key: int) -> AsyncIterator[psycopg.AsyncConnection]:
-        async with self._connection() as connection:
+        # READ COMMITTED whatever the server's default: each statement must see what the lock's previous holder
+        # committed, which a snapshot taken before the lock was granted would not. Both statements in one round
+        # trip, which takes no parameters: the key is an integer of ours.
+        begin = psycopg.sql.SQL("BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({}::bigint)")
+        async with self._opened_with(begin.format(psycopg.sql.Literal(key))) as (connection, _):
             try:
-                # READ COMMITTED whatever the server's default: each statement must see what the lock's previous
-                # holder committed, which a snapshot taken before the lock was granted would not.
-                await self._run(connection, "BEGIN ISOLATION LEVEL READ COMMITTED")
-                await self._run(connection, "SELECT pg_advisory_xact_lock(%s::bigint)", (key,))
                 yield connection
             except BaseException:
                 await self._end(connection, "ROLLBACK")
@@ -222,7 +237,9 @@ class PostgresDatabase:
 
     async def _rows(self, connection: psycopg.AsyncConnection, sql: str,
                     params: tuple[object, ...] | None = None) -> list[Row]:
-        cursor = await self._run(connection, sql, params)
+        return await self._fetched(await self._run(connection, sql, params))
+
+    async def _fetched(self, cursor: psycopg.AsyncCursor) -> list[Row]:
         if cursor.description is None:  # a statement without RETURNING: no rows, as SQLite answers
             return []
         try:
