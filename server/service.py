@@ -220,23 +220,24 @@ class VideoService:
         return self.links.make(self.store.user_id, "link", self.store.user_id, ACCOUNT_LINK_SECONDS)
 
     async def state(self) -> StateResult:
-        if await self.sessions.current() is None:
+        current = await self.sessions.current()
+        if current is None:
             # No project yet: creating one just to report it empty would waste a session.
             return StateResult(summary=summarize([]), tracks=[], empty=True, uploads=0)
 
         async def fetch(session: Session) -> tuple[Session, StateReply]:
             return session, await self.client.state(session.session_id)
 
-        (session, reply), notice = await self.sessions.run(fetch)
+        (session, reply), notice = await self.sessions.run(fetch, session=current)
         tracks = tracks_of(reply.state.draft)
         summary = summarize(tracks)
-        await self.sessions.note_summary(session.session_id, summary)
+        await self.sessions.note_summary(session, summary)
         return StateResult(
             summary=summary,
             tracks=tracks,
             empty=not tracks,
             uploads=len(reply.state.video_infos),
-            notice=_joined(notice, await self._late_notice()),
+            notice=_joined(notice, self._take_late_reports(session.session_id)),
         )
 
     # Conversation
@@ -489,7 +490,7 @@ class VideoService:
                     watch = await self._watch(session.session_id, done.after, generation=done.generation,
                                               second_stage_pending=done.second_stage_pending)
                     update |= {"follow_up_job_id": watch.id, "generated": done.generation}
-                await self.sessions.note_summary(session.session_id, summarize(tracks_of(done.after.state.draft)))
+                await self.sessions.note_summary(session, summarize(tracks_of(done.after.state.draft)))
                 return done.result.model_copy(update=update)
 
             job = await self.jobs.start("turn", turn, facts={

@@ -35,6 +35,8 @@ CLAIM_LINK_MARGIN_SECONDS = 24 * 3600
 PROJECT_NAME_CHARS = 60
 # Retention: a project not used for this long leaves the list (it stays at NemoVideo, reachable by its link).
 PROJECT_KEPT_SECONDS = 180 * 24 * 3600
+# How finely a project's last use is kept: it orders the project list and, in days, decides what is pruned.
+USE_MARK_SECONDS = 60
 
 
 class Session(BaseModel):
@@ -152,9 +154,11 @@ class SessionManager:
             # Another process may have created it while this one waited for the lock.
             return await self.current() or await self._create(detect_language(text), project_name(text))
 
-    async def run(self, operation: Callable[[Session], Awaitable[ResultT]], text: str | None = None) -> tuple[ResultT, str | None]:
-        """Run `operation` in the current session; on 1002 start a new session once and say so."""
-        session = await self.ensure(text)
+    async def run(self, operation: Callable[[Session], Awaitable[ResultT]], text: str | None = None,
+                  session: Session | None = None) -> tuple[ResultT, str | None]:
+        """Run `operation` in `session` (by default the current one, created if there is none); on 1002 start a
+        new session once and say so."""
+        session = session or await self.ensure(text)
         try:
             return await operation(session), None
         except SessionNotFound:
@@ -172,12 +176,16 @@ class SessionManager:
             await self._store.delete(PROJECTS, lost.session_id)
             return await self._create(lost.language, lost.name)
 
-    async def note_summary(self, session_id: str, summary: str) -> None:
-        """What is on the project, for the project list; also marks it used."""
+    async def note_summary(self, session: Session, summary: str) -> None:
+        """What is on the project, for the project list; also marks it used. `session` as last read: a summary
+        it already has, marked used within the last minute, is not written again (`state` is asked often)."""
+        if session.summary == summary and time.time() - session.last_used_at < USE_MARK_SECONDS:
+            return
+
         def change(entry: dict | None) -> dict | None:
             return None if entry is None else {**entry, "summary": summary, "last_used_at": time.time()}
 
-        await self._store.update(PROJECTS, session_id, change)
+        await self._store.update(PROJECTS, session.session_id, change)
 
     async def project_link(self, session: Session | None = None) -> str | None:
         """The project's browser link, reused while valid; none when the backend offers none."""
