@@ -325,8 +325,3 @@ class TokenProvider:
             "user_id": minted.user_id,
         })
         self._expires_at, self._renewable_at = expires_at, now + MINT_ALLOWANCE_SECONDS
-
-    async def prune(self) -> None:
-        """Retention: tokens of other API hosts (old sandbox ports, a changed NEMO_API_URL) go once a week
-        past their expiry; this host's token stays until the backend rejects it."""
-        await self._store.store.prune_tokens(self._api_url, self._clock() - MINT_ALLOWANCE_SECONDS)

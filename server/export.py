@@ -173,12 +173,6 @@ class RenderRegistry:
     async def save(self, record: RenderRecord) -> None:
         await self._store.put(RENDERS, record.render_id, record.model_dump())
 
-    async def prune(self) -> None:
-        """Retention: finished records go after 30 days, one still "rendering" (its process and render long
-        gone) after a day."""
-        now = self._clock()
-        await self._store.store.prune_renders(now - UNFINISHED_RENDERS_KEPT_SECONDS, now - FINISHED_RENDERS_KEPT_SECONDS)
-
     async def reusable(self, api_url: str, session_id: str, digest: str) -> RenderRecord | None:
         """The newest render of this exact draft that is still usable: in flight, finished, or delivered and on disk."""
         for entry in await self._store.renders_of_draft(api_url, session_id, digest):

@@ -322,11 +322,6 @@ class JobRunner:
             if record and record.get("cancel_requested"):
                 job.cancel()
 
-    async def prune(self, now: float | None = None) -> None:
-        """Retention: a job's record goes a day after it finished, or after its process was last heard of."""
-        now = self._clock() if now is None else now
-        await self._store.store.prune_jobs(now - FINISHED_JOB_LIFETIME_SECONDS)
-
     @staticmethod
     async def wait(job: Job, wait_seconds: float, on_progress: ProgressCallback | None = None) -> bool:
         """Wait up to `wait_seconds` for the job, reporting progress; True when it finished."""

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from .housekeeping import keep_tidy
 from .identity import SkillIdentity
 from .settings import Settings
 from .users import UserContext
@@ -50,6 +51,7 @@ class ServiceRegistry:
         self._starting = anyio.Lock()
         self._stopping = anyio.Event()
         self._reaping = False
+        self._tidying = anyio.CancelScope()
 
     @property
     def hosted(self) -> bool:
@@ -67,6 +69,7 @@ class ServiceRegistry:
                     if not self._reaping:
                         self._reaping = True
                         self._owner.start_soon(self._reap_idle, name="idle services")
+                        self._owner.start_soon(self._keep_tidy, name="housekeeping")
                     stop = anyio.Event()
                     service = await self._owner.start(self._serve, user, stop)
                     running = self._running[user.user_id] = _Running(service, stop)
@@ -83,6 +86,11 @@ class ServiceRegistry:
         async with VideoService(self._settings, self._identity, user=user, store=self._shared_store()) as service:
             task_status.started(service)
             await stop.wait()
+
+    async def _keep_tidy(self) -> None:
+        # Cancelled when the server stops, even mid-statement: the next start tidies again.
+        with self._tidying:
+            await keep_tidy(self._shared_store(), self._settings.api_url)
 
     async def _reap_idle(self) -> None:
         while not self._stopping.is_set():
@@ -101,5 +109,6 @@ class ServiceRegistry:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._tidying.cancel()
         for running in self._running.values():
             running.stop.set()

@@ -84,7 +84,6 @@ REMOTE_LOOK_AGAIN_SECONDS = 5.0
 # Before looking again at a job whose process died while followed: another process may be claiming it.
 TAKEOVER_PAUSE_SECONDS = 0.5
 # How often each table's retention rule runs (and once at start).
-HOUSEKEEPING_SECONDS = 3600.0
 PROJECTS_PER_PAGE = 10
 LATE_WRITE_INTRO = "NemoVideo finished more work after its reply:"
 
@@ -172,21 +171,7 @@ class VideoService:
 
     async def __aenter__(self) -> VideoService:
         await self.jobs.__aenter__()
-        self.jobs.spawn("housekeeping", self._housekeeping)
         return self
-
-    async def _housekeeping(self) -> None:
-        """Every table's retention rule, at start (the server's first tool call) and hourly."""
-        while True:
-            for prune in (self.jobs.prune, self.exporter.registry.prune, self.sessions.prune, self.client.auth.prune):
-                try:
-                    await prune()
-                except NemoError as error:  # a store that cannot be used: its sentence says why, a traceback no more
-                    log.warning("Housekeeping step %s failed; it runs again later: %s", prune.__qualname__,
-                                error.message)
-                except Exception:
-                    log.warning("Housekeeping step %s failed; it runs again later", prune.__qualname__, exc_info=True)
-            await anyio.sleep(HOUSEKEEPING_SECONDS)
 
     @property
     def busy(self) -> bool:

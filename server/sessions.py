@@ -135,11 +135,6 @@ class SessionManager:
         await self._remember(touched)
         return touched
 
-    async def prune(self) -> None:
-        """Retention: projects unused for PROJECT_KEPT_SECONDS go (never a current one), and so do pointers
-        to projects that are gone."""
-        await self._store.store.prune_projects(time.time() - PROJECT_KEPT_SECONDS)
-
     async def start_new(self, text: str | None = None) -> Session:
         """A new, empty project that becomes the current one; the others stay listed."""
         async with self._creating():

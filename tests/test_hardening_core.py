@@ -26,9 +26,10 @@ from nemovideo_mcp.client import NemoClient
 from nemovideo_mcp.sandbox.agent import GENERATED_DRAFT, Turn
 from nemovideo_mcp.service import LATE_WRITE_INTRO, VideoService
 from nemovideo_mcp.settings import Settings
-from nemovideo_mcp.store import STORE_FILE, _upsert
+from nemovideo_mcp.registry import ServiceRegistry
+from nemovideo_mcp.store import STORE_FILE, _upsert, open_store
 from nemovideo_mcp.tables import CURRENT_PROJECTS, JOBS, PROJECTS, RENDERS, TOKENS
-from nemovideo_mcp.users import LOCAL_USER
+from nemovideo_mcp.users import LOCAL_USER, UserContext
 from nemovideo_mcp.tools import build_server
 
 pytestmark = pytest.mark.anyio
@@ -327,12 +328,18 @@ async def test_stale_records_are_pruned_by_their_tables_retention_rules(sandbox,
                                                       "created_at": now - 400 * DAY, "last_used_at": now - 400 * DAY})
     write_document(quick_settings, "anonymous_token", "http://127.0.0.1:1", {"token": "t", "expires_at": now - 30 * DAY})
     write_document(quick_settings, "job", "turn_old", {"id": "turn_old", "status": "done", "finished_at": now - 2 * DAY})
-    async with VideoService(quick_settings, identity):
-        with anyio.fail_after(10):
-            while "render_1" in keys_of(quick_settings, "render") or "old" in keys_of(quick_settings, "project"):
-                await anyio.sleep(0.02)
-            while keys_of(quick_settings, "anonymous_token") != {quick_settings.api_url}:
-                await anyio.sleep(0.02)
+    # The server's first tool call tidies every table, once for all its users.
+    async with anyio.create_task_group() as owner:
+        store = open_store(quick_settings.config_dir, quick_settings.state_dir)
+        registry = ServiceRegistry(quick_settings, identity, owner, lambda: store)
+        async with registry.using(UserContext.local()):
+            with anyio.fail_after(10):
+                while "render_1" in keys_of(quick_settings, "render") or "old" in keys_of(quick_settings, "project"):
+                    await anyio.sleep(0.02)
+                while keys_of(quick_settings, "anonymous_token") != {quick_settings.api_url}:
+                    await anyio.sleep(0.02)
+        registry.stop()
+    await store.aclose()
     assert "render_2" in keys_of(quick_settings, "render")  # a render of a minute ago may still be running
     assert "turn_old" not in keys_of(quick_settings, "job")
     assert len(keys_of(quick_settings, "project")) == 1  # the current project stays

@@ -36,3 +36,27 @@ async def test_each_user_gets_one_service_and_an_idle_one_stops_unless_its_work_
         now[0] += IDLE_SECONDS
         assert sorted(registry.reap_idle()) == [alice.user_id, bob.user_id]
         registry.stop()
+
+
+async def test_the_tables_are_tidied_once_per_server_not_once_per_user(sandbox, quick_settings, identity,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(quick_settings.config_dir, quick_settings.state_dir)
+    tidied = anyio.Event()
+    runs: list[float] = []
+
+    async def prune_jobs(before: float) -> int:
+        runs.append(before)
+        tidied.set()
+        return 0
+
+    monkeypatch.setattr(store, "prune_jobs", prune_jobs)
+    async with anyio.create_task_group() as owner:
+        registry = ServiceRegistry(quick_settings, identity, owner, lambda: store)
+        for number in range(3):
+            async with registry.using(UserContext(f"issuer|user{number}")):
+                pass
+        with anyio.fail_after(5):
+            await tidied.wait()
+        registry.stop()
+    await store.aclose()
+    assert len(runs) == 1
