@@ -5,23 +5,28 @@ authorization server (oidc-provider, as in the tests); NemoVideo is the sandbox 
 instant turns). Each user, concurrently: chats a generation and a title with their own name, asks for
 `state` and `credits` several times (measured), and exports, on the replica their number picks.
 
+Users are paced the way a host paces its tool calls: its model writes between two calls, here for a time
+drawn from `--think` (1 to 3 seconds by default, shorter than most models take); `--think 0-0` is a stress
+figure instead: every user calling back to back, which no host does.
+
 Prints completed/failed users; cross-talk (another user's title in a user's state or project list,
 or a download that is not theirs: must be 0); for `credits` and `state`, p50/p95 of the hosted call's
 time and of the same call through one local stdio server (the anchor: the same backend requests, no
 network, no token check, no database), their difference (the hosted mode's overhead beyond the
-backend's own time) and the ratio, twice: measured by one user's calls while the replicas are
-otherwise quiet, and while all the users run at once (on one small machine that also runs the load,
-NemoVideo's imitation and the database, so the second adds waiting for a CPU: the CPU seconds each
-process used are printed beside it); and each replica's memory (RSS) after the first tenth of the
-users and after all of them.
+backend's own time) and the ratio: with the replicas otherwise quiet, and under each load, where the
+anchor makes its calls at the same time as the users' (one small machine also runs the load, NemoVideo's
+imitation and the database, and both sides wait for its CPUs alike; the CPU seconds each process used are
+printed beside it); and each replica's memory (RSS) after the first tenth of the users and after all
+of them.
 
-    python bench/hosted.py [--users 50] [--calls 5]
+    python bench/hosted.py [--users 50] [--calls 5] [--think 1-3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -59,22 +64,37 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def user_flow(number: int, url: str, token: str, calls: int, timings: dict[str, list[float]],
+class Pace:
+    """The pause a host's model takes before each tool call: uniform in [low, high] seconds, from a seeded
+    generator (one per user, so runs are comparable)."""
+
+    def __init__(self, low: float, high: float, seed: int) -> None:
+        self.low, self.high, self._random = low, high, random.Random(seed)
+
+    async def think(self) -> None:
+        if self.high > 0:
+            await anyio.sleep(self._random.uniform(self.low, self.high))
+
+
+async def user_flow(number: int, url: str, token: str, calls: int, pace: Pace, timings: dict[str, list[float]],
                     outcome: dict[int, str]) -> None:
     title = f"Film of user {number:03d}"
     async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as http,
                 Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client):
         for message in ("create a video of a city at night", f'add a title "{title}"'):
+            await pace.think()
             chat = await client.call_tool("chat", {"message": message, "wait_seconds": 60})
             if chat.is_error or chat.structured_content["status"] != "done":
                 outcome[number] = f"chat: {chat.content[0].text[:120]}"
                 return
-        failure = await timed_calls(client, calls, timings)
+        failure = await timed_calls(client, calls, timings, pace)
         if failure is not None:
             outcome[number] = failure
             return
+        await pace.think()
         state = (await client.call_tool("state", {})).structured_content["summary"]
         listed = (await client.call_tool("projects", {})).structured_content["projects"]
+        await pace.think()
         exported = await client.call_tool("export", {"wait_seconds": 120})
     others = [word for word in state.split('"') if word.startswith("Film of user") and word != title]
     if title not in state or others or len(listed) != 1:
@@ -89,10 +109,11 @@ async def user_flow(number: int, url: str, token: str, calls: int, timings: dict
     outcome[number] = "ok" if video.status_code == 200 and video.content else f"download: HTTP {video.status_code}"
 
 
-async def timed_calls(client: Client, calls: int, timings: dict[str, list[float]]) -> str | None:
+async def timed_calls(client: Client, calls: int, timings: dict[str, list[float]], pace: Pace) -> str | None:
     """Each measured tool `calls` times, in turn; the first error's text, if any."""
     for _ in range(calls):
         for tool in MEASURED:
+            await pace.think()
             started = time.perf_counter()
             result = await client.call_tool(tool, {})
             timings[tool].append(time.perf_counter() - started)
@@ -106,7 +127,8 @@ async def quiet(url: str, token: str, calls: int) -> dict[str, list[float]]:
     timings: dict[str, list[float]] = {tool: [] for tool in MEASURED}
     async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http,
                 Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client):
-        await timed_calls(client, calls, timings)
+        await client.call_tool("chat", {"message": 'create a video titled "Quiet"', "wait_seconds": 60})
+        await timed_calls(client, calls, timings, Pace(0, 0, 0))
     return timings
 
 
@@ -119,20 +141,22 @@ def report(tool: str, hosted: list[float], local: list[float], label: str) -> No
     hosted_ms, local_ms = [value * 1000 for value in hosted], [value * 1000 for value in local]
     p50, p95 = percentile(hosted_ms, 0.5), percentile(hosted_ms, 0.95)
     a50, a95 = percentile(local_ms, 0.5), percentile(local_ms, 0.95)
-    print(f"{tool}, {label}: hosted p50 {p50:.1f} ms, p95 {p95:.1f} ms; local stdio (anchor) p50 {a50:.1f} ms, "
+    print(f"  {tool}, {label}: hosted p50 {p50:.1f} ms, p95 {p95:.1f} ms; local stdio (anchor) p50 {a50:.1f} ms, "
           f"p95 {a95:.1f} ms; overhead p50 {p50 - a50:.1f} ms, p95 {p95 - a95:.1f} ms; ratio p50 {p50 / a50:.2f}x "
           f"({len(hosted_ms)} and {len(local_ms)} calls)")
 
 
-async def anchor(env: dict[str, str], calls: int) -> dict[str, list[float]]:
+async def anchor(env: dict[str, str], calls: int, pace: Pace, timings: dict[str, list[float]]) -> None:
     """The same calls through one local stdio server: the backend's own time plus the least a server adds."""
-    timings: dict[str, list[float]] = {tool: [] for tool in MEASURED}
     parameters = StdioServerParameters(command=sys.executable, args=["-m", "nemovideo_mcp", "--log-level", "WARNING"],
                                         env=env, cwd=str(REPO))
     async with Client(stdio_client(parameters)) as client:
         await client.call_tool("chat", {"message": 'create a video titled "Anchor"', "wait_seconds": 60})
-        await timed_calls(client, calls, timings)
-    return timings
+        await timed_calls(client, calls, timings, pace)
+
+
+def empty() -> dict[str, list[float]]:
+    return {tool: [] for tool in MEASURED}
 
 
 def start(stack: ExitStack, arguments: list[str], env: dict[str, str], log: Path) -> tuple[str, subprocess.Popen]:
@@ -146,7 +170,7 @@ def start(stack: ExitStack, arguments: list[str], env: dict[str, str], log: Path
     return f"http://127.0.0.1:{port}", process
 
 
-async def main_async(users: int, calls: int) -> int:
+async def main_async(users: int, calls: int, think: tuple[float, float]) -> int:
     cluster = Cluster()
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="nemovideo-bench-") as scratch:
         # NemoVideo in a process of its own, as it is: its work never shares this process with the users'.
@@ -166,48 +190,59 @@ async def main_async(users: int, calls: int) -> int:
         replicas = [start(stack, ["--transport", "http", "--log-level", "WARNING"], hosted,
                           Path(scratch) / f"replica{number}.log") for number in range(2)]
         tokens = [issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user=f"user{number}") for number in range(users)]
-
-        timings: dict[str, list[float]] = {tool: [] for tool in MEASURED}
-        outcome: dict[int, str] = {}
-        memory: list[list[float]] = []
-        first_wave = max(1, users // 10)
         processes = {"replica 0": replicas[0][1].pid, "replica 1": replicas[1][1].pid,
                      "NemoVideo (sandbox)": sandbox_process.pid, "the users (this process)": os.getpid()}
-        cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
-        wall = time.perf_counter()
-        for wave in (range(first_wave), range(first_wave, users)):
-            async with anyio.create_task_group() as group:
-                for number in wave:
-                    url = replicas[number % 2][0]
-                    group.start_soon(user_flow, number, url, tokens[number], calls, timings, outcome)
-            memory.append([rss_mb(process.pid) for _, process in replicas])
-        wall = time.perf_counter() - wall
-        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
-        alone = await quiet(replicas[0][0], tokens[0], calls * 8)
-        local = await anchor({**base, "HOME": str(Path(scratch) / "local")}, calls * 8)
 
-    failed = {number: reason for number, reason in outcome.items() if reason != "ok"}
-    cross_talk = sum(reason.startswith("cross-talk") for reason in failed.values())
-    print(f"users: {users}, completed {users - len(failed)}, failed {len(failed)}, cross-talk {cross_talk}")
-    for number, reason in sorted(failed.items())[:5]:
-        print(f"  user {number}: {reason}")
-    for tool in MEASURED:
-        report(tool, alone[tool], local[tool], "one user, replicas otherwise quiet")
-    for tool in MEASURED:
-        report(tool, timings[tool], local[tool], f"all {users} users at once")
-    print(f"CPU while the users ran ({wall:.1f} s of wall time, {os.cpu_count()} cores): "
-          + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in cpu.items()))
-    for number, (early, late) in enumerate(zip(*memory)):
-        print(f"replica {number}: RSS {early:.0f} MB after {first_wave} users, {late:.0f} MB after {users}")
-    return 1 if failed else 0
+        async def load(label: str, low: float, high: float) -> bool:
+            """Every user once, the first tenth first; the anchor's calls at the same time as the others'."""
+            timings, during, outcome, memory = empty(), empty(), {}, []
+            first_wave = max(1, users // 10)
+            cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+            wall = time.perf_counter()
+            for wave in (range(first_wave), range(first_wave, users)):
+                async with anyio.create_task_group() as group:
+                    if wave.start:
+                        # Four times the calls at a quarter of the pause: the anchor's calls span the users' time.
+                        group.start_soon(anchor, {**base, "HOME": str(Path(scratch) / "local-load")}, calls * 4,
+                                         Pace(low / 4, high / 4, -1), during)
+                    for number in wave:
+                        group.start_soon(user_flow, number, replicas[number % 2][0], tokens[number], calls,
+                                         Pace(low, high, number), timings, outcome)
+                memory.append([rss_mb(process.pid) for _, process in replicas])
+            wall = time.perf_counter() - wall
+            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
+            failed = {number: reason for number, reason in outcome.items() if reason != "ok"}
+            cross_talk = sum(reason.startswith("cross-talk") for reason in failed.values())
+            print(f"{label}: users {users}, completed {users - len(failed)}, failed {len(failed)}, "
+                  f"cross-talk {cross_talk}")
+            for number, reason in sorted(failed.items())[:5]:
+                print(f"  user {number}: {reason}")
+            for tool in MEASURED:
+                report(tool, timings[tool], during[tool], label)
+            print(f"  CPU ({wall:.1f} s of wall time, {os.cpu_count()} cores): "
+                  + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in cpu.items()))
+            for number, (early, late) in enumerate(zip(*memory)):
+                print(f"  replica {number}: RSS {early:.0f} MB after {first_wave} users, {late:.0f} MB after {users}")
+            return not failed
+
+        quiet_user = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="alice")  # none of the load's users
+        alone, local = await quiet(replicas[0][0], quiet_user, calls * 8), empty()
+        await anchor({**base, "HOME": str(Path(scratch) / "local")}, calls * 8, Pace(0, 0, 0), local)
+        for tool in MEASURED:
+            report(tool, alone[tool], local[tool], "one user, replicas otherwise quiet")
+        label = f"{users} users, {think[0]:g} to {think[1]:g} s between calls" if think[1] else \
+            f"{users} users calling back to back (stress)"
+        return 0 if await load(label, *think) else 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--calls", type=int, default=5)
+    parser.add_argument("--think", default="1-3", help="seconds a host's model writes between two calls: LOW-HIGH")
     args = parser.parse_args()
-    return anyio.run(main_async, args.users, args.calls)
+    low, high = (float(value) for value in args.think.split("-"))
+    return anyio.run(main_async, args.users, args.calls, (low, high))
 
 
 if __name__ == "__main__":
