@@ -175,7 +175,7 @@ def serve(argv: Sequence[str]) -> int:
 
     from .tools import build_server
 
-    server = build_server(settings, identity)
+    server = build_server(settings, identity, args.log_level)
     configure_logging(args.log_level)
     log.info("Starting as %s %s (platform %s)", identity.name, identity.version, identity.platform)
     try:

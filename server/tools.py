@@ -199,7 +199,7 @@ def argument_advice(tool: str, error: ValidationError) -> str:
     return f"The `{tool}` call was not made: {problems}. Call it again with that corrected."
 
 
-def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
+def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "INFO") -> MCPServer:
     stores: list[Store] = []
 
     def shared_store() -> Store:
@@ -232,7 +232,8 @@ def build_server(settings: Settings, identity: SkillIdentity) -> MCPServer:
 
     server = _Server("nemovideo", version=__version__,
                      instructions=HOSTED_INSTRUCTIONS if settings.hosted else INSTRUCTIONS, lifespan=lifespan,
-                     **hosted_auth(settings))
+                     # Also uvicorn's: its request lines are written at INFO, and only then.
+                     log_level=log_level, **hosted_auth(settings))
 
     add_routes(server, settings, lambda: registries[-1], shared_store)
     if settings.hosted:

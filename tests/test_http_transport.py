@@ -95,6 +95,7 @@ async def test_tools_over_streamable_http_and_a_page_of_another_site_cannot_reac
         assert sandbox.count("/api/credits") == 1
         assert sandbox.requests[-1].headers["x-skill-source"] == "generator-from-music"
         assert_another_sites_page_is_refused(port)
+    assert '"POST /mcp HTTP/1.1" 200' in (tmp_path / "server.log").read_text()  # request lines at INFO
 
 
 def test_a_network_address_is_refused_without_the_explicit_flag(env: dict[str, str]) -> None:
@@ -111,8 +112,10 @@ def test_a_network_address_is_refused_without_the_explicit_flag(env: dict[str, s
 
 def test_a_page_of_another_site_cannot_reach_the_server_on_the_network(env: dict[str, str], tmp_path: Path) -> None:
     """`--host 0.0.0.0 --allow-network-without-auth`; the loopback case is checked with the tools above."""
-    with http_server(env, tmp_path / "server.log", "--host", "0.0.0.0", "--allow-network-without-auth") as port:
+    with http_server(env, tmp_path / "server.log", "--host", "0.0.0.0", "--allow-network-without-auth",
+                     "--log-level", "WARNING") as port:
         assert_another_sites_page_is_refused(port)
+    assert "POST /mcp" not in (tmp_path / "server.log").read_text()  # no request lines below INFO
 
 
 def test_the_address_it_listens_on_and_this_machines_names_are_served() -> None:
