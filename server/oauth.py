@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +40,9 @@ JWKS_MAX_AGE_SECONDS = 300.0
 # A token naming an unknown key makes the JWKS be fetched again, at most once in this time: otherwise anyone
 # could make this server hammer the issuer with made-up key ids.
 REFETCH_INTERVAL_SECONDS = 10.0
+# Tokens already verified, each checked again only for its times until it expires: a client sends the same token
+# with every call, and its signature cannot have changed. Bounded: a token not seen for a while is verified anew.
+VERIFIED_KEPT = 4096
 FETCH_TIMEOUT_SECONDS = 5.0
 
 
@@ -143,13 +147,24 @@ class JwtTokenVerifier:
         self._tried_at: float | None = None
         self._jwks_uri: str | None = None
         self._lock = anyio.Lock()
+        self._verified: OrderedDict[str, VerifiedToken] = OrderedDict()
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
-            return await self._verify(token)
+            known = self._verified.get(token)
+            if known is not None:
+                self._check_times(known.claims)
+                self._verified.move_to_end(token)
+                return known
+            verified = await self._verify(token)
         except _Refused as refusal:
+            self._verified.pop(token, None)
             log.info("bearer token refused: %s", refusal)
             return None
+        self._verified[token] = verified
+        if len(self._verified) > VERIFIED_KEPT:
+            self._verified.popitem(last=False)
+        return verified
 
     async def _verify(self, token: str) -> VerifiedToken:
         try:
@@ -175,11 +190,7 @@ class JwtTokenVerifier:
             claims = _Claims.model_validate(payload)
         except ValidationError:
             raise _Refused("malformed claims") from None
-        now = self._clock()
-        if now > claims.exp + LEEWAY_SECONDS:
-            raise _Refused("expired")
-        if claims.nbf is not None and now < claims.nbf - LEEWAY_SECONDS:
-            raise _Refused("not yet valid")
+        self._check_times(payload)
         return VerifiedToken(
             token=token,
             # The SDK requires a client id; a server that names none leaves the principal to iss and sub.
@@ -190,6 +201,13 @@ class JwtTokenVerifier:
             subject=claims.sub,
             claims=payload,
         )
+
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        now = self._clock()
+        if now > claims["exp"] + LEEWAY_SECONDS:
+            raise _Refused("expired")
+        if claims.get("nbf") is not None and now < claims["nbf"] - LEEWAY_SECONDS:
+            raise _Refused("not yet valid")
 
     async def _signing_key(self, kid: str | None) -> jwt.PyJWK | None:
         key = self._cached(kid)
