@@ -171,7 +171,7 @@ class JobRunner:
         await self._store.update(JOBS, job.id, lambda existing: {
             **(existing or {"started_at": now, "facts": facts or {}}),
             "id": job.id, "kind": kind, "key": key, "status": "running", "step": job.step,
-            "pid": os.getpid(), "heartbeat_at": now,
+            "pid": os.getpid(), "heartbeat_at": now, "updated_at": now,
         })
         job.on_step = self._save_step_soon
         self._remember(job)
@@ -256,13 +256,20 @@ class JobRunner:
         """What a running job learned that a canceller or a taker needs (a render id it started)."""
         if key is not None:
             job.key = key
+        await self.note_record(job.id, key=job.key, **facts)
+
+    async def note_record(self, job_id: str, *, key: str | None = None, **facts: Any) -> None:
+        """Facts kept with a job's record, running or finished (a task's latest job, its cancellation)."""
+        now = self._clock()
 
         def change(record: dict | None) -> dict | None:
             if record is None:
                 return None
-            return {**record, "key": job.key, "facts": {**(record.get("facts") or {}), **facts}}
+            return {**record, "key": key if key is not None else record.get("key"), "updated_at": now,
+                    "facts": {**(record.get("facts") or {}), **facts}}
 
-        await self._store.update(JOBS, job.id, change)
+        await self._store.update(JOBS, job_id, change)
+        await self._store.job_changed(job_id)
 
     def _remember(self, job: Job) -> None:
         self._jobs[job.id] = job
@@ -279,7 +286,8 @@ class JobRunner:
         async def save() -> None:
             try:
                 await self._quietly(self._store.update(
-                    JOBS, job.id, lambda record: record and {**record, "step": job.step}), f"save the step of {job.id}")
+                    JOBS, job.id, lambda record: record and {**record, "step": job.step, "updated_at": self._clock()}),
+                    f"save the step of {job.id}")
                 await self._quietly(self._store.job_changed(job.id), f"announce the step of {job.id}")
             finally:
                 self._saving_steps.discard(job.id)
@@ -303,7 +311,8 @@ class JobRunner:
             outcome = {"status": "done", "result_type": type(result).__name__,
                        "result": result.model_dump(mode="json") if hasattr(result, "model_dump") else None}
         finished_at = self._clock()
-        await self._store.update(JOBS, job.id, lambda record: {**(record or {}), **outcome, "finished_at": finished_at})
+        await self._store.update(JOBS, job.id, lambda record: {**(record or {}), **outcome, "finished_at": finished_at,
+                                                               "updated_at": finished_at})
         await self._store.job_changed(job.id)
 
     async def _heartbeats(self) -> None:

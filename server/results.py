@@ -8,6 +8,7 @@ from typing import Any, Literal
 from mcp.types import ContentBlock, ResourceLink
 from pydantic import BaseModel, Field
 
+from .spending import cost_line
 from .timeline import TrackSummary
 
 # What a user message is routed to (intents.py decides).
@@ -76,13 +77,23 @@ class ChatResult(ToolResult):
     generated: bool = Field(default=False, description="the turn generated a video: its music and titles may land later")
     project_link: str | None = Field(default=None, description="a browser link to the project on NemoVideo")
     notice: str | None = None
+    credits_before: float | None = Field(default=None, description="a paid turn: credits available before it")
+    credits_after: float | None = Field(default=None, description="a paid turn: credits available after it")
+    cost_estimate: float | None = Field(default=None, description=(
+        "needs_input about spending: NemoVideo's documented cost of the turn that was not sent; to send it, call "
+        "`chat` again with the same message and confirm_cost=true"))
 
     def as_text(self) -> str:
         parts = [self.notice, self.reply]
+        if self.credits_before is not None and self.credits_after is not None:
+            parts.append(cost_line(self.credits_before, self.credits_after))
         if self.project_link:
             parts.append(f"Open the project in the browser: {self.project_link}")
         if self.status == "working":
             parts.append(f'(Still running: call `wait` with job_id "{self.job_id}" to continue.)')
+        if self.status == "needs_input" and self.cost_estimate is not None:
+            parts.append("(Nothing was sent. If the user agrees, call `chat` again with the same message and "
+                         "confirm_cost=true.)")
         # Named only after a generation, whose second stage people wait for; after an edit, what lands late is
         # reported with the next result, so a host need not spend a minute waiting on every edit.
         if self.follow_up_job_id and self.generated:

@@ -7,6 +7,7 @@ structured output, and their text is what a host shows the user.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 from collections.abc import AsyncIterator
 from functools import cached_property
 from pathlib import Path
@@ -53,6 +54,7 @@ from .results import (
     UploadResult,
 )
 from .sessions import NEW_SESSION_NOTICE, Session, SessionManager
+from . import spending
 from .settings import Settings
 from .store import Store, open_store
 from .timeline import summarize, tracks_of
@@ -104,10 +106,6 @@ def _destination(paths: list[str]) -> str | None:
     return str(target.parent if target.suffix else target)
 
 
-def _amount(value: float) -> str:
-    return f"{value:g}"
-
-
 def _joined(*notices: str | None) -> str | None:
     return "\n".join(notice for notice in notices if notice) or None
 
@@ -133,6 +131,29 @@ def _links(settings: Settings) -> Links | None:
     from .links import Links  # PyJWT: only a hosted server signs links
 
     return Links(settings.secret_key.get_secret_value(), settings.public_url)
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """A task as its client sees it: the job it started, or the latest of the jobs the user's answers started."""
+
+    task_id: str
+    created_at: float
+    updated_at: float
+    job_id: str
+    outcome: ChatResult | ExportResult | None = None
+    error: NemoError | None = None
+    cancelled: bool = False
+
+    def at(self, *, outcome: ChatResult | ExportResult | None = None, error: NemoError | None = None,
+              cancelled: bool = False, updated_at: float | None = None) -> TaskView:
+        return replace(self, outcome=outcome, error=error, cancelled=cancelled,
+                       updated_at=updated_at if updated_at is not None else self.updated_at)
+
+    @property
+    def terminal(self) -> bool:
+        return self.cancelled or self.error is not None or (
+            self.outcome is not None and self.outcome.status == "done")
 
 
 def _job_kind(kind: str) -> str:
@@ -188,9 +209,9 @@ class VideoService:
 
     async def credits(self) -> CreditsResult:
         balance = await self.client.credits()
-        summary = f"You have {_amount(balance.available)} credits available"
+        summary = f"You have {spending.amount(balance.available)} credits available"
         if balance.frozen:
-            summary += f" ({_amount(balance.frozen)} reserved by work in progress, {_amount(balance.total)} in total)"
+            summary += f" ({spending.amount(balance.frozen)} reserved by work in progress, {spending.amount(balance.total)} in total)"
         return CreditsResult(
             available=balance.available, frozen=balance.frozen, total=balance.total, summary=summary + ".",
             account_url=self._account_page(),
@@ -228,7 +249,7 @@ class VideoService:
     # Conversation
 
     async def chat(self, message: str, wait_seconds: float = DEFAULT_WAIT_SECONDS,
-                   on_progress: ProgressCallback | None = None) -> ChatResult:
+                   on_progress: ProgressCallback | None = None, *, confirm_cost: bool = False) -> ChatResult:
         """Route first: only edit requests go to the agent; the rest run their action directly."""
         from .intents import route
 
@@ -250,7 +271,7 @@ class VideoService:
                               notice=exported.notice)
         if intent.action == "upload":
             return await self._upload_then_chat(intent, wait_seconds, on_progress)
-        return await self.start_turn(message, wait_seconds, on_progress)
+        return await self.start_turn(message, wait_seconds, on_progress, confirm_cost=confirm_cost)
 
     async def _upload_then_chat(self, intent: Intent, wait_seconds: float,
                                 on_progress: ProgressCallback | None) -> ChatResult:
@@ -328,7 +349,7 @@ class VideoService:
                                    "was saved. Copy it again from nemovideo.com → Settings → API Tokens.") from None
         await self.client.auth.link_account(token)
         return CreditsResult(available=balance.available, frozen=balance.frozen, total=balance.total,
-                             summary=f"Your NemoVideo account is linked: {_amount(balance.available)} credits available.")
+                             summary=f"Your NemoVideo account is linked: {spending.amount(balance.available)} credits available.")
 
     async def forget_account(self) -> bool:
         """Hosted: `logout`'s twin; whether an account was linked."""
@@ -439,7 +460,13 @@ class VideoService:
             if result.status != "working":
                 return result
 
-    async def start_turn(self, message: str, wait_seconds: float, on_progress: ProgressCallback | None) -> ChatResult:
+    async def start_turn(self, message: str, wait_seconds: float, on_progress: ProgressCallback | None, *,
+                         confirm_cost: bool = False) -> ChatResult:
+        job = await self._begin_turn(message, confirm_cost=confirm_cost)
+        return await self.wait(job.id, wait_seconds, on_progress)
+
+    async def _begin_turn(self, message: str, *, confirm_cost: bool) -> Job:
+        """The turn's job, started; or, when the user must agree to spend first, a finished job that asks."""
         async def snapshot(session: Session) -> tuple[Session, StateReply]:
             return session, await self.client.state(session.session_id)
 
@@ -453,6 +480,22 @@ class VideoService:
                     f'NemoVideo is still {what}. Call `wait` with job_id "{running["id"]}" to follow it; '
                     "this message was not sent: send it once that is done."
                 )
+
+            generation = not has_content(before.state.draft)
+            credits_before = await self._available_credits()
+            estimated = spending.estimate(generation)
+            ask = None if confirm_cost or credits_before is None else spending.question(
+                estimated, credits_before, self.settings.confirm_above, generation)
+            if ask is not None:
+                asked = ChatResult(reply=ask, action="chat", status="needs_input", cost_estimate=estimated,
+                                   notice=notice)
+
+                async def asking(job: Job[ChatResult]) -> ChatResult:
+                    # Its id is the handle that answers it (a task's update), as a working result's is.
+                    return asked.model_copy(update={"job_id": job.id})
+
+                return await self.jobs.start("ask", asking, facts={"session_id": session.session_id,
+                                                                     "message": message})
 
             self._stop_watching(session.session_id, before)
             late = self._take_late_reports(session.session_id)
@@ -476,11 +519,84 @@ class VideoService:
                                               second_stage_pending=done.second_stage_pending)
                     update |= {"follow_up_job_id": watch.id, "generated": done.generation}
                 await self.sessions.note_summary(session, summarize(tracks_of(done.after.state.draft)))
+                if credits_before is not None:
+                    update |= await self._credits_after(credits_before)
                 return done.result.model_copy(update=update)
 
-            job = await self.jobs.start("turn", turn, facts={
+            return await self.jobs.start("turn", turn, facts={
                 "session_id": session.session_id, "before": before.model_dump(mode="json")})
-        return await self.wait(job.id, wait_seconds, on_progress)
+
+    async def _available_credits(self) -> float | None:
+        """The balance around a paid turn; one that cannot be read leaves the cost unsaid rather than failing the
+        turn (the turn's own request says what is wrong with the account, if anything)."""
+        try:
+            return (await self.client.credits()).available
+        except NemoError as error:
+            log.info("Could not read the balance around a turn: %s", error.message)
+            return None
+
+    async def _credits_after(self, before: float) -> dict[str, object]:
+        after = await self._available_credits()
+        return {} if after is None else {"credits_before": before, "credits_after": after}
+
+    # Tasks: one job, or a chain of them when the user answers a question, followed as one
+
+    async def task(self, task_id: str) -> TaskView:
+        """Where a task stands: its latest job's outcome so far (never waiting), taken over if its process died."""
+        task_id = task_id.strip()
+        root = await self.jobs.record(task_id)
+        if root is None:
+            raise UnknownJob()
+        facts = root.get("facts") or {}
+        current_id = str(facts.get("task_latest") or task_id)
+        view = TaskView(task_id=task_id, created_at=float(root.get("started_at") or time.time()),
+                        updated_at=float(root.get("updated_at") or root.get("started_at") or time.time()),
+                        job_id=current_id)
+        if facts.get("task_cancelled"):
+            return view.at(cancelled=True)
+        try:
+            outcome = await self.wait(current_id, 0)
+        except JobCancelled:
+            return view.at(cancelled=True)
+        except NemoError as error:
+            return view.at(error=error)
+        current = await self.jobs.record(current_id) if current_id != task_id else root
+        updated = float((current or {}).get("updated_at") or 0)
+        return view.at(outcome=outcome, updated_at=max(view.updated_at, updated))
+
+    async def answer_task(self, task_id: str, answer: str | None) -> None:
+        """The user's answer to a task's question: the agent's question's answer becomes the project's next turn;
+        a question about spending sends the turn that waited (or, declined with None, nothing at all)."""
+        view = await self.task(task_id)
+        outcome = view.outcome
+        if not isinstance(outcome, ChatResult) or outcome.status != "needs_input" or view.cancelled:
+            raise InvalidInput("This task is not waiting for an answer.")
+        asked = await self.jobs.record(view.job_id) or {}
+        waiting_message = (asked.get("facts") or {}).get("message") if asked.get("kind") == "ask" else None
+        if answer is None:
+            declined = ChatResult(reply=spending.declined() if waiting_message else
+                                  "The question was left unanswered; nothing more was sent to NemoVideo.",
+                                  action="chat", status="done")
+
+            async def nothing_sent(job: Job[ChatResult]) -> ChatResult:
+                return declined
+
+            next_job = await self.jobs.start("ask", nothing_sent)
+        elif waiting_message is not None:
+            next_job = await self._begin_turn(str(waiting_message), confirm_cost=True)
+        else:
+            next_job = await self._begin_turn(answer, confirm_cost=False)
+        await self.jobs.note_record(view.task_id, task_latest=next_job.id)
+
+    async def cancel_task(self, task_id: str) -> CancelResult | None:
+        """`cancel` for the task's latest job; the task ends cancelled whatever that job was doing.
+        None when the task had already ended."""
+        view = await self.task(task_id)
+        if view.terminal:
+            return None
+        cancelled = await self.cancel(view.job_id)
+        await self.jobs.note_record(view.task_id, task_cancelled=True)
+        return cancelled
 
     # Work that lands after a turn's stream (two-stage generation)
 

@@ -60,6 +60,8 @@ class Settings(BaseModel):
     max_upload_bytes: int | None = None
     accepted_formats: tuple[str, ...] = DEFAULT_ACCEPTED_FORMATS
     request_timeout_seconds: float = 30.0
+    # NEMO_CONFIRM_ABOVE: a paid turn whose documented estimate is above this many credits is asked about first.
+    confirm_above: float | None = Field(default=None, ge=0)
     # Chat turns (backend.md): at most 15 minutes; 10 minutes without a real event means the turn died.
     turn_max_seconds: float = 15 * 60
     turn_quiet_seconds: float = 10 * 60
@@ -106,6 +108,12 @@ class Settings(BaseModel):
             max_upload_mb = None
         if max_upload_mb is not None and not max_upload_mb > 0:  # also catches NaN: not set
             max_upload_mb = None
+        try:
+            confirm_above: float | None = float(env_value(env, "NEMO_CONFIRM_ABOVE") or "nan")
+        except ValueError:
+            confirm_above = None
+        if confirm_above is not None and not confirm_above >= 0:  # also catches NaN: not set
+            confirm_above = None
         return cls(
             token=SecretStr(token) if token else None,
             api_url=(env_value(env, "NEMO_API_URL") or DEFAULT_API_URL).rstrip("/"),
@@ -117,6 +125,7 @@ class Settings(BaseModel):
             config_dir=config_home / "nemovideo",
             state_dir=state_home / "nemovideo",
             max_upload_bytes=int(max_upload_mb * 1024 * 1024) if max_upload_mb else None,
+            confirm_above=confirm_above,
             accepted_formats=formats or DEFAULT_ACCEPTED_FORMATS,
             stream_text=env_value(env, "NEMO_STREAMING").lower() not in ("0", "false", "no", "off"),
             public_url=env_value(env, "NEMO_PUBLIC_URL").rstrip("/") or None,

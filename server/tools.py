@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
@@ -38,6 +39,7 @@ from .results import (
 from .pages import add_routes
 from .registry import ServiceRegistry
 from .settings import Settings
+from .tasks import TASK_TOOLS, TasksExtension, declared
 from .texts import HOSTED_INSTRUCTIONS, INSTRUCTIONS, TOOL_TEXT
 from .users import UserContext
 
@@ -94,8 +96,11 @@ def registry_of(ctx: Context) -> ServiceRegistry:
 
 
 def user_of(ctx: Context) -> UserContext:
+    return user_in(registry_of(ctx))
+
+
+def user_in(registry: ServiceRegistry) -> UserContext:
     """The caller: the subject of the request's verified access token when hosted, else the local user."""
-    registry = registry_of(ctx)
     if not registry.hosted:
         return UserContext.local()
     from mcp.server.auth.middleware.auth_context import get_access_token
@@ -127,17 +132,34 @@ async def adapt(ctx: Context, call: Callable[[VideoService], Awaitable[ToolResul
         async with registry_of(ctx).using(user_of(ctx)) as service:
             result = await call(service)
     except NemoError as error:
-        # Returned rather than raised: the SDK would prefix a raised error with "Error executing tool …".
-        log.info("Tool failed: %s: %s", type(error).__name__, error.message)
-        return redacted(CallToolResult(content=[TextContent(type="text", text=error.message)], is_error=True))
+        return call_result(error)
     except Exception:
         # A fault of ours: the traceback goes to the log (redacted), the host gets a sentence, the server goes on.
         log.exception("Tool crashed")
         return CallToolResult(content=[TextContent(type="text", text=INTERNAL_ERROR)], is_error=True)
+    return call_result(result)
+
+
+def call_result(outcome: ToolResult | NemoError) -> CallToolResult:
+    """A result, or a `NemoError` as a clean tool error, as the host gets it (the same from a task)."""
+    if isinstance(outcome, NemoError):
+        # Returned rather than raised: the SDK would prefix a raised error with "Error executing tool …".
+        log.info("Tool failed: %s: %s", type(outcome).__name__, outcome.message)
+        return redacted(CallToolResult(content=[TextContent(type="text", text=outcome.message)], is_error=True))
     return redacted(CallToolResult(
-        content=[TextContent(type="text", text=result.as_text()), *result.extra_content()],
-        structured_content=result.model_dump(mode="json"),
+        content=[TextContent(type="text", text=outcome.as_text()), *outcome.extra_content()],
+        structured_content=outcome.model_dump(mode="json"),
     ))
+
+
+def service_for(ctx: ServerRequestContext[ServiceRegistry, Any]) -> AbstractAsyncContextManager[VideoService]:
+    """The caller's service for a request that is not a tool call (the Tasks extension's methods)."""
+    return ctx.lifespan_context.using(user_in(ctx.lifespan_context))
+
+
+def wait_budget(ctx: Context, tool: str, wait_seconds: float) -> float:
+    """A client that follows tasks gets one at once instead of a call that waits."""
+    return 0.0 if tool in TASK_TOOLS and declared(ctx.client_capabilities) else wait_seconds
 
 
 def redacted(result: CallToolResult) -> CallToolResult:
@@ -233,7 +255,8 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
     server = _Server("nemovideo", version=__version__,
                      instructions=HOSTED_INSTRUCTIONS if settings.hosted else INSTRUCTIONS, lifespan=lifespan,
                      # Also uvicorn's: its request lines are written at INFO, and only then.
-                     log_level=log_level, **hosted_auth(settings))
+                     log_level=log_level, extensions=[TasksExtension(service_for, call_result)],
+                     **hosted_auth(settings))
 
     add_routes(server, settings, lambda: registries[-1], shared_store)
     if settings.hosted:
@@ -268,8 +291,12 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         message: Annotated[str, Field(description="the user's request, in their words")],
         ctx: Context,
         wait_seconds: Annotated[float, WAIT_SECONDS] = DEFAULT_WAIT_SECONDS,
+        confirm_cost: Annotated[bool, Field(description=(
+            "true only after the user agreed to the cost a needs_input result named"))] = False,
     ) -> Annotated[CallToolResult, ChatResult]:
-        return await adapt(ctx, lambda service: service.chat(message, wait_seconds, progress_reporter(ctx)))
+        budget = wait_budget(ctx, "chat", wait_seconds)
+        return await adapt(ctx, lambda service: service.chat(message, budget, progress_reporter(ctx),
+                                                             confirm_cost=confirm_cost))
 
     @server.tool(
         name="wait",
@@ -311,7 +338,8 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         output_dir: Annotated[str | None, Field(description="folder to save into; default NEMO_OUTPUT_DIR or ~/Downloads")] = None,
         wait_seconds: Annotated[float, WAIT_SECONDS] = DEFAULT_WAIT_SECONDS,
     ) -> Annotated[CallToolResult, ExportResult]:
-        return await adapt(ctx, lambda service: service.export(output_dir, wait_seconds, progress_reporter(ctx)))
+        budget = wait_budget(ctx, "export", wait_seconds)
+        return await adapt(ctx, lambda service: service.export(output_dir, budget, progress_reporter(ctx)))
 
     @server.tool(
         name="projects",

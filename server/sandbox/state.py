@@ -33,7 +33,7 @@ GATEWAY_ERRORS = {502: "Bad Gateway", 503: "Service Unavailable"}
 SWITCHES = ("render_seconds", "turn_seconds", "heartbeat_seconds", "max_upload_bytes", "accepted_extensions",
             "fail_renders", "drop_next_stream", "cut_next_download", "reply_style", "anonymous_export_blocked",
             "next_turn_ending", "late_write_seconds", "garble_next_render_start", "real_renders",
-            "duplicate_render_ids", "anonymous_tokens_per_address")
+            "duplicate_render_ids", "anonymous_tokens_per_address", "anonymous_credits")
 # What a render start with an id already in use gets. NemoVideo documents no per-user scope for the ids its
 # clients choose: "refuse" answers with an error, "join" with the render that already has the id (the
 # reading under which two users' exports could share one render).
@@ -166,6 +166,8 @@ class Sandbox:
             self._tokens_by_client: dict[str, str] = {}
             # backend.md: "about 10 per IP per 7 days" (anonymous tokens); a hosted deployment's users share one.
             self.anonymous_tokens_per_address = 10
+            # What a new anonymous account starts with (backend.md: 100); lower plays an account nearly spent.
+            self.anonymous_credits = ANONYMOUS_CREDITS
             self._tokens_by_address: dict[str, list[str]] = {}
             self.requests: list[RecordedRequest] = []
             self.sessions: dict[str, SandboxSession] = {}
@@ -271,11 +273,11 @@ class Sandbox:
             digest = hashlib.sha256(f"{client_id}:{number}".encode()).hexdigest()
             token = f"nvsbx_anon_{number:04d}_{digest[:40]}"
             user_id = f"anon_{digest[40:52]}"
-            self._accounts[token] = _Account(ANONYMOUS_CREDITS, user_id, anonymous=True)
+            self._accounts[token] = _Account(self.anonymous_credits, user_id, anonymous=True)
             self._tokens_by_client[client_id] = token
             self._tokens_by_address[address] = [*issued, token]
         expires_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + TOKEN_LIFETIME_SECONDS))
-        return {"token": token, "user_id": user_id, "expires_at": expires_at, "credits": ANONYMOUS_CREDITS}
+        return {"token": token, "user_id": user_id, "expires_at": expires_at, "credits": self.anonymous_credits}
 
     def check_token(self, token: str) -> None:
         with self._lock:

@@ -1,0 +1,181 @@
+"""MCP Tasks (`io.modelcontextprotocol/tasks`, SEP-2663, protocol 2026-07-28) on our durable jobs.
+
+A client that declares the extension in a request's capabilities gets, for `chat` and `export` work
+that cannot answer at once, a `CreateTaskResult` instead of a result after up to 45 s: the task id is
+the job id, so the task is durable before the answer leaves (the job's record is written first), is
+followed from any process or replica, and is taken over if the process that ran it died. `tasks/get`
+maps the job's outcome onto the task's statuses; a question (NemoVideo's agent's, or ours before
+spending) is an `input_required` task whose form elicitation `tasks/update` answers, and the answer
+starts the next job of the same task. Clients that did not declare the extension see none of this.
+
+Nothing here knows NemoVideo: the service decides, this module speaks the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.extension import Extension, MethodBinding
+from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolRequestParams, CallToolResult, RequestParams
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import InvalidInput, NemoError
+from .jobs import FINISHED_JOB_LIFETIME_SECONDS, UnknownJob
+from .logs import get_logger
+from .results import ChatResult, ToolResult
+
+if TYPE_CHECKING:
+    from .service import TaskView, VideoService
+
+log = get_logger("tasks")
+
+EXTENSION_ID = "io.modelcontextprotocol/tasks"
+# The tools whose work outlives a host's tool time limit; every other tool answers at once.
+TASK_TOOLS = frozenset({"chat", "export"})
+# How often a client should look: progress lines change every few seconds, a render takes minutes.
+POLL_INTERVAL_MS = 2000
+TTL_MS = int(FINISHED_JOB_LIFETIME_SECONDS * 1000)
+QUESTION_KEY = "answer"
+CONSENT_FIELD = "send"
+ANSWER_FIELD = "answer"
+
+ServiceFor = Callable[[ServerRequestContext[Any, Any]], AbstractAsyncContextManager["VideoService"]]
+ResultFor = Callable[[ToolResult | NemoError], CallToolResult]
+
+
+def declared(capabilities: Any) -> bool:
+    """Whether the client declared the extension for this request (2026: per request; 2025: at initialize)."""
+    extensions = getattr(capabilities, "extensions", None) if capabilities is not None else None
+    return bool(extensions) and EXTENSION_ID in extensions
+
+
+class _TaskParams(RequestParams):
+    model_config = ConfigDict(populate_by_name=True)
+
+    task_id: str = Field(alias="taskId", min_length=1)
+
+
+class _UpdateParams(_TaskParams):
+    input_responses: dict[str, Any] = Field(alias="inputResponses")
+
+
+class _Answer(BaseModel):
+    """An elicitation's answer as `tasks/update` carries it."""
+
+    action: Literal["accept", "decline", "cancel"]
+    content: dict[str, Any] | None = None
+
+
+def _timestamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _question(outcome: ChatResult) -> dict[str, Any]:
+    """The question as a form elicitation: yes or no before spending, free text for the agent's question."""
+    if outcome.cost_estimate is not None:
+        schema = {"type": "object", "required": [CONSENT_FIELD], "properties": {
+            CONSENT_FIELD: {"type": "boolean", "title": "Send it",
+                            "description": f"Spend about {outcome.cost_estimate:g} credits on this turn"}}}
+    else:
+        schema = {"type": "object", "required": [ANSWER_FIELD], "properties": {
+            ANSWER_FIELD: {"type": "string", "title": "Your answer", "description": "sent to NemoVideo as it is"}}}
+    return {"method": "elicitation/create",
+            "params": {"mode": "form", "message": outcome.reply, "requestedSchema": schema}}
+
+
+class TasksExtension(Extension):
+    identifier = EXTENSION_ID
+
+    def __init__(self, service_for: ServiceFor, result_for: ResultFor) -> None:
+        self._service_for = service_for
+        self._result_for = result_for
+
+    def methods(self) -> list[MethodBinding]:
+        return [
+            MethodBinding("tasks/get", _TaskParams, self._get),
+            MethodBinding("tasks/update", _UpdateParams, self._update),
+            MethodBinding("tasks/cancel", _TaskParams, self._cancel),
+        ]
+
+    async def intercept_tool_call(self, params: CallToolRequestParams, ctx: ServerRequestContext[Any, Any],
+                                  call_next: CallNext) -> HandlerResult:
+        """The tool ran without waiting (it saw the declaration too); work still going on becomes a task."""
+        result = await call_next(ctx)
+        if params.name not in TASK_TOOLS or not declared(ctx.session.client_capabilities):
+            return result
+        structured = result.structured_content if isinstance(result, CallToolResult) else None
+        if not structured or result.is_error or not structured.get("job_id"):
+            return result  # answered at once: a routed question, an unchanged draft's file, a refusal
+        if structured.get("status") not in ("working", "needs_input"):
+            return result
+        now = _timestamp(datetime.now(UTC).timestamp())
+        return {"resultType": "task", "taskId": structured["job_id"], "status": "working",
+                "statusMessage": str(structured.get("reply") or ""), "createdAt": now, "lastUpdatedAt": now,
+                "ttlMs": TTL_MS, "pollIntervalMs": POLL_INTERVAL_MS}
+
+    async def _with_service(self, ctx: ServerRequestContext[Any, Any],
+                            act: Callable[[VideoService], Awaitable[Any]]) -> Any:
+        try:
+            async with self._service_for(ctx) as service:
+                return await act(service)
+        except UnknownJob:
+            raise MCPError(code=INVALID_PARAMS, message="There is no task with that id (tasks are kept for 24 "
+                           "hours).") from None
+        except InvalidInput as error:
+            raise MCPError(code=INVALID_PARAMS, message=error.message) from None
+        except NemoError as error:
+            raise MCPError(code=INTERNAL_ERROR, message=error.message) from None
+
+    def _detailed(self, view: TaskView) -> dict[str, Any]:
+        task: dict[str, Any] = {"taskId": view.task_id, "createdAt": _timestamp(view.created_at),
+                                "lastUpdatedAt": _timestamp(view.updated_at), "ttlMs": TTL_MS,
+                                "pollIntervalMs": POLL_INTERVAL_MS}
+        outcome = view.outcome
+        if view.cancelled:
+            return {**task, "status": "cancelled", "statusMessage": "Cancelled."}
+        if view.error is not None:
+            # As the call without a task answers it: a tool result that is an error, with its sentence.
+            return {**task, "status": "completed", "statusMessage": view.error.message,
+                    "result": self._dumped(self._result_for(view.error))}
+        assert outcome is not None
+        if outcome.status == "working":
+            return {**task, "status": "working", "statusMessage": outcome.reply}
+        if isinstance(outcome, ChatResult) and outcome.status == "needs_input":
+            return {**task, "status": "input_required", "statusMessage": outcome.reply,
+                    "inputRequests": {QUESTION_KEY: _question(outcome)}}
+        return {**task, "status": "completed", "result": self._dumped(self._result_for(outcome))}
+
+    @staticmethod
+    def _dumped(result: CallToolResult) -> dict[str, Any]:
+        return {"resultType": "complete", **result.model_dump(mode="json", by_alias=True, exclude_none=True)}
+
+    async def _get(self, ctx: ServerRequestContext[Any, Any], params: _TaskParams) -> dict[str, Any]:
+        return self._detailed(await self._with_service(ctx, lambda service: service.task(params.task_id)))
+
+    async def _update(self, ctx: ServerRequestContext[Any, Any], params: _UpdateParams) -> dict[str, Any]:
+        response = params.input_responses.get(QUESTION_KEY)
+        if response is None:
+            raise MCPError(code=INVALID_PARAMS, message=f"inputResponses has no {QUESTION_KEY!r}: answer the "
+                           "task's input request by its key.")
+        answer = _Answer.model_validate(response)
+        content = answer.content or {}
+        text: str | None = None  # declined, cancelled or left empty: nothing more is sent
+        if answer.action == "accept":
+            if CONSENT_FIELD in content:
+                text = "yes" if content[CONSENT_FIELD] is True else None
+            elif isinstance(content.get(ANSWER_FIELD), str) and content[ANSWER_FIELD].strip():
+                text = content[ANSWER_FIELD]
+        await self._with_service(ctx, lambda service: service.answer_task(params.task_id, text))
+        return {}
+
+    async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: _TaskParams) -> dict[str, Any]:
+        cancelled = await self._with_service(ctx, lambda service: service.cancel_task(params.task_id))
+        if cancelled is None:
+            raise MCPError(code=INVALID_PARAMS, message="That task had already ended; nothing was cancelled.")
+        return {}
