@@ -121,6 +121,8 @@ class OutOfCredits(NemoError):
         super().__init__(message)
         self._facts = {"anonymous": anonymous, "registration_url": registration_url, "web_url": web_url, "hint": hint}
         self.project_link = project_link
+        # Where the user gets more credits: registering keeps an anonymous user's project, else topping up.
+        self.action_url = (registration_url or f"{web_url}/register") if anonymous else web_url
 
     def with_project_link(self, project_link: str | None) -> OutOfCredits:
         return OutOfCredits(**self._facts, project_link=project_link) if project_link else self
@@ -158,6 +160,7 @@ class ExportBlocked(NemoError):
             + hint + " After that, ask to export again: the same project is exported."
         )
         self.project_link = project_link
+        self.action_url = project_link  # the claim page: registering from the project keeps it
 
 
 class RateLimited(NemoError):

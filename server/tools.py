@@ -22,6 +22,7 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from pydantic import Field, ValidationError
 
 from . import __version__, metrics
+from .consent import offer_link, settled_in_call
 from .errors import NemoError, NotSignedIn
 from .identity import SkillIdentity
 from .logs import RedactingFilter, RequestLineFilter, get_logger, redact_json
@@ -39,6 +40,7 @@ from .results import (
 from .pages import add_routes
 from .registry import ServiceRegistry
 from .settings import Settings
+from .spending import declined as declined_spending
 from .tasks import TASK_TOOLS, TasksExtension, declared
 from .texts import HOSTED_INSTRUCTIONS, INSTRUCTIONS, TOOL_TEXT
 from .users import UserContext
@@ -132,6 +134,7 @@ async def adapt(ctx: Context, call: Callable[[VideoService], Awaitable[ToolResul
         async with registry_of(ctx).using(user_of(ctx)) as service:
             result = await call(service)
     except NemoError as error:
+        await offer_link(ctx, error)
         return call_result(error)
     except Exception:
         # A fault of ours: the traceback goes to the log (redacted), the host gets a sentence, the server goes on.
@@ -295,8 +298,17 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
             "true only after the user agreed to the cost a needs_input result named"))] = False,
     ) -> Annotated[CallToolResult, ChatResult]:
         budget = wait_budget(ctx, "chat", wait_seconds)
-        return await adapt(ctx, lambda service: service.chat(message, budget, progress_reporter(ctx),
-                                                             confirm_cost=confirm_cost))
+        result = await adapt(ctx, lambda service: service.chat(message, budget, progress_reporter(ctx),
+                                                               confirm_cost=confirm_cost))
+        if declared(ctx.client_capabilities):
+            return result  # its questions travel in the task
+        return await settled_in_call(
+            ctx, result,
+            send_anyway=lambda: adapt(ctx, lambda service: service.chat(
+                message, budget, progress_reporter(ctx), confirm_cost=True)),
+            send_answer=lambda answer: adapt(ctx, lambda service: service.start_turn(
+                answer, budget, progress_reporter(ctx))),
+            declined=lambda: call_result(ChatResult(reply=declined_spending(), action="chat", status="done")))
 
     @server.tool(
         name="wait",

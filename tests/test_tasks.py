@@ -157,3 +157,49 @@ async def test_a_task_is_polled_from_a_second_server_process_after_the_first_was
     assert task.status == "completed" and task.result["structuredContent"]["status"] == "done"
     assert task.created_at < task.last_updated_at
     assert sandbox.count("/run_sse") == 1  # taken over without sending the message again
+
+
+# -- clients that follow no task --------------------------------------------------------------------
+
+
+async def test_a_2025_client_gets_no_task_and_the_cost_question_as_text_it_can_agree_to(sandbox, env) -> None:
+    sandbox.anonymous_credits = 30
+    async with stdio_client(env, mode="legacy") as client:
+        asked = await client.call_tool("chat", {"message": GENERATE})
+        assert asked.structured_content["status"] == "needs_input" and "job_id" in asked.structured_content
+        assert asked.structured_content["cost_estimate"] == 100 and "confirm_cost=true" in asked.content[0].text
+        assert sandbox.count("/run_sse") == 0
+        sent = await client.call_tool("chat", {"message": GENERATE, "confirm_cost": True})
+    assert sent.structured_content["status"] == "done" and sandbox.count("/run_sse") == 1
+
+
+async def test_a_2025_client_that_elicits_is_asked_in_the_call(sandbox, env) -> None:
+    sandbox.anonymous_credits = 30
+    asked: list[str] = []
+    async with stdio_client(env, mode="legacy", elicitation_handler=answering("decline", asked=asked)) as client:
+        declined = await client.call_tool("chat", {"message": GENERATE})
+    assert "30 available" in asked[0] and "nothing was spent" in declined.structured_content["reply"]
+    assert sandbox.count("/run_sse") == 0
+
+
+async def test_a_2025_client_that_elicits_answers_the_agents_question_in_the_call(sandbox, env) -> None:
+    asked: list[str] = []
+    handler = answering({"answer": GENERATE}, asked=asked)
+    async with stdio_client(env, mode="legacy", elicitation_handler=handler) as client:
+        result = await client.call_tool("chat", {"message": "hello there"})
+    assert asked[0].endswith("What would you like?") and result.structured_content["generated"]
+    assert sandbox.count("/run_sse") == 2
+
+
+async def test_out_of_credits_offers_the_register_link_as_a_url_elicitation(sandbox, env) -> None:
+    sandbox.anonymous_credits = 5  # less than the sandbox's generation costs: NemoVideo answers 2001
+    offered: list = []
+
+    async def handler(message, response_type, params, context):
+        offered.append(params)
+        return {}
+
+    async with stdio_client(env, mode="legacy", elicitation_handler=handler) as client:
+        result = await client.call_tool("chat", {"message": GENERATE, "confirm_cost": True}, raise_on_error=False)
+    assert result.is_error and "register" in result.content[0].text
+    assert [params.mode for params in offered] == ["url"] and "/register" in offered[0].url
