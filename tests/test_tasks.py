@@ -203,3 +203,17 @@ async def test_out_of_credits_offers_the_register_link_as_a_url_elicitation(sand
         result = await client.call_tool("chat", {"message": GENERATE, "confirm_cost": True}, raise_on_error=False)
     assert result.is_error and "register" in result.content[0].text
     assert [params.mode for params in offered] == ["url"] and "/register" in offered[0].url
+
+
+async def test_the_extension_is_advertised_as_the_spec_shows_it_and_server_json_says_so(settings, identity) -> None:
+    import json
+
+    from mcp import Client as SdkClient
+
+    from nemovideo_mcp.tools import build_server
+
+    async with SdkClient(build_server(settings, identity)) as client:
+        assert client.server_capabilities.extensions["io.modelcontextprotocol/tasks"] == {}
+    registry = json.loads((REPO / "server.json").read_text(encoding="utf-8"))
+    provided = registry["_meta"]["io.modelcontextprotocol.registry/publisher-provided"]
+    assert provided["extensions"] == {"io.modelcontextprotocol/tasks": {}}
