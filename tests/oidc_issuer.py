@@ -1,14 +1,11 @@
 """Real OAuth 2.1 authorization servers for the tests: `oidc-provider` (the certified OpenID Provider for Node.js)
 run by tests/oidc/issuer.mjs, which says what the two issuers it starts are.
 
-The npm package is installed once into the tests' cache (~/.cache/nemovideo-mcp-tests/oidc; NEMO_TEST_CACHE moves
-it); Node or npm missing, or the registry out of reach on the first run, is a `missing(...)` skip (a failure under
-NEMO_TESTS_STRICT=1).
+The npm package is installed once into the tests' cache (tests/npm_cache.py).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -20,38 +17,18 @@ from pathlib import Path
 
 import httpx2
 
-from tests.conftest import missing
+from tests.npm_cache import npm_installed
 
 # 8.x is the line that supports Node 20 (the machine's); 9.x wants Node 22.
 OIDC_PROVIDER = "oidc-provider@8.8.1"
-TEST_CACHE = Path(os.environ.get("NEMO_TEST_CACHE") or Path.home() / ".cache" / "nemovideo-mcp-tests")
 SCRIPT = Path(__file__).resolve().parent / "oidc" / "issuer.mjs"
 CLIENT = ("nemo-tests", "nemo-tests-secret")
-NPM_SECONDS = 300
 STARTUP_SECONDS = 30.0
 
 
 def oidc_provider_root() -> Path:
     """The folder where the pinned oidc-provider is installed, installing it the first time."""
-    npm = shutil.which("npm")
-    if npm is None or shutil.which("node") is None:
-        missing("Node.js and npm are needed to run the oidc-provider authorization server; install them")
-    root = TEST_CACHE / "oidc"
-    name, version = OIDC_PROVIDER.rsplit("@", 1)
-    installed = root / "node_modules" / name / "package.json"
-    if installed.is_file() and json.loads(installed.read_text())["version"] == version:
-        return root
-    try:
-        reachable = subprocess.run([npm, "ping"], capture_output=True, timeout=60).returncode == 0
-    except subprocess.TimeoutExpired:
-        reachable = False
-    if not reachable:
-        missing(f"the npm registry is unreachable, so {OIDC_PROVIDER} cannot be installed")
-    root.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--save-exact", "--prefix", str(root),
-                           OIDC_PROVIDER], capture_output=True, text=True, timeout=NPM_SECONDS)
-    assert done.returncode == 0, done.stderr
-    return root
+    return npm_installed("oidc", OIDC_PROVIDER, why="the oidc-provider authorization server")
 
 
 def free_ports(count: int) -> list[int]:
