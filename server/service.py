@@ -156,6 +156,12 @@ class TaskView:
             self.outcome is not None and self.outcome.status == "done")
 
 
+def _as_chat(exported: ExportResult) -> ChatResult:
+    """An export asked for in words, answered as `chat` answers."""
+    return ChatResult(reply=exported.reply, action="export", status=exported.status, job_id=exported.job_id,
+                      notice=exported.notice)
+
+
 def _job_kind(kind: str) -> str:
     return {"turn": "turn", "export": "export"}.get(kind, "follow_up")
 
@@ -266,9 +272,7 @@ class VideoService:
             return ChatResult(reply=state.summary, action="state", status="done", timeline=state.summary,
                               notice=state.notice)
         if intent.action == "export":
-            exported = await self.export(_destination(intent.paths), wait_seconds, on_progress)
-            return ChatResult(reply=exported.reply, action="export", status=exported.status, job_id=exported.job_id,
-                              notice=exported.notice)
+            return _as_chat(await self.export(_destination(intent.paths), wait_seconds, on_progress))
         if intent.action == "upload":
             return await self._upload_then_chat(intent, wait_seconds, on_progress)
         return await self.start_turn(message, wait_seconds, on_progress, confirm_cost=confirm_cost)
@@ -562,7 +566,13 @@ class VideoService:
             return view.at(error=error)
         current = await self.jobs.record(current_id) if current_id != task_id else root
         updated = float((current or {}).get("updated_at") or 0)
+        if facts.get("task_tool") == "chat" and isinstance(outcome, ExportResult):
+            outcome = _as_chat(outcome)  # "export it" said to `chat`: the task's result has chat's shape
         return view.at(outcome=outcome, updated_at=max(view.updated_at, updated))
+
+    async def note_task(self, task_id: str, tool: str) -> None:
+        """The tool a task was created by, whose result shape its outcome keeps."""
+        await self.jobs.note_record(task_id, task_tool=tool)
 
     async def answer_task(self, task_id: str, answer: str | None) -> None:
         """The user's answer to a task's question: the agent's question's answer becomes the project's next turn;

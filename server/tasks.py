@@ -114,8 +114,10 @@ class TasksExtension(Extension):
             return result  # answered at once: a routed question, an unchanged draft's file, a refusal
         if structured.get("status") not in ("working", "needs_input"):
             return result
+        task_id = str(structured["job_id"])
+        await self._with_service(ctx, lambda service: service.note_task(task_id, params.name))
         now = _timestamp(datetime.now(UTC).timestamp())
-        return {"resultType": "task", "taskId": structured["job_id"], "status": "working",
+        return {"resultType": "task", "taskId": task_id, "status": "working",
                 "statusMessage": str(structured.get("reply") or ""), "createdAt": now, "lastUpdatedAt": now,
                 "ttlMs": TTL_MS, "pollIntervalMs": POLL_INTERVAL_MS}
 
