@@ -145,11 +145,16 @@ class UploadResult(ToolResult):
         "hosted: the page where the user drops the files named in `to_drop` (the server cannot read their disk)"))
     to_drop: list[str] = Field(default_factory=list)
     notice: str | None = None
+    status: Literal["done", "working"] = Field(default="done", description=(
+        "working only for a client that follows tasks: a large upload goes on as a task"))
+    job_id: str | None = Field(default=None, description="when working: the task's id")
 
     def as_text(self) -> str:
         parts = [self.notice] if self.notice else []
         if self.uploads:
             parts.append(f"{self.summary} Now describe what to make with it." if not self.upload_url else self.summary)
+        elif self.status == "working":
+            parts.append(self.summary)
         if self.upload_url:
             parts.append(f"This server cannot read files on your computer. Open this page and drop "
                          f"{', '.join(self.to_drop)} there: {self.upload_url} (the link works for an hour). "

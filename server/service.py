@@ -88,6 +88,9 @@ TAKEOVER_PAUSE_SECONDS = 0.5
 # How often each table's retention rule runs (and once at start).
 PROJECTS_PER_PAGE = 10
 LATE_WRITE_INTRO = "NemoVideo finished more work after its reply:"
+# Local files this large upload as a task for a client that follows tasks: at a home connection's few MB/s of
+# upstream they take longer than a host waits for a tool.
+LONG_UPLOAD_BYTES = 32 * 1024 * 1024
 
 
 class TurnInProgress(NemoError):
@@ -133,6 +136,10 @@ def _links(settings: Settings) -> Links | None:
     return Links(settings.secret_key.get_secret_value(), settings.public_url)
 
 
+# What a job ends with, as the tool that started it returns it.
+JobOutcome = ChatResult | ExportResult | UploadResult
+
+
 @dataclass(frozen=True)
 class TaskView:
     """A task as its client sees it: the job it started, or the latest of the jobs the user's answers started."""
@@ -141,11 +148,11 @@ class TaskView:
     created_at: float
     updated_at: float
     job_id: str
-    outcome: ChatResult | ExportResult | None = None
+    outcome: JobOutcome | None = None
     error: NemoError | None = None
     cancelled: bool = False
 
-    def at(self, *, outcome: ChatResult | ExportResult | None = None, error: NemoError | None = None,
+    def at(self, *, outcome: JobOutcome | None = None, error: NemoError | None = None,
               cancelled: bool = False, updated_at: float | None = None) -> TaskView:
         return replace(self, outcome=outcome, error=error, cancelled=cancelled,
                        updated_at=updated_at if updated_at is not None else self.updated_at)
@@ -309,6 +316,24 @@ class VideoService:
 
         items, notice = await self.sessions.run(send)
         return UploadResult(uploads=items, summary=summarize_uploads(items), notice=notice)
+
+    async def upload_in_background(self, sources: list[str]) -> UploadResult:
+        """For a client that follows tasks: local files large enough to outlast a host's patience upload as a job,
+        whose id the result carries; anything else uploads now."""
+        if self.settings.hosted:
+            return await self.upload(sources)
+        files, _ = check_sources(sources, self.settings)
+        if sum(file.size for file in files) < LONG_UPLOAD_BYTES:
+            return await self.upload(sources)
+
+        async def uploading(job: Job[UploadResult]) -> UploadResult:
+            async def progress(sent: int, total: int, message: str) -> None:
+                job.update(message)
+
+            return await self.upload(sources, progress)
+
+        job = await self.jobs.start("upload", uploading)
+        return self._still_working(job.id, "upload", job.step, 0.0, "")
 
     async def _upload_by_page(self, sources: list[str]) -> UploadResult:
         """Hosted: links go straight to NemoVideo; for files on the user's computer, a page to drop them on."""
@@ -749,7 +774,7 @@ class VideoService:
         )
 
     async def wait(self, job_id: str, wait_seconds: float = DEFAULT_WAIT_SECONDS,
-                   on_progress: ProgressCallback | None = None) -> ChatResult | ExportResult:
+                   on_progress: ProgressCallback | None = None) -> JobOutcome:
         job_id = job_id.strip()  # as a host may quote it; every lookup and the takeover use the same id
         job = self.jobs.local(job_id) or await self._take_over(job_id)
         if job is None:
@@ -784,16 +809,22 @@ class VideoService:
                 work = lambda job: self.exporter.finish(job, render, directory)  # noqa: E731
             else:  # it was still waiting for the project to settle: it waits again, then renders the draft once
                 work = lambda job: self._export_after(job, str(facts.get("after_job")), directory)  # noqa: E731
+        elif kind == "upload":
+            work = self._upload_cut_short
         else:
             work = self._nothing_to_follow
         return await self.jobs.start(kind, work, key=record.get("key"), facts=facts, job_id=job_id)
+
+    async def _upload_cut_short(self, job: Job) -> UploadResult:
+        return UploadResult(uploads=[], summary="The server process that was uploading stopped before it finished. "
+                            "Check with `state` which files arrived, and upload the others again.")
 
     async def _nothing_to_follow(self, job: Job) -> ChatResult:
         return ChatResult(reply="The server process that was following this stopped. Check the project with `state` "
                           "to see what it holds now.", action="chat", status="done")
 
     async def _follow_elsewhere(self, job_id: str, wait_seconds: float,
-                                on_progress: ProgressCallback | None) -> ChatResult | ExportResult:
+                                on_progress: ProgressCallback | None) -> JobOutcome:
         """A job that another live server process runs: its record in the store is followed."""
         stand_in: Job = Job("remote", job_id=job_id)
         deadline = anyio.current_time() + max(0.0, wait_seconds)
@@ -820,10 +851,12 @@ class VideoService:
         return _stored_outcome(record)
 
     def _still_working(self, job_id: str, kind: str, step: str, elapsed: float,
-                       partial_text: str) -> ChatResult | ExportResult:
+                       partial_text: str) -> JobOutcome:
         still_working = f"⏳ Still working… {step} ({format_elapsed(elapsed)} so far)."
         if kind == "export":
             return ExportResult(reply=still_working, status="working", job_id=job_id)
+        if kind == "upload":
+            return UploadResult(uploads=[], summary=still_working, status="working", job_id=job_id)
         from .gui import translate
 
         said = translate(partial_text).text.strip()
@@ -837,10 +870,11 @@ class VideoService:
         )
 
 
-def _stored_outcome(record: dict) -> ChatResult | ExportResult:
+def _stored_outcome(record: dict) -> JobOutcome:
     """A finished job's result (or error) as its process stored it."""
     if record.get("status") == "done":
-        result_type = {"ChatResult": ChatResult, "ExportResult": ExportResult}.get(str(record.get("result_type")))
+        result_type = {"ChatResult": ChatResult, "ExportResult": ExportResult,
+                       "UploadResult": UploadResult}.get(str(record.get("result_type")))
         if result_type is not None:
             return result_type.model_validate(record.get("result") or {})
     if record.get("status") == "cancelled":

@@ -37,7 +37,7 @@ log = get_logger("tasks")
 
 EXTENSION_ID = "io.modelcontextprotocol/tasks"
 # The tools whose work outlives a host's tool time limit; every other tool answers at once.
-TASK_TOOLS = frozenset({"chat", "export"})
+TASK_TOOLS = frozenset({"chat", "export", "upload"})
 # How often a client should look: progress lines change every few seconds, a render takes minutes.
 POLL_INTERVAL_MS = 2000
 TTL_MS = int(FINISHED_JOB_LIFETIME_SECONDS * 1000)
@@ -89,6 +89,10 @@ def _question(outcome: ChatResult) -> dict[str, Any]:
             "params": {"mode": "form", "message": outcome.reply, "requestedSchema": schema}}
 
 
+def _progress_line(outcome: ToolResult) -> str:
+    return str(getattr(outcome, "reply", None) or getattr(outcome, "summary", ""))
+
+
 class TasksExtension(Extension):
     identifier = EXTENSION_ID
 
@@ -110,6 +114,7 @@ class TasksExtension(Extension):
         if params.name not in TASK_TOOLS or not declared(ctx.session.client_capabilities):
             return result
         structured = result.structured_content if isinstance(result, CallToolResult) else None
+        # chat and export wait no time for a declaring client (tools.wait_budget); upload hands a large upload over
         if not structured or result.is_error or not structured.get("job_id"):
             return result  # answered at once: a routed question, an unchanged draft's file, a refusal
         if structured.get("status") not in ("working", "needs_input"):
@@ -118,7 +123,7 @@ class TasksExtension(Extension):
         await self._with_service(ctx, lambda service: service.note_task(task_id, params.name))
         now = _timestamp(datetime.now(UTC).timestamp())
         return {"resultType": "task", "taskId": task_id, "status": "working",
-                "statusMessage": str(structured.get("reply") or ""), "createdAt": now, "lastUpdatedAt": now,
+                "statusMessage": str(structured.get("reply") or structured.get("summary") or ""), "createdAt": now, "lastUpdatedAt": now,
                 "ttlMs": TTL_MS, "pollIntervalMs": POLL_INTERVAL_MS}
 
     async def _with_service(self, ctx: ServerRequestContext[Any, Any],
@@ -147,7 +152,7 @@ class TasksExtension(Extension):
                     "result": self._dumped(self._result_for(view.error))}
         assert outcome is not None
         if outcome.status == "working":
-            return {**task, "status": "working", "statusMessage": outcome.reply}
+            return {**task, "status": "working", "statusMessage": _progress_line(outcome)}
         if isinstance(outcome, ChatResult) and outcome.status == "needs_input":
             return {**task, "status": "input_required", "statusMessage": outcome.reply,
                     "inputRequests": {QUESTION_KEY: _question(outcome)}}

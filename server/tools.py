@@ -41,7 +41,7 @@ from .pages import add_routes
 from .registry import ServiceRegistry
 from .settings import Settings
 from .spending import declined as declined_spending
-from .tasks import TASK_TOOLS, TasksExtension, declared
+from .tasks import TasksExtension, declared
 from .texts import HOSTED_INSTRUCTIONS, INSTRUCTIONS, TOOL_TEXT
 from .users import UserContext
 
@@ -160,9 +160,9 @@ def service_for(ctx: ServerRequestContext[ServiceRegistry, Any]) -> AbstractAsyn
     return ctx.lifespan_context.using(user_in(ctx.lifespan_context))
 
 
-def wait_budget(ctx: Context, tool: str, wait_seconds: float) -> float:
+def wait_budget(ctx: Context, wait_seconds: float) -> float:
     """A client that follows tasks gets one at once instead of a call that waits."""
-    return 0.0 if tool in TASK_TOOLS and declared(ctx.client_capabilities) else wait_seconds
+    return 0.0 if declared(ctx.client_capabilities) else wait_seconds
 
 
 def redacted(result: CallToolResult) -> CallToolResult:
@@ -297,7 +297,7 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         confirm_cost: Annotated[bool, Field(description=(
             "true only after the user agreed to the cost a needs_input result named"))] = False,
     ) -> Annotated[CallToolResult, ChatResult]:
-        budget = wait_budget(ctx, "chat", wait_seconds)
+        budget = wait_budget(ctx, wait_seconds)
         result = await adapt(ctx, lambda service: service.chat(message, budget, progress_reporter(ctx),
                                                                confirm_cost=confirm_cost))
         if declared(ctx.client_capabilities):
@@ -337,6 +337,8 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         async def report(sent: int, total: int, message: str) -> None:
             await ctx.report_progress(sent, total or None, message)
 
+        if declared(ctx.client_capabilities):
+            return await adapt(ctx, lambda service: service.upload_in_background(sources))
         return await adapt(ctx, lambda service: service.upload(sources, report))
 
     @server.tool(
@@ -350,7 +352,7 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         output_dir: Annotated[str | None, Field(description="folder to save into; default NEMO_OUTPUT_DIR or ~/Downloads")] = None,
         wait_seconds: Annotated[float, WAIT_SECONDS] = DEFAULT_WAIT_SECONDS,
     ) -> Annotated[CallToolResult, ExportResult]:
-        budget = wait_budget(ctx, "export", wait_seconds)
+        budget = wait_budget(ctx, wait_seconds)
         return await adapt(ctx, lambda service: service.export(output_dir, budget, progress_reporter(ctx)))
 
     @server.tool(

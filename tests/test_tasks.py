@@ -162,3 +162,20 @@ async def test_an_export_asked_for_in_words_ends_with_chats_result(sandbox, env)
         result = await task.result()
     assert task.task_id.startswith("export_")
     assert result.structured_content["action"] == "export" and result.structured_content["status"] == "done"
+
+
+async def test_a_large_upload_is_a_task_and_a_small_one_answers_at_once(sandbox, env, tmp_path: Path) -> None:
+    from nemovideo_mcp.service import LONG_UPLOAD_BYTES
+
+    large, small = tmp_path / "long-take.mp3", tmp_path / "jingle.mp3"
+    with large.open("wb") as file:
+        file.truncate(LONG_UPLOAD_BYTES + 1)
+    small.write_bytes(b"\x00" * 4096)
+    async with stdio_client(env) as client:
+        task = await call_tool_task(client, "upload", {"sources": [str(large)]})
+        assert task.task_id.startswith("upload_")
+        uploaded = await task.result()
+        at_once = await client.call_tool("upload", {"sources": [str(small)]})
+    assert [item["size_bytes"] for item in uploaded.structured_content["uploads"]] == [LONG_UPLOAD_BYTES + 1]
+    assert uploaded.structured_content["status"] == "done"
+    assert [item["name"] for item in at_once.structured_content["uploads"]] == ["jingle.mp3"]

@@ -124,6 +124,8 @@ class Studio:
         kept = Kept(path)
         if not self.can_render:
             return kept
+        import av
+
         from .analysis import beats_of, scenes_of
         from .media import probe
 
@@ -131,11 +133,14 @@ class Studio:
         if facts is None:
             return kept  # not media FFmpeg can read: kept, but nothing to analyse
         kept.facts = {"duration": facts.duration, "width": facts.width, "height": facts.height, "fps": facts.fps}
-        if kind == "audio" or (kind == "video" and facts.width is None):
-            found = beats_of(path)
-            kept.tempo, kept.beats = found.tempo, tuple(found.times)
-        elif kind == "video":
-            kept.scenes = tuple(scenes_of(path))
+        try:
+            if kind == "audio" or (kind == "video" and facts.width is None):
+                found = beats_of(path)
+                kept.tempo, kept.beats = found.tempo, tuple(found.times)
+            elif kind == "video":
+                kept.scenes = tuple(scenes_of(path))
+        except av.FFmpegError:
+            pass  # a header FFmpeg reads over data it cannot decode: kept, with no beats or scenes (a backend stores it)
         return kept
 
     def adopt(self, media_id: str, kept: Kept) -> None:
