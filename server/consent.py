@@ -60,7 +60,7 @@ async def answer_to(ctx: Context, question: str) -> str | None:
 
 async def settled_in_call(ctx: Context, result: CallToolResult, *, send_anyway: Callable[[], Awaitable[CallToolResult]],
                           send_answer: Callable[[str], Awaitable[CallToolResult]],
-                          declined: Callable[[], CallToolResult]) -> CallToolResult:
+                          declined: Callable[[], Awaitable[CallToolResult]]) -> CallToolResult:
     """A `needs_input` chat result asked as an elicitation, where the client can answer one: agreed spending
     sends the turn that waited, an answer to NemoVideo's question goes as the next turn; no answer to the
     question leaves the result as it was."""
@@ -68,7 +68,7 @@ async def settled_in_call(ctx: Context, result: CallToolResult, *, send_anyway: 
     if not asked or asked.get("status") != "needs_input" or not can_ask(ctx):
         return result
     if asked.get("cost_estimate") is not None:
-        return await send_anyway() if await agreed_to_spend(ctx, str(asked["reply"])) else declined()
+        return await (send_anyway() if await agreed_to_spend(ctx, str(asked["reply"])) else declined())
     answer = await answer_to(ctx, str(asked["reply"]))
     return result if answer is None else await send_answer(answer)
 

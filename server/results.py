@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any, Literal
 
-from mcp.types import ContentBlock, ResourceLink
+from mcp.types import Annotations, ContentBlock, ImageContent, ResourceLink
 from pydantic import BaseModel, Field
 
+from .preview import contact_sheet
 from .spending import cost_line
 from .timeline import TrackSummary
 
@@ -181,11 +183,17 @@ class ExportResult(ToolResult):
         return text
 
     def extra_content(self) -> list[ContentBlock]:
+        """The file as a link and, where the video can be decoded here, a contact sheet of it (blocking: decodes)."""
         if self.download_url and self.render_id:
             return [ResourceLink(type="resource_link", uri=self.download_url, name=f"{self.render_id}.mp4",
                                  mime_type="video/mp4")]
         if not self.path:
             return []
         path = Path(self.path)
-        return [ResourceLink(type="resource_link", uri=path.as_uri(), name=path.name, mime_type="video/mp4",
-                             size=self.size_bytes)]
+        link = ResourceLink(type="resource_link", uri=path.as_uri(), name=path.name, mime_type="video/mp4",
+                            size=self.size_bytes)
+        sheet = contact_sheet(path) if self.status == "done" else None
+        if sheet is None:
+            return [link]
+        return [link, ImageContent(type="image", data=base64.b64encode(sheet).decode("ascii"), mime_type="image/jpeg",
+                                   annotations=Annotations(audience=["user"]))]

@@ -46,7 +46,7 @@ CONSENT_FIELD = "send"
 ANSWER_FIELD = "answer"
 
 ServiceFor = Callable[[ServerRequestContext[Any, Any]], AbstractAsyncContextManager["VideoService"]]
-ResultFor = Callable[[ToolResult | NemoError], CallToolResult]
+ResultFor = Callable[[ToolResult | NemoError], Awaitable[CallToolResult]]
 
 
 def declared(capabilities: Any) -> bool:
@@ -139,7 +139,7 @@ class TasksExtension(Extension):
         except NemoError as error:
             raise MCPError(code=INTERNAL_ERROR, message=error.message) from None
 
-    def _detailed(self, view: TaskView) -> dict[str, Any]:
+    async def _detailed(self, view: TaskView) -> dict[str, Any]:
         task: dict[str, Any] = {"taskId": view.task_id, "createdAt": _timestamp(view.created_at),
                                 "lastUpdatedAt": _timestamp(view.updated_at), "ttlMs": TTL_MS,
                                 "pollIntervalMs": POLL_INTERVAL_MS}
@@ -149,21 +149,21 @@ class TasksExtension(Extension):
         if view.error is not None:
             # As the call without a task answers it: a tool result that is an error, with its sentence.
             return {**task, "status": "completed", "statusMessage": view.error.message,
-                    "result": self._dumped(self._result_for(view.error))}
+                    "result": self._dumped(await self._result_for(view.error))}
         assert outcome is not None
         if outcome.status == "working":
             return {**task, "status": "working", "statusMessage": _progress_line(outcome)}
         if isinstance(outcome, ChatResult) and outcome.status == "needs_input":
             return {**task, "status": "input_required", "statusMessage": outcome.reply,
                     "inputRequests": {QUESTION_KEY: _question(outcome)}}
-        return {**task, "status": "completed", "result": self._dumped(self._result_for(outcome))}
+        return {**task, "status": "completed", "result": self._dumped(await self._result_for(outcome))}
 
     @staticmethod
     def _dumped(result: CallToolResult) -> dict[str, Any]:
         return {"resultType": "complete", **result.model_dump(mode="json", by_alias=True, exclude_none=True)}
 
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: _TaskParams) -> dict[str, Any]:
-        return self._detailed(await self._with_service(ctx, lambda service: service.task(params.task_id)))
+        return await self._detailed(await self._with_service(ctx, lambda service: service.task(params.task_id)))
 
     async def _update(self, ctx: ServerRequestContext[Any, Any], params: _UpdateParams) -> dict[str, Any]:
         response = params.input_responses.get(QUESTION_KEY)

@@ -135,22 +135,24 @@ async def adapt(ctx: Context, call: Callable[[VideoService], Awaitable[ToolResul
             result = await call(service)
     except NemoError as error:
         await offer_link(ctx, error)
-        return call_result(error)
+        return await call_result(error)
     except Exception:
         # A fault of ours: the traceback goes to the log (redacted), the host gets a sentence, the server goes on.
         log.exception("Tool crashed")
         return CallToolResult(content=[TextContent(type="text", text=INTERNAL_ERROR)], is_error=True)
-    return call_result(result)
+    return await call_result(result)
 
 
-def call_result(outcome: ToolResult | NemoError) -> CallToolResult:
+async def call_result(outcome: ToolResult | NemoError) -> CallToolResult:
     """A result, or a `NemoError` as a clean tool error, as the host gets it (the same from a task)."""
     if isinstance(outcome, NemoError):
         # Returned rather than raised: the SDK would prefix a raised error with "Error executing tool …".
         log.info("Tool failed: %s: %s", type(outcome).__name__, outcome.message)
         return redacted(CallToolResult(content=[TextContent(type="text", text=outcome.message)], is_error=True))
+    # In a worker thread: an export's contact sheet decodes frames of the video.
+    extra = await anyio.to_thread.run_sync(outcome.extra_content)
     return redacted(CallToolResult(
-        content=[TextContent(type="text", text=outcome.as_text()), *outcome.extra_content()],
+        content=[TextContent(type="text", text=outcome.as_text()), *extra],
         structured_content=outcome.model_dump(mode="json"),
     ))
 
