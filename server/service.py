@@ -595,9 +595,10 @@ class VideoService:
             outcome = _as_chat(outcome)  # "export it" said to `chat`: the task's result has chat's shape
         return view.at(outcome=outcome, updated_at=max(view.updated_at, updated))
 
-    async def note_task(self, task_id: str, tool: str) -> None:
-        """The tool a task was created by, whose result shape its outcome keeps."""
+    async def note_task(self, task_id: str, tool: str) -> TaskView:
+        """The task just created by `tool` (whose result shape its outcome keeps), as it stands."""
         await self.jobs.note_record(task_id, task_tool=tool)
+        return await self.task(task_id)
 
     async def answer_task(self, task_id: str, answer: str | None) -> None:
         """The user's answer to a task's question: the agent's question's answer becomes the project's next turn;

@@ -120,11 +120,11 @@ class TasksExtension(Extension):
         if structured.get("status") not in ("working", "needs_input"):
             return result
         task_id = str(structured["job_id"])
-        await self._with_service(ctx, lambda service: service.note_task(task_id, params.name))
-        now = _timestamp(datetime.now(UTC).timestamp())
-        return {"resultType": "task", "taskId": task_id, "status": "working",
-                "statusMessage": str(structured.get("reply") or structured.get("summary") or ""), "createdAt": now, "lastUpdatedAt": now,
-                "ttlMs": TTL_MS, "pollIntervalMs": POLL_INTERVAL_MS}
+        view = await self._with_service(ctx, lambda service: service.note_task(task_id, params.name))
+        detailed = await self._detailed(view)
+        # The task as it stands, without what only tasks/get carries (a question, a result).
+        return {"resultType": "task", **{key: value for key, value in detailed.items()
+                                          if key not in ("inputRequests", "result", "error")}}
 
     async def _with_service(self, ctx: ServerRequestContext[Any, Any],
                             act: Callable[[VideoService], Awaitable[Any]]) -> Any:
