@@ -513,8 +513,8 @@ class VideoService:
             generation = not has_content(before.state.draft)
             credits_before = await self._available_credits()
             estimated = spending.estimate(generation)
-            ask = None if confirm_cost or credits_before is None else spending.question(
-                estimated, credits_before, self.settings.confirm_above, generation)
+            ask = None if confirm_cost else spending.question(estimated, credits_before, self.settings.confirm_above,
+                                                                generation)
             if ask is not None:
                 asked = ChatResult(reply=ask, action="chat", status="needs_input", cost_estimate=estimated,
                                    notice=notice)

@@ -21,17 +21,19 @@ def amount(value: float) -> str:
     return f"{value:g}"
 
 
-def question(estimated: int, available: float, confirm_above: float | None, generation: bool) -> str | None:
-    """The question to ask before sending, or None when the turn goes ahead unasked."""
+def question(estimated: int, available: float | None, confirm_above: float | None, generation: bool) -> str | None:
+    """The question to ask before sending, or None when the turn goes ahead unasked. A balance that could not be
+    read (None) skips only the check that needs it: the user's own limit is still asked about."""
     what = "generating a video" if generation else "an editing turn"
-    if available < CHEAPEST_PAID_TURN:
+    if available is not None and available < CHEAPEST_PAID_TURN:
         return (f"NemoVideo documents about {estimated} credits for {what}, and this account has "
                 f"{amount(available)} available, less than the cheapest paid turn (about {CHEAPEST_PAID_TURN}): "
                 "it will probably be refused for lack of credits. Send it anyway?")
     if confirm_above is not None and estimated > confirm_above:
+        balance = (f"this account has {amount(available)} available" if available is not None
+                   else "the balance could not be read just now")
         return (f"NemoVideo documents about {estimated} credits for {what}, above the {amount(confirm_above)} "
-                f"credits you asked to be asked about (NEMO_CONFIRM_ABOVE); this account has {amount(available)} "
-                "available. Send it?")
+                f"credits you asked to be asked about (NEMO_CONFIRM_ABOVE); {balance}. Send it?")
     return None
 
 
