@@ -17,16 +17,17 @@ NPM_SECONDS = 300
 
 
 def npm_installed(folder: str, *packages: str, why: str) -> Path:
-    """The folder where the pinned `packages` (name@version) are installed, installing them the first time."""
+    """The folder where `packages` (name@version, or a bare name for whatever version is installed) are installed,
+    installing them the first time."""
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         missing(f"Node.js and npm are needed to run {why}; install them")
     root = TEST_CACHE / folder
 
     def installed(spec: str) -> bool:
-        name, version = spec.rsplit("@", 1)
+        name, _, version = spec.rpartition("@") if "@" in spec[1:] else (spec, "", "")
         manifest = root / "node_modules" / name / "package.json"
-        return manifest.is_file() and json.loads(manifest.read_text())["version"] == version
+        return manifest.is_file() and (not version or json.loads(manifest.read_text())["version"] == version)
 
     if all(installed(spec) for spec in packages):
         return root

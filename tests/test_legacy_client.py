@@ -20,6 +20,7 @@ def test_an_mcp_1_client_gets_results_and_no_task(sandbox, env, tmp_path) -> Non
     if UV is None:
         missing("uv is not installed: `pip install uv` (the test extra has it)")
     sandbox.late_write_seconds = None
+    sandbox.real_renders = False  # the placeholder clip: what is tested is how the file travels, not its frames
     network = {name: os.environ[name] for name in NETWORK_ENV if os.environ.get(name)}
     done = subprocess.run(
         [UV, "run", "--no-project", "--quiet", "--with", MCP_1, "python", str(REPO / "tests" / "legacy" / "client.py"),

@@ -37,17 +37,16 @@ from nemovideo_mcp.pack import pack
 from nemovideo_mcp.sandbox import Sandbox, SandboxServer
 from nemovideo_mcp.variants import TOOLS, TOP_LEVEL_VARIANT, VARIANTS
 from tests.conftest import REPO, missing
+from tests.npm_cache import TEST_CACHE, npm_installed
 
 UV = shutil.which("uv", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 # Kept between runs: uv's cache and the npm install of mcpb (NEMO_TEST_CACHE moves it).
-TEST_CACHE = Path(os.environ.get("NEMO_TEST_CACHE") or Path.home() / ".cache" / "nemovideo-mcp-tests")
 UV_CACHE = TEST_CACHE / "uv"
 # What uv says when the index cannot be reached at all (no network, no DNS, a proxy refusing).
 UNREACHABLE = ("error sending request", "dns error", "failed to lookup address", "connection refused",
                "network is unreachable", "connect error", "operation timed out")
 
 BUILD_SECONDS = 240  # the first build downloads the dependencies from PyPI
-NPM_SECONDS = 180
 MCPB = "@anthropic-ai/mcpb"
 # Claude Desktop's step from manifest.json to the command it starts: mcpb's own function, given a list of
 # its options (each with the manifest's path in place of the manifest) on stdin; one Node start for all.
@@ -147,21 +146,9 @@ def folders(tmp_path_factory: pytest.TempPathFactory, clean_machine: dict[str, s
 @pytest.fixture(scope="session")
 def node_with_mcpb() -> tuple[str, Path]:
     """Node and a folder where `@anthropic-ai/mcpb` is installed (from npm, once: the install is kept)."""
-    npm, node = shutil.which("npm"), shutil.which("node")
-    if npm is None or node is None:
-        missing(f"Node.js and npm are needed to run {MCPB}'s resolution of manifest.json; install them")
-    root = TEST_CACHE / "mcpb"
-    if not (root / "node_modules" / MCPB / "package.json").is_file():
-        try:
-            reachable = subprocess.run([npm, "ping"], capture_output=True, timeout=60).returncode == 0
-        except subprocess.TimeoutExpired:
-            reachable = False
-        if not reachable:
-            missing(f"the npm registry is unreachable, so {MCPB} cannot be installed")
-        root.mkdir(parents=True, exist_ok=True)
-        installed = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(root), MCPB],
-                                   capture_output=True, text=True, timeout=NPM_SECONDS)
-        assert installed.returncode == 0, installed.stderr
+    root = npm_installed("mcpb", MCPB, why=f"{MCPB}'s resolution of manifest.json")
+    node = shutil.which("node")
+    assert node is not None  # npm_installed found it
     return node, root
 
 

@@ -54,6 +54,7 @@ async def test_an_export_is_one_task_that_lands_its_mp4_over_streamable_http(san
     from tests.test_http_transport import http_server
 
     sandbox.late_write_seconds = None
+    sandbox.real_renders = False  # the placeholder clip: what is tested is how the file travels, not its frames
     sandbox.render_seconds = 1.0
     out = tmp_path / "out"
     with http_server({**env, "NEMO_OUTPUT_DIR": str(out)}, tmp_path / "server.log") as port:
@@ -82,6 +83,7 @@ async def test_the_agents_question_is_answered_through_the_task_and_the_same_tas
 
 async def test_a_render_is_cancelled_through_tasks_cancel(sandbox, env) -> None:
     sandbox.late_write_seconds = None
+    sandbox.real_renders = False  # the placeholder clip: what is tested is how the file travels, not its frames
     async with stdio_client(env) as client:
         await client.call_tool("chat", {"message": GENERATE})
         sandbox.render_seconds = 30
@@ -155,6 +157,7 @@ async def test_the_extension_is_advertised_as_the_spec_shows_it_and_server_json_
 
 async def test_an_export_asked_for_in_words_ends_with_chats_result(sandbox, env) -> None:
     sandbox.late_write_seconds = None
+    sandbox.real_renders = False  # the placeholder clip: what is tested is how the file travels, not its frames
     sandbox.render_seconds = 1.0
     async with stdio_client(env) as client:
         await client.call_tool("chat", {"message": GENERATE})

@@ -45,6 +45,7 @@ async def test_the_typescript_tasks_client_follows_a_generation(sandbox, env, tm
 async def test_the_typescript_tasks_client_answers_the_agents_question_and_cancels_a_render(
         sandbox, env, tmp_path: Path) -> None:
     sandbox.late_write_seconds = None
+    sandbox.real_renders = False  # the placeholder clip: what is tested is how the file travels, not its frames
     with http_server(env, tmp_path / "server.log") as port:
         url = f"http://127.0.0.1:{port}/mcp"
         answered = await anyio.to_thread.run_sync(ext_tasks, url, "question", GENERATE)
