@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import pytest
 from fastmcp_tasks.client import call_tool_task
+from mcp import Client as SdkClient
+from mcp.types import ElicitResult
+
+from nemovideo_mcp.tools import build_server
 
 from tests.test_tasks import GENERATE, answering, stdio_client
 
@@ -31,16 +35,37 @@ async def test_accepted_spending_runs_the_turn_and_says_what_it_cost(sandbox, en
     assert "This turn cost 10 credits (30 → 20 available)." in result.content[0].text
 
 
-async def test_a_new_anonymous_accounts_first_generation_is_not_asked_about(sandbox, env) -> None:
-    asked: list[str] = []
-    async with stdio_client(env, elicitation_handler=answering(asked=asked)) as client:
+async def test_a_new_anonymous_accounts_first_generation_is_not_asked_about(sandbox, settings, identity) -> None:
+    asked: list = []
+    async with legacy_client(settings, identity, asked=asked) as client:
         result = await client.call_tool("chat", {"message": GENERATE})
-    assert not asked and result.structured_content["credits_before"] == 100
+    assert not asked and result.structured_content["status"] == "done"
+    assert result.structured_content["credits_before"] == 100
 
 
-async def test_a_2025_client_gets_no_task_and_the_cost_question_as_text_it_can_agree_to(sandbox, env) -> None:
+# A 2025 session in memory (the mcp SDK's own client in legacy mode), which elicits through a callback.
+
+
+def legacy_client(settings, identity, *answers: dict | str, asked: list | None = None) -> SdkClient:
+    """A 2025 session to the server in memory; given `asked`, it elicits: each question is recorded there and gets
+    the next answer ("decline" declines, a dict is the form's content; a URL elicitation is accepted)."""
+    pending = list(answers)
+
+    async def elicit(context, params) -> ElicitResult:
+        asked.append(params)
+        if params.mode == "url":
+            return ElicitResult(action="accept")
+        answer = pending.pop(0)
+        return ElicitResult(action="decline") if answer == "decline" else ElicitResult(action="accept", content=answer)
+
+    return SdkClient(build_server(settings, identity), mode="legacy",
+                     elicitation_callback=elicit if asked is not None else None)
+
+
+async def test_a_2025_client_gets_no_task_and_the_cost_question_as_text_it_can_agree_to(sandbox, settings,
+                                                                                         identity) -> None:
     sandbox.anonymous_credits = 30
-    async with stdio_client(env, mode="legacy") as client:
+    async with legacy_client(settings, identity) as client:
         asked = await client.call_tool("chat", {"message": GENERATE})
         assert asked.structured_content["status"] == "needs_input" and "job_id" in asked.structured_content
         assert asked.structured_content["cost_estimate"] == 100 and "confirm_cost=true" in asked.content[0].text
@@ -49,35 +74,27 @@ async def test_a_2025_client_gets_no_task_and_the_cost_question_as_text_it_can_a
     assert sent.structured_content["status"] == "done" and sandbox.count("/run_sse") == 1
 
 
-async def test_a_2025_client_that_elicits_is_asked_in_the_call(sandbox, env) -> None:
+async def test_a_2025_client_that_elicits_is_asked_in_the_call(sandbox, settings, identity) -> None:
     sandbox.anonymous_credits = 30
-    asked: list[str] = []
-    async with stdio_client(env, mode="legacy", elicitation_handler=answering("decline", asked=asked)) as client:
+    asked: list = []
+    async with legacy_client(settings, identity, "decline", asked=asked) as client:
         declined = await client.call_tool("chat", {"message": GENERATE})
-    assert "30 available" in asked[0] and "nothing was spent" in declined.structured_content["reply"]
+    assert "30 available" in asked[0].message and "nothing was spent" in declined.structured_content["reply"]
     assert sandbox.count("/run_sse") == 0
 
 
-async def test_a_2025_client_that_elicits_answers_the_agents_question_in_the_call(sandbox, env) -> None:
-    asked: list[str] = []
-    handler = answering({"answer": GENERATE}, asked=asked)
-    async with stdio_client(env, mode="legacy", elicitation_handler=handler) as client:
+async def test_a_2025_client_that_elicits_answers_the_agents_question_in_the_call(sandbox, settings, identity) -> None:
+    asked: list = []
+    async with legacy_client(settings, identity, {"answer": GENERATE}, asked=asked) as client:
         result = await client.call_tool("chat", {"message": "hello there"})
-    assert asked[0].endswith("What would you like?") and result.structured_content["generated"]
+    assert asked[0].message.endswith("What would you like?") and result.structured_content["generated"]
     assert sandbox.count("/run_sse") == 2
 
 
-async def test_out_of_credits_offers_the_register_link_as_a_url_elicitation(sandbox, env) -> None:
+async def test_out_of_credits_offers_the_register_link_as_a_url_elicitation(sandbox, settings, identity) -> None:
     sandbox.anonymous_credits = 5  # less than the sandbox's generation costs: NemoVideo answers 2001
     offered: list = []
-
-    async def handler(message, response_type, params, context):
-        offered.append(params)
-        return {}
-
-    async with stdio_client(env, mode="legacy", elicitation_handler=handler) as client:
-        result = await client.call_tool("chat", {"message": GENERATE, "confirm_cost": True}, raise_on_error=False)
+    async with legacy_client(settings, identity, asked=offered) as client:
+        result = await client.call_tool("chat", {"message": GENERATE, "confirm_cost": True})
     assert result.is_error and "register" in result.content[0].text
     assert [params.mode for params in offered] == ["url"] and "/register" in offered[0].url
-
-
