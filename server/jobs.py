@@ -232,6 +232,22 @@ class JobRunner:
         await self._store.update(JOBS, job_id, change)
         return claimed
 
+    async def claim_answer(self, task_id: str, question_job_id: str) -> bool:
+        """The one answer to a task's question: False when another answer to the same question came first (two
+        `tasks/update` at once, on any process), so its turn is never sent twice."""
+        claimed = False
+
+        def change(record: dict | None) -> dict | None:
+            nonlocal claimed
+            facts = (record or {}).get("facts") or {}
+            if record is None or facts.get("task_answered") == question_job_id:
+                return record
+            claimed = True
+            return {**record, "facts": {**facts, "task_answered": question_job_id}}
+
+        await self._store.update(JOBS, task_id, change)
+        return claimed
+
     @property
     def busy(self) -> bool:
         return any(not job.finished.is_set() for job in self._jobs.values())

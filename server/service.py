@@ -607,6 +607,8 @@ class VideoService:
         outcome = view.outcome
         if not isinstance(outcome, ChatResult) or outcome.status != "needs_input" or view.cancelled:
             raise InvalidInput("This task is not waiting for an answer.")
+        if not await self.jobs.claim_answer(view.task_id, view.job_id):
+            raise InvalidInput("This question was already answered; the task goes on with that answer.")
         asked = await self.jobs.record(view.job_id) or {}
         waiting_message = (asked.get("facts") or {}).get("message") if asked.get("kind") == "ask" else None
         if answer is None:

@@ -182,3 +182,27 @@ async def test_a_large_upload_is_a_task_and_a_small_one_answers_at_once(sandbox,
     assert [item["size_bytes"] for item in uploaded.structured_content["uploads"]] == [LONG_UPLOAD_BYTES + 1]
     assert uploaded.structured_content["status"] == "done"
     assert [item["name"] for item in at_once.structured_content["uploads"]] == ["jingle.mp3"]
+
+
+async def test_two_answers_to_one_question_send_one_turn(sandbox, quick_service) -> None:
+    """Two `tasks/update` at once (a client retrying, two replicas): one is refused, no turn is sent twice."""
+    from nemovideo_mcp.errors import InvalidInput
+
+    task_id = (await quick_service.chat("hello there", wait_seconds=0)).job_id
+    assert (await quick_service.wait(task_id, wait_seconds=10)).status == "needs_input"
+    refused: list[str] = []
+
+    async def answer() -> None:
+        try:
+            await quick_service.answer_task(task_id, GENERATE)
+        except InvalidInput as error:
+            refused.append(error.message)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(answer)
+        group.start_soon(answer)
+    assert len(refused) == 1 and "already answered" in refused[0]
+    with anyio.fail_after(10):
+        while (view := await quick_service.task(task_id)).outcome.status == "working":
+            await quick_service.wait(view.job_id, wait_seconds=1)
+    assert view.outcome.generated and sandbox.count("/run_sse") == 2
