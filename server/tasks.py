@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import InvalidInput, NemoError
 from .jobs import FINISHED_JOB_LIFETIME_SECONDS, UnknownJob
-from .logs import get_logger
+from .logs import get_logger, redact_json
 from .results import ChatResult, ToolResult
 
 if TYPE_CHECKING:
@@ -140,6 +140,11 @@ class TasksExtension(Extension):
             raise MCPError(code=INTERNAL_ERROR, message=error.message) from None
 
     async def _detailed(self, view: TaskView) -> dict[str, Any]:
+        # Every string that leaves, redacted as tool results are: a status line can quote the agent, a question is
+        # the agent's own words.
+        return redact_json(await self._unredacted(view))
+
+    async def _unredacted(self, view: TaskView) -> dict[str, Any]:
         task: dict[str, Any] = {"taskId": view.task_id, "createdAt": _timestamp(view.created_at),
                                 "lastUpdatedAt": _timestamp(view.updated_at), "ttlMs": TTL_MS,
                                 "pollIntervalMs": POLL_INTERVAL_MS}

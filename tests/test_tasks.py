@@ -206,3 +206,23 @@ async def test_two_answers_to_one_question_send_one_turn(sandbox, quick_service)
         while (view := await quick_service.task(task_id)).outcome.status == "working":
             await quick_service.wait(view.job_id, wait_seconds=1)
     assert view.outcome.generated and sandbox.count("/run_sse") == 2
+
+
+async def test_a_tasks_status_line_and_question_are_redacted(sandbox, quick_service) -> None:
+    """An agent that quotes a token: tasks/get hides it as tool results do."""
+    from nemovideo_mcp.logs import forget_secret, register_secret
+    from nemovideo_mcp.results import ChatResult
+    from nemovideo_mcp.service import TaskView
+    from nemovideo_mcp.tasks import TasksExtension
+    from nemovideo_mcp.tools import call_result
+
+    token = "nemo_sk_quoted_by_the_agent_0123456789"
+    register_secret(token)
+    try:
+        extension = TasksExtension(lambda ctx: None, call_result)  # type: ignore[arg-type]
+        view = TaskView(task_id="turn_x", created_at=1.0, updated_at=2.0, job_id="turn_x")
+        for status in ("working", "needs_input", "done"):
+            outcome = ChatResult(reply=f"Your token is {token}", action="chat", status=status)
+            assert token not in str(await extension._detailed(view.at(outcome=outcome)))  # noqa: SLF001
+    finally:
+        forget_secret(token)
