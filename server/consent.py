@@ -1,8 +1,9 @@
-"""Questions put to the user during a tool call, for clients that follow no task but can elicit (2025 sessions).
+"""Questions put to the user during a tool call, for clients that follow no task but can elicit.
 
-A task's questions travel in the task (`tasks.py`); a client that can neither gets the question as a
-`needs_input` result, as before. Elicitation here is a server-to-client request, which only a session
-(the 2025 protocols) can carry.
+A task's questions travel in the task (`tasks.py`). A 2025 session is asked with a server-to-client
+elicitation in the middle of the call; a 2026-07-28 client, which has no session to carry one, gets the
+question as an `InputRequiredResult` and calls again with the answer (the multi-round-trip flow, its state
+sealed by the SDK). A client that can do neither gets the question as a `needs_input` result, as before.
 """
 
 from __future__ import annotations
@@ -11,9 +12,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from mcp.server.elicitation import render_elicitation_schema
 from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult
+from mcp.types import (
+    CallToolResult,
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitResult,
+    InputRequiredResult,
+)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 
@@ -31,17 +39,61 @@ class Answer(BaseModel):
     answer: str = Field(title="Your answer", description="sent to NemoVideo as it is")
 
 
-def _elicitation(ctx: Context) -> Any:
-    if ctx.request_context.protocol_version in MODERN_PROTOCOL_VERSIONS:
-        return None
+# The round trip's question key and what the sealed state says was asked.
+ROUND_TRIP_KEY = "answer"
+ASKED_TO_SPEND = "nemovideo:spend"
+ASKED_THE_AGENTS_QUESTION = "nemovideo:question"
+
+
+def _modern(ctx: Context) -> bool:
+    return ctx.request_context.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
+def _declared_elicitation(ctx: Context) -> Any:
     capabilities = ctx.client_capabilities
     return capabilities.elicitation if capabilities is not None else None
 
 
-def can_ask(ctx: Context) -> bool:
+def _elicitation(ctx: Context) -> Any:
+    """The elicitation a 2025 session can receive mid-call (None on 2026-07-28, which has no session)."""
+    return None if _modern(ctx) else _declared_elicitation(ctx)
+
+
+def _form(elicitation: Any) -> bool:
     """Form elicitation: declared as `form`, or as an empty capability (which meant form before modes existed)."""
-    elicitation = _elicitation(ctx)
     return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def can_ask(ctx: Context) -> bool:
+    return _form(_elicitation(ctx))
+
+
+def can_ask_by_round_trip(ctx: Context) -> bool:
+    return _modern(ctx) and _form(_declared_elicitation(ctx))
+
+
+def round_trip_answer(ctx: Context) -> tuple[str, dict[str, Any] | None] | None:
+    """On the call that carries the answer: what was asked, and the form's content (None: declined or cancelled).
+    None on any other call. The state is one this server sealed: the SDK refuses any other."""
+    asked, responses = ctx.request_state, ctx.input_responses
+    if asked not in (ASKED_TO_SPEND, ASKED_THE_AGENTS_QUESTION) or not responses or ROUND_TRIP_KEY not in responses:
+        return None
+    response = responses[ROUND_TRIP_KEY]
+    answered = response if isinstance(response, ElicitResult) else ElicitResult.model_validate(
+        response.model_dump() if isinstance(response, BaseModel) else response)
+    return asked, (answered.content or {}) if answered.action == "accept" else None
+
+
+def asked_by_round_trip(result: CallToolResult) -> InputRequiredResult | None:
+    """A `needs_input` chat result as the question of a round trip; None for any other result."""
+    asked = result.structured_content if not result.is_error else None
+    if not asked or asked.get("status") != "needs_input":
+        return None
+    spend = asked.get("cost_estimate") is not None
+    schema = Consent if spend else Answer
+    form = ElicitRequestFormParams(message=str(asked["reply"]), requested_schema=render_elicitation_schema(schema))
+    return InputRequiredResult(input_requests={ROUND_TRIP_KEY: ElicitRequest(params=form)},
+                               request_state=ASKED_TO_SPEND if spend else ASKED_THE_AGENTS_QUESTION)
 
 
 async def agreed_to_spend(ctx: Context, question: str) -> bool:

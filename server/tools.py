@@ -22,7 +22,14 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnno
 from pydantic import Field, ValidationError
 
 from . import __version__, metrics
-from .consent import offer_link, settled_in_call
+from .consent import (
+    ASKED_TO_SPEND,
+    asked_by_round_trip,
+    can_ask_by_round_trip,
+    offer_link,
+    round_trip_answer,
+    settled_in_call,
+)
 from .errors import NemoError, NotSignedIn
 from .identity import SkillIdentity
 from .logs import RedactingFilter, RequestLineFilter, get_logger, redact_json
@@ -91,6 +98,19 @@ def hosted_auth(settings: Settings) -> dict[str, Any]:
     assert settings.public_url is not None and settings.auth_issuer is not None  # cli.hosted_problem checked
     return {"auth": auth_settings(settings.public_url, settings.auth_issuer, " ".join(settings.auth_scopes)),
             "token_verifier": JwtTokenVerifier(settings.auth_issuer, mcp_url(settings.public_url))}
+
+
+def request_state_security(settings: Settings) -> dict[str, Any]:
+    """A question's round trip may come back to any replica: each seals and opens its state with the same key. A
+    local server keeps the SDK's key of the process."""
+    if not settings.hosted or settings.secret_key is None:
+        return {}
+    from mcp.server.request_state import RequestStateSecurity
+
+    from .sealing import derive_key
+
+    return {"request_state_security": RequestStateSecurity(
+        keys=[derive_key(settings.secret_key.get_secret_value(), b"nemovideo request state")])}
 
 
 def registry_of(ctx: Context) -> ServiceRegistry:
@@ -261,7 +281,7 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
                      instructions=HOSTED_INSTRUCTIONS if settings.hosted else INSTRUCTIONS, lifespan=lifespan,
                      # Also uvicorn's: its request lines are written at INFO, and only then.
                      log_level=log_level, extensions=[TasksExtension(service_for, call_result)],
-                     **hosted_auth(settings))
+                     **hosted_auth(settings), **request_state_security(settings))
 
     add_routes(server, settings, lambda: registries[-1], shared_store)
     if settings.hosted:
@@ -300,17 +320,33 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
             "true only after the user agreed to the cost a needs_input result named"))] = False,
     ) -> Annotated[CallToolResult, ChatResult]:
         budget = wait_budget(ctx, wait_seconds)
+
+        def send_anyway() -> Awaitable[CallToolResult]:
+            return adapt(ctx, lambda service: service.chat(message, budget, progress_reporter(ctx), confirm_cost=True))
+
+        def send_answer(answer: str) -> Awaitable[CallToolResult]:
+            return adapt(ctx, lambda service: service.start_turn(answer, budget, progress_reporter(ctx)))
+
+        def declined() -> Awaitable[CallToolResult]:
+            return call_result(ChatResult(reply=declined_spending(), action="chat", status="done"))
+
+        answered = round_trip_answer(ctx)
+        if answered is not None:  # this call carries the answer: the message itself was handled by the first one
+            asked, content = answered
+            if asked == ASKED_TO_SPEND:
+                return await (send_anyway() if content and content.get("send") is True else declined())
+            answer = str((content or {}).get("answer") or "").strip()
+            return await (send_answer(answer) if answer else call_result(ChatResult(
+                reply="The question was left unanswered; nothing more was sent to NemoVideo.", action="chat",
+                status="done")))
         result = await adapt(ctx, lambda service: service.chat(message, budget, progress_reporter(ctx),
                                                                confirm_cost=confirm_cost))
         if declared(ctx.client_capabilities):
             return result  # its questions travel in the task
-        return await settled_in_call(
-            ctx, result,
-            send_anyway=lambda: adapt(ctx, lambda service: service.chat(
-                message, budget, progress_reporter(ctx), confirm_cost=True)),
-            send_answer=lambda answer: adapt(ctx, lambda service: service.start_turn(
-                answer, budget, progress_reporter(ctx))),
-            declined=lambda: call_result(ChatResult(reply=declined_spending(), action="chat", status="done")))
+        if can_ask_by_round_trip(ctx):
+            return asked_by_round_trip(result) or result
+        return await settled_in_call(ctx, result, send_anyway=send_anyway, send_answer=send_answer,
+                                     declined=declined)
 
     @server.tool(
         name="wait",

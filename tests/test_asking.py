@@ -98,3 +98,37 @@ async def test_out_of_credits_offers_the_register_link_as_a_url_elicitation(sand
         result = await client.call_tool("chat", {"message": GENERATE, "confirm_cost": True})
     assert result.is_error and "register" in result.content[0].text
     assert [params.mode for params in offered] == ["url"] and "/register" in offered[0].url
+
+
+# A 2026-07-28 client that elicits but follows no task: the question is a round trip (InputRequiredResult).
+
+
+def modern_client(settings, identity, *answers: dict | str, asked: list) -> SdkClient:
+    pending = list(answers)
+
+    async def elicit(context, params) -> ElicitResult:
+        asked.append(params)
+        answer = pending.pop(0)
+        return ElicitResult(action="decline") if answer == "decline" else ElicitResult(action="accept", content=answer)
+
+    return SdkClient(build_server(settings, identity), elicitation_callback=elicit)
+
+
+async def test_a_2026_client_that_elicits_is_asked_by_a_round_trip_before_spending(sandbox, settings,
+                                                                                   identity) -> None:
+    sandbox.anonymous_credits = 30
+    asked: list = []
+    async with modern_client(settings, identity, "decline", {"send": True}, asked=asked) as client:
+        declined = await client.call_tool("chat", {"message": GENERATE})
+        assert "nothing was spent" in declined.structured_content["reply"] and sandbox.count("/run_sse") == 0
+        sent = await client.call_tool("chat", {"message": GENERATE})
+    assert ["30 available" in params.message for params in asked] == [True, True]
+    assert sent.structured_content["status"] == "done" and sandbox.count("/run_sse") == 1
+
+
+async def test_a_2026_client_answers_the_agents_question_by_a_round_trip(sandbox, settings, identity) -> None:
+    asked: list = []
+    async with modern_client(settings, identity, {"answer": GENERATE}, asked=asked) as client:
+        result = await client.call_tool("chat", {"message": "hello there"})
+    assert asked[0].message.endswith("What would you like?") and result.structured_content["generated"]
+    assert sandbox.count("/run_sse") == 2  # the greeting once, then the answer: the first message is not sent again
