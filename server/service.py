@@ -595,6 +595,18 @@ class VideoService:
             outcome = _as_chat(outcome)  # "export it" said to `chat`: the task's result has chat's shape
         return view.at(outcome=outcome, updated_at=max(view.updated_at, updated))
 
+    async def render_part(self, render_id: str, part: int) -> bytes:
+        """A part of a video this user exported to this computer, for a view to play (never any other file)."""
+        from .views import render_part
+
+        record = await self.exporter.registry.get(render_id)
+        if record is None or record.path is None or not Path(record.path).is_file():
+            raise InvalidInput("That video is not on this computer any more: export the project again to watch it.")
+        data = await anyio.to_thread.run_sync(render_part, Path(record.path), part)
+        if data is None:
+            raise InvalidInput("That part of the video does not exist.")
+        return data
+
     async def note_task(self, task_id: str, tool: str) -> TaskView:
         """The task just created by `tool` (whose result shape its outcome keeps), as it stands."""
         await self.jobs.note_record(task_id, task_tool=tool)

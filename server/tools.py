@@ -17,7 +17,7 @@ import anyio
 
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
@@ -51,6 +51,7 @@ from .spending import declined as declined_spending
 from .tasks import TasksExtension, declared
 from .texts import HOSTED_INSTRUCTIONS, INSTRUCTIONS, TOOL_TEXT
 from .users import UserContext
+from .views import PLAYER_URI, RENDER_PARTS, apps_extension
 
 if TYPE_CHECKING:
     from .service import VideoService
@@ -280,7 +281,7 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
     server = _Server("nemovideo", version=__version__,
                      instructions=HOSTED_INSTRUCTIONS if settings.hosted else INSTRUCTIONS, lifespan=lifespan,
                      # Also uvicorn's: its request lines are written at INFO, and only then.
-                     log_level=log_level, extensions=[TasksExtension(service_for, call_result)],
+                     log_level=log_level, extensions=[TasksExtension(service_for, call_result), apps_extension(settings)],
                      **hosted_auth(settings), **request_state_security(settings))
 
     add_routes(server, settings, lambda: registries[-1], shared_store)
@@ -384,6 +385,8 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         title=TOOL_TEXT["export"].title,
         description=TOOL_TEXT["export"].description,
         annotations=ANNOTATIONS["export"],
+        # Hosts that render MCP Apps show the player with the result; the others ignore it.
+        meta={"ui": {"resourceUri": PLAYER_URI}},
     )
     async def export(
         ctx: Context,
@@ -419,5 +422,16 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         ctx: Context,
     ) -> Annotated[CallToolResult, CancelResult]:
         return await adapt(ctx, lambda service: service.cancel(job_id))
+
+    @server.resource(RENDER_PARTS, name="render part", mime_type="video/mp4",
+                     description="A part of an exported video, for the player view to play it")
+    async def render_part(render_id: str, part: str, ctx: Context) -> bytes:
+        try:
+            async with registry_of(ctx).using(user_of(ctx)) as service:
+                return await service.render_part(render_id, int(part))
+        except NemoError as error:
+            raise ResourceError(error.message) from None
+        except ValueError:
+            raise ResourceError("There is no such part of the video.") from None
 
     return server

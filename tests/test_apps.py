@@ -1,0 +1,123 @@
+"""MCP Apps (issue 17) in a real browser: Debian's Chromium driven by Playwright hosts each view through the official
+`AppBridge` (`@modelcontextprotocol/ext-apps`, bundled for the page by esbuild from npm), connected to the real
+server against the sandbox."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from nemovideo_mcp.tools import build_server
+from nemovideo_mcp.views import PLAYER_URI, player_html
+from tests.conftest import REPO
+from tests.npm_cache import npm_installed
+from tests.test_hosted_pages import SCREENS, browser  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.anyio
+
+GENERATE = "create a video with visuals synced to this music track"
+BRIDGE_PACKAGES = ("@modelcontextprotocol/ext-apps@2.0.4", "@modelcontextprotocol/client@2.4.0",
+                   "@modelcontextprotocol/core@2.4.0", "zod@4.6.7", "esbuild@0.28.2")
+
+
+def app_bridge_script() -> Path:
+    """tests/apps/bridge.mjs bundled into one browser script (once per version of the script)."""
+    root = npm_installed("ext-apps-bridge", *BRIDGE_PACKAGES, why="the MCP Apps host side (AppBridge)")
+    entry, bundle = root / "bridge.mjs", root / "bridge.js"
+    source = (REPO / "tests" / "apps" / "bridge.mjs").read_text()
+    if not bundle.exists() or not entry.exists() or entry.read_text() != source:
+        entry.write_text(source)
+        done = subprocess.run([str(root / "node_modules" / ".bin" / "esbuild"),
+                               str(entry), "--bundle", "--format=iife", f"--outfile={bundle}"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    return bundle
+
+
+def dumped(result) -> dict:
+    return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+async def test_the_player_plays_the_exported_video_in_a_host(sandbox, settings, identity, tmp_path,
+                                                             browser) -> None:  # noqa: F811
+    import av
+
+    sandbox.late_write_seconds = None
+    bridge = app_bridge_script()
+    async with Client(build_server(settings.model_copy(update={"output_dir": tmp_path / "out"}), identity)) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert tools["export"].meta["ui"]["resourceUri"] == PLAYER_URI
+        await client.call_tool("chat", {"message": GENERATE})
+        exported = await client.call_tool("export", {})
+        assert exported.structured_content["status"] == "done", exported.content[0].text
+        [view] = (await client.read_resource(PLAYER_URI)).contents
+        assert view.mime_type == "text/html;profile=mcp-app" and view.text == player_html()
+
+        page = await browser.new_page()
+        reads: list[str] = []
+
+        async def call_server_tool(params: dict) -> dict:
+            return dumped(await client.call_tool(params["name"], params.get("arguments") or {}))
+
+        async def read_server_resource(params: dict) -> dict:
+            reads.append(params["uri"])
+            return dumped(await client.read_resource(params["uri"]))
+
+        await page.expose_function("callServerTool", call_server_tool)
+        await page.expose_function("readServerResource", read_server_resource)
+        await page.set_content("<!doctype html><html><body></body></html>")
+        await page.add_script_tag(path=str(bridge))
+        await page.add_script_tag(path=str(REPO / "tests" / "apps" / "host.js"))
+        await page.evaluate("([html, result]) => window.hostView(html, result)", [view.text, dumped(exported)])
+        frame = page.frame_locator("iframe")
+        await frame.locator("#status").get_by_text("Ready to play.").wait_for(timeout=20_000)
+        video = frame.locator("video")
+        duration = await video.evaluate("async (video) => { if (!Number.isFinite(video.duration) || !video.duration)"
+                                        " await new Promise((r) => video.addEventListener('loadedmetadata', r, {once: true}));"
+                                        " return video.duration; }")
+        await frame.get_by_role("button", name="Play").click()
+        advanced = await video.evaluate("(video) => new Promise((resolve) => { const start = video.currentTime;"
+                                        " video.addEventListener('timeupdate', function seen() {"
+                                        " if (video.currentTime > start + 0.2) { video.removeEventListener('timeupdate', seen);"
+                                        " resolve(video.currentTime); } }); })")
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENS / "apps-player.png"))
+    with av.open(exported.structured_content["path"]) as container:
+        expected = container.duration / 1_000_000
+    assert abs(duration - expected) < 0.25, (duration, expected)
+    assert advanced > 0.2
+    assert reads and all(uri.startswith(f"nemovideo://renders/{exported.structured_content['render_id']}/parts/")
+                         for uri in reads)
+
+
+def test_the_committed_app_bundle_is_the_published_one_byte_for_byte() -> None:
+    import hashlib
+
+    from nemovideo_mcp.views import EXT_APPS_BUNDLE_SHA256, UI
+
+    committed = (UI / "ext-apps-app.js").read_bytes()
+    assert hashlib.sha256(committed).hexdigest() == EXT_APPS_BUNDLE_SHA256
+    root = npm_installed("ext-apps-bridge", *BRIDGE_PACKAGES, why="the MCP Apps host side (AppBridge)")
+    published = root / "node_modules" / "@modelcontextprotocol" / "ext-apps" / "dist" / "src" / "app-with-deps.js"
+    assert published.read_bytes() == committed
+
+
+async def test_a_view_reads_only_the_users_own_exports(sandbox, settings, identity, tmp_path) -> None:
+    async with Client(build_server(settings, identity)) as client:
+        with pytest.raises(Exception, match="not on this computer"):
+            await client.read_resource("nemovideo://renders/render_123/parts/0")
+
+
+def test_the_player_declares_exactly_the_domains_it_loads_media_from(settings) -> None:
+    from nemovideo_mcp.views import apps_extension
+
+    [local] = apps_extension(settings).resources()
+    assert "csp" not in local.resource.meta["ui"]  # a local file comes as resources: nothing to load from anywhere
+    hosted = settings.model_copy(update={"public_url": "https://video.example.test",
+                                         "auth_issuer": "https://login.example.test"})
+    assert hosted.hosted
+    [served] = apps_extension(hosted).resources()
+    assert served.resource.meta["ui"]["csp"] == {"resourceDomains": ["https://video.example.test"]}
