@@ -51,7 +51,7 @@ from .spending import declined as declined_spending
 from .tasks import TasksExtension, declared
 from .texts import HOSTED_INSTRUCTIONS, INSTRUCTIONS, TOOL_TEXT
 from .users import UserContext
-from .views import PLAYER_URI, RENDER_PARTS, apps_extension
+from .views import PLAYER_URI, RENDER_PARTS, TIMELINE_URI, apps_extension
 
 if TYPE_CHECKING:
     from .service import VideoService
@@ -303,6 +303,7 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         title=TOOL_TEXT["state"].title,
         description=TOOL_TEXT["state"].description,
         annotations=ANNOTATIONS["state"],
+        meta={"ui": {"resourceUri": TIMELINE_URI}},
     )
     async def state(ctx: Context) -> Annotated[CallToolResult, StateResult]:
         return await adapt(ctx, lambda service: service.state())
@@ -312,6 +313,7 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         title=TOOL_TEXT["chat"].title,
         description=TOOL_TEXT["chat"].description,
         annotations=ANNOTATIONS["chat"],
+        meta={"ui": {"resourceUri": TIMELINE_URI}},
     )
     async def chat(
         message: Annotated[str, Field(description="the user's request, in their words")],

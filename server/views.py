@@ -1,5 +1,6 @@
-"""MCP Apps views (`io.modelcontextprotocol/ui`, issue 17): the player shown after `export` in hosts that render
-Apps. Hosts without Apps never read these; they get the contact sheet (`preview.py`) and today's text.
+"""MCP Apps views (`io.modelcontextprotocol/ui`, issue 17): the player shown after `export` and the timeline shown
+after `state` and `chat`, in hosts that render Apps. Hosts without Apps never read these; they get today's text
+(and after an export the contact sheet, `preview.py`).
 
 Each view is one self-contained HTML document: the official `App` class of `@modelcontextprotocol/ext-apps`
 (its published single-file bundle, `ui/ext-apps-app.js`, pinned below by version and hash;
@@ -11,7 +12,7 @@ bounded size, read through the host: the iframe's permissions are never widened.
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 from mcp.server.apps import Apps, ResourceCsp
@@ -20,6 +21,7 @@ from mcp.server.mcpserver.resources import FunctionResource
 from .settings import Settings
 
 PLAYER_URI = "ui://nemovideo/player.html"
+TIMELINE_URI = "ui://nemovideo/timeline.html"
 RENDER_PARTS = "nemovideo://renders/{render_id}/parts/{part}"
 EXT_APPS = "@modelcontextprotocol/ext-apps@2.0.4"
 EXT_APPS_BUNDLE_SHA256 = "d24b6ae50dbc989539db8287e217f41f0833f2b0a81ac4c6dbde444715ef5cd0"
@@ -41,8 +43,9 @@ def _app_class() -> str:
 
 
 @cache
-def player_html() -> str:
-    return ((UI / "player.html").read_text(encoding="utf-8")
+def view_html(name: str) -> str:
+    """ui/<name>.html with the `App` class inlined: one self-contained document."""
+    return ((UI / f"{name}.html").read_text(encoding="utf-8")
             .replace("/*EXT_APPS_APP*/", _app_class()).replace("/*PART_BYTES*/", str(PART_BYTES)))
 
 
@@ -51,12 +54,16 @@ def apps_extension(settings: Settings) -> Apps:
     hosted server's download links; nothing for a local one, whose files come as resources). Built when first
     read, not at every start: a host that shows no Apps never reads it."""
     apps = Apps()
-    ui: dict[str, object] = {"prefersBorder": True}
+    player: dict[str, object] = {"prefersBorder": True}
     if settings.hosted and settings.public_url:
-        ui["csp"] = ResourceCsp(resource_domains=[settings.public_url]).model_dump(by_alias=True, exclude_none=True)
+        player["csp"] = ResourceCsp(resource_domains=[settings.public_url]).model_dump(by_alias=True,
+                                                                                       exclude_none=True)
     apps.add_resource(FunctionResource(uri=PLAYER_URI, name="player", title="Video player",
-                                       description="Plays the exported video in the conversation", fn=player_html,
-                                       meta={"ui": ui}))
+                                       description="Plays the exported video in the conversation",
+                                       fn=partial(view_html, "player"), meta={"ui": player}))
+    apps.add_resource(FunctionResource(uri=TIMELINE_URI, name="timeline", title="Timeline",
+                                       description="The project's tracks as a picture, following each turn",
+                                       fn=partial(view_html, "timeline"), meta={"ui": {"prefersBorder": True}}))
     return apps
 
 

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 
 from nemovideo_mcp.tools import build_server
-from nemovideo_mcp.views import PLAYER_URI, player_html
+from nemovideo_mcp.views import PLAYER_URI, TIMELINE_URI, view_html
 from tests.conftest import REPO
 from tests.npm_cache import npm_installed
 from tests.test_hosted_pages import SCREENS, browser  # noqa: F401 (fixture)
@@ -41,12 +41,33 @@ def dumped(result) -> dict:
     return result.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+async def host_view(browser, client: Client, html: str, tool_result, reads: list[str] | None = None):
+    """A page that hosts the view `html` through the official AppBridge (tests/apps/host.js), its calls forwarded to
+    the server through `client`, and hands it `tool_result`; the resource URIs it reads go to `reads`."""
+    page = await browser.new_page()
+
+    async def call_server_tool(params: dict) -> dict:
+        return dumped(await client.call_tool(params["name"], params.get("arguments") or {}))
+
+    async def read_server_resource(params: dict) -> dict:
+        if reads is not None:
+            reads.append(params["uri"])
+        return dumped(await client.read_resource(params["uri"]))
+
+    await page.expose_function("callServerTool", call_server_tool)
+    await page.expose_function("readServerResource", read_server_resource)
+    await page.set_content("<!doctype html><html><body></body></html>")
+    await page.add_script_tag(path=str(app_bridge_script()))
+    await page.add_script_tag(path=str(REPO / "tests" / "apps" / "host.js"))
+    await page.evaluate("([html, result]) => window.hostView(html, result)", [html, dumped(tool_result)])
+    return page
+
+
 async def test_the_player_plays_the_exported_video_in_a_host(sandbox, settings, identity, tmp_path,
                                                              browser) -> None:  # noqa: F811
     import av
 
     sandbox.late_write_seconds = None
-    bridge = app_bridge_script()
     async with Client(build_server(settings.model_copy(update={"output_dir": tmp_path / "out"}), identity)) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         assert tools["export"].meta["ui"]["resourceUri"] == PLAYER_URI
@@ -54,24 +75,10 @@ async def test_the_player_plays_the_exported_video_in_a_host(sandbox, settings, 
         exported = await client.call_tool("export", {})
         assert exported.structured_content["status"] == "done", exported.content[0].text
         [view] = (await client.read_resource(PLAYER_URI)).contents
-        assert view.mime_type == "text/html;profile=mcp-app" and view.text == player_html()
+        assert view.mime_type == "text/html;profile=mcp-app" and view.text == view_html("player")
 
-        page = await browser.new_page()
         reads: list[str] = []
-
-        async def call_server_tool(params: dict) -> dict:
-            return dumped(await client.call_tool(params["name"], params.get("arguments") or {}))
-
-        async def read_server_resource(params: dict) -> dict:
-            reads.append(params["uri"])
-            return dumped(await client.read_resource(params["uri"]))
-
-        await page.expose_function("callServerTool", call_server_tool)
-        await page.expose_function("readServerResource", read_server_resource)
-        await page.set_content("<!doctype html><html><body></body></html>")
-        await page.add_script_tag(path=str(bridge))
-        await page.add_script_tag(path=str(REPO / "tests" / "apps" / "host.js"))
-        await page.evaluate("([html, result]) => window.hostView(html, result)", [view.text, dumped(exported)])
+        page = await host_view(browser, client, view.text, exported, reads)
         frame = page.frame_locator("iframe")
         await frame.locator("#status").get_by_text("Ready to play.").wait_for(timeout=20_000)
         video = frame.locator("video")
@@ -114,10 +121,47 @@ async def test_a_view_reads_only_the_users_own_exports(sandbox, settings, identi
 def test_the_player_declares_exactly_the_domains_it_loads_media_from(settings) -> None:
     from nemovideo_mcp.views import apps_extension
 
-    [local] = apps_extension(settings).resources()
-    assert "csp" not in local.resource.meta["ui"]  # a local file comes as resources: nothing to load from anywhere
+    local = {binding.resource.uri: binding.resource for binding in apps_extension(settings).resources()}
+    assert all("csp" not in view.meta["ui"] for view in local.values())  # a local file comes as resources: nothing to load from anywhere
     hosted = settings.model_copy(update={"public_url": "https://video.example.test",
                                          "auth_issuer": "https://login.example.test"})
     assert hosted.hosted
-    [served] = apps_extension(hosted).resources()
-    assert served.resource.meta["ui"]["csp"] == {"resourceDomains": ["https://video.example.test"]}
+    served = {binding.resource.uri: binding.resource for binding in apps_extension(hosted).resources()}
+    assert served[PLAYER_URI].meta["ui"]["csp"] == {"resourceDomains": ["https://video.example.test"]}
+    assert "csp" not in served[TIMELINE_URI].meta["ui"]  # it draws what `state` returns: it loads nothing
+
+
+async def test_the_timeline_shows_each_track_at_its_place_and_marks_what_a_turn_changed(
+        sandbox, settings, identity, seed_draft, browser) -> None:  # noqa: F811
+    from nemovideo_mcp.service import VideoService
+
+    async with VideoService(settings, identity) as service:
+        session = await service.sessions.ensure("make a video")
+    sandbox.set_draft(session.session_id, seed_draft)  # Video 0-10 s, BGM "Lo-fi" 0-10 s at 35%, Title 0-3 s
+    sandbox.late_write_seconds = None
+    async with Client(build_server(settings, identity)) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert tools["state"].meta["ui"]["resourceUri"] == tools["chat"].meta["ui"]["resourceUri"] == TIMELINE_URI
+        [view] = (await client.read_resource(TIMELINE_URI)).contents
+        state = await client.call_tool("state", {})
+        page = await host_view(browser, client, view.text, state)
+        frame = page.frame_locator("iframe")
+        await frame.locator(".item").first.wait_for(timeout=20_000)
+        placed = await frame.locator(".item").evaluate_all(
+            "(items) => items.map((item) => [item.parentElement.dataset.lane, item.textContent,"
+            " Math.round(parseFloat(item.style.left)), Math.round(parseFloat(item.style.width))])")
+        assert placed == [["video", "city timelapse", 0, 100], ["music", "Lo-fi · 35%", 0, 100],
+                          ["title", "Urban Dreams", 0, 30]]
+        as_text = await frame.locator("#tracks li").all_text_contents()
+        assert as_text[2] == "3. Title: Urban Dreams (0–3 s)"
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENS / "apps-timeline.png"))
+        await page.close()
+
+        edited = await client.call_tool("chat", {"message": 'add a title "Relay"'})
+        assert edited.structured_content["changes"], edited.content[0].text
+        page = await host_view(browser, client, view.text, edited)
+        frame = page.frame_locator("iframe")
+        await frame.locator(".item.changed").first.wait_for(timeout=20_000)
+        assert await frame.locator(".item.changed").all_text_contents() == ["Relay"]
+        assert await frame.locator("#changes li").all_text_contents() == edited.structured_content["changes"]
