@@ -44,9 +44,11 @@ def _app_class() -> str:
 
 @cache
 def view_html(name: str) -> str:
-    """ui/<name>.html with the `App` class inlined: one self-contained document."""
+    """ui/<name>.html with the `App` class and what every view does with its host (ui/view.js) inlined: one
+    self-contained document."""
+    shared = _app_class() + (UI / "view.js").read_text(encoding="utf-8")
     return ((UI / f"{name}.html").read_text(encoding="utf-8")
-            .replace("/*EXT_APPS_APP*/", _app_class()).replace("/*PART_BYTES*/", str(PART_BYTES)))
+            .replace("/*EXT_APPS_APP*/", shared).replace("/*PART_BYTES*/", str(PART_BYTES)))
 
 
 def apps_extension(settings: Settings) -> Apps:
