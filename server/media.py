@@ -49,6 +49,13 @@ def sent_name(name: str) -> str:
     return str(path.with_suffix("." + ALIASES[extension])) if extension in ALIASES else name
 
 
+def dropped_name(name: str) -> str:
+    """A name a browser gave a dropped file, as the user's system spelled it, without any folder and without control
+    characters, which no file name needs and a multipart header must not carry."""
+    printable = "".join(ch for ch in name if ch.isprintable())
+    return printable.replace("\\", "/").rsplit("/", 1)[-1].strip()
+
+
 def normalise_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
     """A configured list of formats in the table's spelling, duplicates dropped."""
     return tuple(dict.fromkeys(ALIASES.get(name, name) for name in (part.lower().lstrip(".") for part in formats)))

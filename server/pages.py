@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 
 from .errors import NemoError
 from .logs import get_logger
+from .media import dropped_name
 from .settings import Settings
 from .users import UserContext
 
@@ -248,10 +249,7 @@ def add_routes(server: MCPServer, settings: Settings, registry: Callable[[], Ser
         if not isinstance(claims, LinkClaims):
             return JSONResponse({"ok": False, "sentence": "This upload page no longer works: ask for the upload "
                                  "again in the conversation."}, status_code=claims.status_code)
-        # The name as the user's system spelled it, without any folder and without control characters, which
-        # no file name needs and a multipart header must not carry.
-        name = "".join(ch for ch in unquote(request.headers.get("x-file-name", "")) if ch.isprintable())
-        name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+        name = dropped_name(unquote(request.headers.get("x-file-name", "")))
         try:
             size = int(request.headers["content-length"])
             if size < 0:

@@ -55,6 +55,8 @@ from .results import (
 )
 from .sessions import NEW_SESSION_NOTICE, Session, SessionManager
 from . import spending
+from .drops import DropReceived, forget, receive, staged
+from .media import dropped_name
 from .settings import Settings
 from .store import Store, open_store
 from .timeline import summarize, tracks_of
@@ -354,6 +356,27 @@ class VideoService:
         (items, link), notice = await self.sessions.run(send)
         return UploadResult(uploads=items, summary=summarize_uploads(items) if items else "", upload_url=link,
                             to_drop=[Path(path).name or path for path in paths], notice=notice)
+
+    async def receive_drop(self, upload_id: str, name: str, size: int, offset: int,
+                           data: bytes) -> DropReceived | UploadResult:
+        """A part of a file dropped in a view. The first is checked as `upload` checks a path (type, size), before
+        any byte is kept; the last uploads the whole file. Hosted, the server keeps no files: the answer is the
+        upload page's link."""
+        if self.settings.hosted:
+            return await self._upload_by_page([name])
+        name = dropped_name(name)
+        if offset == 0:
+            check_media(name, size, self.settings)
+            if size == 0:
+                raise InvalidSource(f"{name} is empty (0 bytes). Check that the file was saved completely.")
+        path = staged(self.settings.state_dir, upload_id, name)
+        received = await anyio.to_thread.run_sync(receive, path, size, offset, data)
+        if received < size:
+            return DropReceived(upload_id=upload_id, name=name, received=received, size=size)
+        try:
+            return await self.upload([str(path)])
+        finally:
+            await anyio.to_thread.run_sync(forget, path)
 
     async def upload_dropped(self, session_id: str, name: str, size: int, chunks: AsyncIterator[bytes]) -> UploadedItem:
         """A file dropped on the upload page, checked as `upload` checks a path, then passed on as it arrives."""

@@ -58,7 +58,15 @@ TOOLS: tuple[ToolGuide, ...] = (
               "still finish and be charged: tell the user so. Use only when the user asks to stop."),
 )
 
-TOOL_TEXT = {tool.name: tool for tool in TOOLS}
+# Tools only the MCP Apps views call (`_meta.ui.visibility: ["app"]`): hosts that render Apps keep them from the
+# model; manifests and SKILL.md do not list them.
+APP_TOOLS: tuple[ToolGuide, ...] = (
+    ToolGuide(name="add_dropped_file", title="Receive a file dropped in the timeline view",
+              description="Only for NemoVideo's timeline view, which sends a file the user dropped there in parts. "
+              "Never call it yourself: to upload a file, use `upload`."),
+)
+
+TOOL_TEXT = {tool.name: tool for tool in (*TOOLS, *APP_TOOLS)}
 
 ABOUT = (
     "NemoVideo makes and edits videos in the cloud. Send what the user wants (generate, edit, add music or "

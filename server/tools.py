@@ -7,6 +7,7 @@ with the traceback in the log (redacted).
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -78,6 +79,7 @@ ANNOTATIONS = {
     "export": _hints(idempotent=True),
     "projects": _hints(),
     "cancel": _hints(destructive=True, idempotent=True),
+    "add_dropped_file": _hints(),
 }
 INTERNAL_ERROR = (
     "Something went wrong inside the skill while doing this. Look at the project with `state` before trying "
@@ -424,6 +426,28 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         ctx: Context,
     ) -> Annotated[CallToolResult, CancelResult]:
         return await adapt(ctx, lambda service: service.cancel(job_id))
+
+    @server.tool(
+        name="add_dropped_file",
+        title=TOOL_TEXT["add_dropped_file"].title,
+        description=TOOL_TEXT["add_dropped_file"].description,
+        annotations=ANNOTATIONS["add_dropped_file"],
+        # Hosts that render Apps keep it from the model; the view calls it.
+        meta={"ui": {"resourceUri": TIMELINE_URI, "visibility": ["app"]}},
+    )
+    async def add_dropped_file(
+        upload_id: Annotated[str, Field(description="the view's id for this drop")],
+        name: Annotated[str, Field(description="the file's name on the user's computer")],
+        size: Annotated[int, Field(ge=0, description="the whole file's size in bytes")],
+        offset: Annotated[int, Field(ge=0, description="where this part starts")],
+        data: Annotated[str, Field(description="this part, base64 (at most 192 KiB of bytes)")],
+        ctx: Context,
+    ) -> CallToolResult:
+        try:
+            part = base64.b64decode(data, validate=True)
+        except ValueError:
+            return _refused("That part of the file did not arrive intact: drop the file again.")
+        return await adapt(ctx, lambda service: service.receive_drop(upload_id, name, size, offset, part))
 
     @server.resource(RENDER_PARTS, name="render part", mime_type="video/mp4",
                      description="A part of an exported video, for the player view to play it")

@@ -18,6 +18,7 @@ from pathlib import Path
 from mcp.server.apps import Apps, ResourceCsp
 from mcp.server.mcpserver.resources import FunctionResource
 
+from .drops import MAX_PART_BYTES
 from .settings import Settings
 
 PLAYER_URI = "ui://nemovideo/player.html"
@@ -25,9 +26,9 @@ TIMELINE_URI = "ui://nemovideo/timeline.html"
 RENDER_PARTS = "nemovideo://renders/{render_id}/parts/{part}"
 EXT_APPS = "@modelcontextprotocol/ext-apps@2.0.4"
 EXT_APPS_BUNDLE_SHA256 = "d24b6ae50dbc989539db8287e217f41f0833f2b0a81ac4c6dbde444715ef5cd0"
-# A part's size: far below hosts' message limits once base64 (256 KiB), and a multiple of 3 bytes so the parts'
-# base64 texts join into one.
-PART_BYTES = 3 * 64 * 1024
+# A part's size, both ways (a video to a view, a dropped file from one): far below hosts' message limits once
+# base64 (256 KiB), and a multiple of 3 bytes so the parts' base64 texts join into one.
+PART_BYTES = MAX_PART_BYTES
 
 UI = Path(__file__).resolve().parent / "ui"
 
@@ -43,12 +44,13 @@ def _app_class() -> str:
 
 
 @cache
-def view_html(name: str) -> str:
+def view_html(name: str, accepted: tuple[str, ...] = ()) -> str:
     """ui/<name>.html with the `App` class and what every view does with its host (ui/view.js) inlined: one
-    self-contained document."""
+    self-contained document. `accepted`: the formats `upload` takes, which a file picker offers first."""
     shared = _app_class() + (UI / "view.js").read_text(encoding="utf-8")
     return ((UI / f"{name}.html").read_text(encoding="utf-8")
-            .replace("/*EXT_APPS_APP*/", shared).replace("/*PART_BYTES*/", str(PART_BYTES)))
+            .replace("/*EXT_APPS_APP*/", shared).replace("/*PART_BYTES*/", str(PART_BYTES))
+            .replace("/*ACCEPT*/", ",".join(f".{extension}" for extension in accepted)))
 
 
 def apps_extension(settings: Settings) -> Apps:
@@ -65,7 +67,8 @@ def apps_extension(settings: Settings) -> Apps:
                                        fn=partial(view_html, "player"), meta={"ui": player}))
     apps.add_resource(FunctionResource(uri=TIMELINE_URI, name="timeline", title="Timeline",
                                        description="The project's tracks as a picture, following each turn",
-                                       fn=partial(view_html, "timeline"), meta={"ui": {"prefersBorder": True}}))
+                                       fn=partial(view_html, "timeline", settings.accepted_formats),
+                                       meta={"ui": {"prefersBorder": True}}))
     return apps
 
 

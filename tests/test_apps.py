@@ -165,3 +165,28 @@ async def test_the_timeline_shows_each_track_at_its_place_and_marks_what_a_turn_
         await frame.locator(".item.changed").first.wait_for(timeout=20_000)
         assert await frame.locator(".item.changed").all_text_contents() == ["Relay"]
         assert await frame.locator("#changes li").all_text_contents() == edited.structured_content["changes"]
+
+
+async def test_files_dropped_in_the_timeline_arrive_in_the_project_and_a_refused_one_says_why(
+        sandbox, settings, identity, tmp_path, browser) -> None:  # noqa: F811
+    song, notes = tmp_path / "long song.mp3", tmp_path / "notes.txt"
+    song.write_bytes(bytes(range(256)) * 2000)  # 512 000 bytes: three parts
+    notes.write_text("not media")
+    async with Client(build_server(settings, identity)) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert tools["add_dropped_file"].meta["ui"]["visibility"] == ["app"]  # hosts keep it from the model
+        [view] = (await client.read_resource(TIMELINE_URI)).contents
+        page = await host_view(browser, client, view.text, await client.call_tool("state", {}))
+        frame = page.frame_locator("iframe")
+        await frame.get_by_label("Choose files").set_input_files([str(notes), str(song)])
+        rows = frame.locator("#sent li")
+        await rows.nth(1).get_by_text("Arrived.").wait_for(timeout=20_000)
+        refused = await rows.nth(0).text_content()
+        assert "notes.txt" in refused and "does not accept" in refused
+        state = await client.call_tool("state", {})
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENS / "apps-drop.png"), full_page=True)
+    assert state.structured_content["uploads"] == 1
+    [upload] = [request for request in sandbox.requests if "/api/upload-video/" in request.path]
+    assert upload.method == "POST"
+    assert not any((settings.state_dir / "drops").glob("*/*"))  # nothing kept once it was sent

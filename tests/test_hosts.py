@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from nemovideo_mcp.pack import pack
+from nemovideo_mcp.texts import APP_TOOLS
 from nemovideo_mcp.variants import TOOLS, VARIANTS, variant_named
 from tests.conftest import REPO
 
@@ -46,7 +47,7 @@ def inspector(home: Path, *method: str) -> dict:
 
 def test_inspector_cli_lists_and_calls_the_tools(home: Path) -> None:
     listed = inspector(home, "--method", "tools/list")
-    assert {tool["name"] for tool in listed["tools"]} == {tool.name for tool in TOOLS}
+    assert {tool["name"] for tool in listed["tools"]} == {tool.name for tool in (*TOOLS, *APP_TOOLS)}
     called = inspector(home, "--method", "tools/call", "--tool-name", "credits")
     assert not called.get("isError") and called["structuredContent"]["total"] == 100
 

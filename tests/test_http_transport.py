@@ -14,6 +14,7 @@ import httpx2
 import pytest
 from mcp import Client
 
+from nemovideo_mcp.texts import APP_TOOLS
 from nemovideo_mcp.variants import TOOLS
 from tests.conftest import REPO, subprocess_env
 
@@ -90,7 +91,7 @@ async def test_tools_over_streamable_http_and_a_page_of_another_site_cannot_reac
         async with Client(f"http://127.0.0.1:{port}/mcp") as client:
             tools = {tool.name for tool in (await client.list_tools()).tools}
             credits = await client.call_tool("credits", {})
-        assert tools == {tool.name for tool in TOOLS}
+        assert tools == {tool.name for tool in (*TOOLS, *APP_TOOLS)}
         assert not credits.is_error and credits.structured_content["total"] == 100
         assert sandbox.count("/api/credits") == 1
         assert sandbox.requests[-1].headers["x-skill-source"] == "generator-from-music"

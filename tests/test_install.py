@@ -19,6 +19,7 @@ from mcp import Client, StdioServerParameters
 import nemovideo_mcp
 from nemovideo_mcp.pack import pack
 from nemovideo_mcp.sandbox import Sandbox, SandboxServer
+from nemovideo_mcp.texts import APP_TOOLS
 from nemovideo_mcp.variants import TOOLS, variant_named
 from tests.conftest import REPO, subprocess_env
 
@@ -88,7 +89,7 @@ async def test_every_module_imports_and_a_sandbox_session_runs_without_fcntl_lea
         credits = await client.call_tool("credits", {})  # takes the cross-process token lock
         made = await client.call_tool("chat", {"message": "make a short video of a city at night", "wait_seconds": 30})
         exported = await client.call_tool("export", {"wait_seconds": 30})
-    assert {tool.name for tool in listed.tools} == {tool.name for tool in TOOLS}
+    assert {tool.name for tool in listed.tools} == {tool.name for tool in (*TOOLS, *APP_TOOLS)}
     assert not credits.is_error and credits.structured_content["total"] == 100
     assert not made.is_error and made.structured_content["status"] == "done"
     assert not exported.is_error and exported.structured_content["status"] == "done"

@@ -40,8 +40,9 @@ async def test_tools_are_annotated_with_output_schemas(settings, identity) -> No
     assert tools["cancel"].annotations.destructive_hint and "charged" in tools["cancel"].description
     for tool in tools.values():
         assert tool.description
-        # `wait` returns whatever shape the job it continues has (chat or export).
-        assert (tool.output_schema is None) == (tool.name == "wait")
+        # `wait` returns whatever shape the job it continues has (chat or export); the drop zone's tool answers the
+        # view, never the model.
+        assert (tool.output_schema is None) == (tool.name in ("wait", "add_dropped_file"))
 
 
 # What each tool can do, as a host reads it before deciding whether to ask the user first.
@@ -54,6 +55,7 @@ HINTS = {  # name: (read-only, destructive, idempotent)
     "export": (False, False, True),  # an unchanged draft is rendered once; files are never overwritten
     "projects": (False, False, False),
     "cancel": (False, True, True),
+    "add_dropped_file": (False, False, False),  # only the timeline view calls it
 }
 
 

@@ -35,6 +35,7 @@ from mcp import Client, StdioServerParameters
 
 from nemovideo_mcp.pack import pack
 from nemovideo_mcp.sandbox import Sandbox, SandboxServer
+from nemovideo_mcp.texts import APP_TOOLS
 from nemovideo_mcp.variants import TOOLS, TOP_LEVEL_VARIANT, VARIANTS
 from tests.conftest import REPO, missing
 from tests.npm_cache import TEST_CACHE, npm_installed
@@ -259,7 +260,7 @@ async def test_the_plugin_and_the_bundle_start_as_their_hosts_resolve_them(
         for host in starts:
             group.start_soon(run, host)
     for tools, credits in results.values():
-        assert tools == {tool.name for tool in TOOLS} and credits["total"] == 100
+        assert tools == {tool.name for tool in (*TOOLS, *APP_TOOLS)} and credits["total"] == 100
     api = [request for request in backend.sandbox.requests if request.host == "api"]
     assert {request.headers.get("x-skill-source") for request in api} == {name}
     bearers = {request.headers.get("authorization", "") for request in api}
@@ -292,7 +293,7 @@ async def test_uvx_from_a_folder_reads_its_skill_md_at_every_start(
     sandboxed = StdioServerParameters(command="uvx", args=["--from", str(folder), "nemovideo-mcp", "--sandbox"],
                                       env={**built_machine, "HOME": str(home)}, cwd=home)
     async with Client(sandboxed) as client:
-        assert {tool.name for tool in (await client.list_tools()).tools} == {tool.name for tool in TOOLS}
+        assert {tool.name for tool in (await client.list_tools()).tools} == {tool.name for tool in (*TOOLS, *APP_TOOLS)}
     # The sandbox kept its token and session elsewhere (uv keeps its own files under ~/.local/share/uv).
     assert not (home / ".config" / "nemovideo").exists() and not (home / ".local" / "state").exists()
 
