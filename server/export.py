@@ -173,6 +173,18 @@ class RenderRegistry:
     async def save(self, record: RenderRecord) -> None:
         await self._store.put(RENDERS, record.render_id, record.model_dump())
 
+    async def delivered(self, api_url: str, session_id: str) -> list[RenderRecord]:
+        """The project's videos that were saved on this computer and are still there, newest first."""
+        found = []
+        for entry in await self._store.renders_of_project(api_url, session_id):
+            try:
+                record = RenderRecord.model_validate(entry)
+            except ValueError:
+                continue
+            if record.status == "delivered" and record.path and Path(record.path).is_file():
+                found.append(record)
+        return found
+
     async def reusable(self, api_url: str, session_id: str, digest: str) -> RenderRecord | None:
         """The newest render of this exact draft that is still usable: in flight, finished, or delivered and on disk."""
         for entry in await self._store.renders_of_draft(api_url, session_id, digest):

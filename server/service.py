@@ -618,6 +618,14 @@ class VideoService:
             outcome = _as_chat(outcome)  # "export it" said to `chat`: the task's result has chat's shape
         return view.at(outcome=outcome, updated_at=max(view.updated_at, updated))
 
+    async def project_videos(self) -> list[RenderRecord]:
+        """The current project's videos saved on this computer, newest first (for the player; a hosted server
+        keeps none)."""
+        session = await self.sessions.current()
+        if self.settings.hosted or session is None:
+            return []
+        return await self.exporter.registry.delivered(self.settings.api_url, session.session_id)
+
     async def render_part(self, render_id: str, part: int) -> bytes:
         """A part of a video this user exported to this computer, for a view to play (never any other file)."""
         from .views import render_part

@@ -192,6 +192,13 @@ class UserStore:
             (self.user_id, api_url))
         return [record for (raw,) in rows if (record := _decoded(raw)) is not None]
 
+    async def renders_of_project(self, api_url: str, session_id: str) -> list[Document]:
+        """Every render of a project, newest first."""
+        rows = await (await self._database()).fetch(
+            "SELECT data FROM renders WHERE user_id = ? AND session_id = ? AND api_url = ? ORDER BY started_at DESC",
+            (self.user_id, session_id, api_url))
+        return [record for (raw,) in rows if (record := _decoded(raw)) is not None]
+
     async def renders_of_draft(self, api_url: str, session_id: str, draft_hash: str) -> list[Document]:
         """Renders of this exact draft, newest first."""
         rows = await (await self._database()).fetch(

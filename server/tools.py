@@ -8,10 +8,12 @@ with the traceback in the log (redacted).
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
@@ -52,7 +54,7 @@ from .spending import declined as declined_spending
 from .tasks import TasksExtension, declared
 from .texts import HOSTED_INSTRUCTIONS, INSTRUCTIONS, TOOL_TEXT
 from .users import UserContext
-from .views import PLAYER_URI, RENDER_PARTS, TIMELINE_URI, apps_extension
+from .views import PLAYER_URI, PROJECT_VIDEOS, RENDER_PARTS, TIMELINE_URI, apps_extension
 
 if TYPE_CHECKING:
     from .service import VideoService
@@ -448,6 +450,16 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         except ValueError:
             return _refused("That part of the file did not arrive intact: drop the file again.")
         return await adapt(ctx, lambda service: service.receive_drop(upload_id, name, size, offset, part))
+
+    @server.resource(PROJECT_VIDEOS, name="project videos", mime_type="application/json",
+                     description="The current project's videos saved on this computer, newest first, for the player")
+    async def project_videos(project: str, ctx: Context) -> str:
+        if project != "current":
+            raise ResourceError("Only the current project's videos can be listed: nemovideo://projects/current/videos.")
+        async with registry_of(ctx).using(user_of(ctx)) as service:
+            videos = await service.project_videos()
+        return json.dumps([{"render_id": video.render_id, "name": Path(video.path or "").name,
+                            "size_bytes": video.size_bytes, "started_at": video.started_at} for video in videos])
 
     @server.resource(RENDER_PARTS, name="render part", mime_type="video/mp4",
                      description="A part of an exported video, for the player view to play it")

@@ -24,6 +24,8 @@ from .settings import Settings
 PLAYER_URI = "ui://nemovideo/player.html"
 TIMELINE_URI = "ui://nemovideo/timeline.html"
 RENDER_PARTS = "nemovideo://renders/{render_id}/parts/{part}"
+# `project` is "current" (the only one a view is shown for); a template, so that the server knows whose it is.
+PROJECT_VIDEOS = "nemovideo://projects/{project}/videos"
 EXT_APPS = "@modelcontextprotocol/ext-apps@2.0.4"
 EXT_APPS_BUNDLE_SHA256 = "d24b6ae50dbc989539db8287e217f41f0833f2b0a81ac4c6dbde444715ef5cd0"
 # A part's size, both ways (a video to a view, a dropped file from one): far below hosts' message limits once

@@ -96,8 +96,9 @@ async def test_the_player_plays_the_exported_video_in_a_host(sandbox, settings, 
         expected = container.duration / 1_000_000
     assert abs(duration - expected) < 0.25, (duration, expected)
     assert advanced > 0.2
-    assert reads and all(uri.startswith(f"nemovideo://renders/{exported.structured_content['render_id']}/parts/")
-                         for uri in reads)
+    parts = [uri for uri in reads if uri.startswith("nemovideo://renders/")]
+    assert parts and all(uri.startswith(f"nemovideo://renders/{exported.structured_content['render_id']}/parts/")
+                         for uri in parts)
 
 
 def test_the_committed_app_bundle_is_the_published_one_byte_for_byte() -> None:
@@ -190,3 +191,28 @@ async def test_files_dropped_in_the_timeline_arrive_in_the_project_and_a_refused
     [upload] = [request for request in sandbox.requests if "/api/upload-video/" in request.path]
     assert upload.method == "POST"
     assert not any((settings.state_dir / "drops").glob("*/*"))  # nothing kept once it was sent
+
+
+async def test_the_player_offers_the_projects_earlier_videos(sandbox, settings, identity, tmp_path,
+                                                              browser) -> None:  # noqa: F811
+    sandbox.late_write_seconds = None
+    sandbox.real_renders = False
+    async with Client(build_server(settings.model_copy(update={"output_dir": tmp_path / "out"}), identity)) as client:
+        await client.call_tool("chat", {"message": GENERATE})
+        first = await client.call_tool("export", {})
+        await client.call_tool("chat", {"message": 'add a title "Second"'})
+        second = await client.call_tool("export", {})
+        assert first.structured_content["render_id"] != second.structured_content["render_id"]
+        [view] = (await client.read_resource(PLAYER_URI)).contents
+        reads: list[str] = []
+        page = await host_view(browser, client, view.text, second, reads)
+        frame = page.frame_locator("iframe")
+        earlier = frame.get_by_label("Earlier videos of this project")
+        await earlier.wait_for(timeout=20_000)
+        assert await earlier.locator("option").evaluate_all("(options) => options.map((option) => option.value)") == [
+            first.structured_content["render_id"]]
+        await frame.get_by_role("button", name="Watch it").click()
+        await frame.locator("#status").get_by_text("Ready to play.").wait_for(timeout=20_000)
+        await frame.locator("video").evaluate("(video) => new Promise((resolve) => video.readyState >= 1 ? resolve()"
+                                              " : video.addEventListener('loadedmetadata', resolve, {once: true}))")
+    assert any(uri.startswith(f"nemovideo://renders/{first.structured_content['render_id']}/") for uri in reads)
