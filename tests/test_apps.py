@@ -216,3 +216,17 @@ async def test_the_player_offers_the_projects_earlier_videos(sandbox, settings, 
         await frame.locator("video").evaluate("(video) => new Promise((resolve) => video.readyState >= 1 ? resolve()"
                                               " : video.addEventListener('loadedmetadata', resolve, {once: true}))")
     assert any(uri.startswith(f"nemovideo://renders/{first.structured_content['render_id']}/") for uri in reads)
+
+
+async def test_the_timeline_follows_a_generations_music_and_titles_as_they_land(sandbox, settings, identity,
+                                                                                browser) -> None:  # noqa: F811
+    sandbox.late_write_seconds = 4.0  # the second stage: music and titles land after the turn's reply
+    async with Client(build_server(settings, identity)) as client:
+        [view] = (await client.read_resource(TIMELINE_URI)).contents
+        generated = await client.call_tool("chat", {"message": GENERATE})
+        assert generated.structured_content["follow_up_job_id"], generated.content[0].text
+        page = await host_view(browser, client, view.text, generated)
+        frame = page.frame_locator("iframe")
+        await frame.locator(".lane[data-lane=video] .item").first.wait_for(timeout=20_000)
+        assert await frame.locator(".lane[data-lane=music] .item").count() == 0  # not landed yet
+        await frame.locator(".lane[data-lane=music] .item").first.wait_for(timeout=20_000)
