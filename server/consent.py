@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 from mcp.server.elicitation import render_elicitation_schema
 from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPError
@@ -140,6 +141,6 @@ async def offer_link(ctx: Context, error: NemoError) -> None:
         return
     try:
         await ctx.elicit_url(error.message, url, elicitation_id=uuid.uuid4().hex)
-    except MCPError:
-        # An offer the client could not show: the error result says the same, with the link.
+    except (MCPError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        # An offer the client could not show, or a client gone: the error result says the same, with the link.
         log.info("The client did not take the link as a URL elicitation", exc_info=True)
