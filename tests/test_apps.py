@@ -5,6 +5,7 @@ server against the sandbox."""
 from __future__ import annotations
 
 import subprocess
+import os
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,14 @@ def app_bridge_script() -> Path:
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
     return bundle
+
+
+def screens(tmp_path: Path) -> Path:
+    """Where the views' screenshots go: the README's (docs/screens) with NEMO_TEST_SCREENS=1, which a change to a view
+    should refresh; else the test's own folder, since they hold a file name and a time that change on every run."""
+    folder = SCREENS if os.environ.get("NEMO_TEST_SCREENS") else tmp_path / "screens"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def dumped(result) -> dict:
@@ -90,8 +99,7 @@ async def test_the_player_plays_the_exported_video_in_a_host(sandbox, settings, 
                                         " video.addEventListener('timeupdate', function seen() {"
                                         " if (video.currentTime > start + 0.2) { video.removeEventListener('timeupdate', seen);"
                                         " resolve(video.currentTime); } }); })")
-        SCREENS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(SCREENS / "apps-player.png"))
+        await page.screenshot(path=str(screens(tmp_path) / "apps-player.png"))
     with av.open(exported.structured_content["path"]) as container:
         expected = container.duration / 1_000_000
     assert abs(duration - expected) < 0.25, (duration, expected)
@@ -133,7 +141,7 @@ def test_the_player_declares_exactly_the_domains_it_loads_media_from(settings) -
 
 
 async def test_the_timeline_shows_each_track_at_its_place_and_marks_what_a_turn_changed(
-        sandbox, settings, identity, seed_draft, browser) -> None:  # noqa: F811
+        sandbox, settings, identity, seed_draft, tmp_path, browser) -> None:  # noqa: F811
     from nemovideo_mcp.service import VideoService
 
     async with VideoService(settings, identity) as service:
@@ -155,8 +163,7 @@ async def test_the_timeline_shows_each_track_at_its_place_and_marks_what_a_turn_
                           ["title", "Urban Dreams", 0, 30]]
         as_text = await frame.locator("#tracks li").all_text_contents()
         assert as_text[2] == "3. Title: Urban Dreams (0–3 s)"
-        SCREENS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(SCREENS / "apps-timeline.png"))
+        await page.screenshot(path=str(screens(tmp_path) / "apps-timeline.png"))
         await page.close()
 
         edited = await client.call_tool("chat", {"message": 'add a title "Relay"'})
@@ -185,8 +192,7 @@ async def test_files_dropped_in_the_timeline_arrive_in_the_project_and_a_refused
         refused = await rows.nth(0).text_content()
         assert "notes.txt" in refused and "does not accept" in refused
         state = await client.call_tool("state", {})
-        SCREENS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(SCREENS / "apps-drop.png"), full_page=True)
+        await page.screenshot(path=str(screens(tmp_path) / "apps-drop.png"), full_page=True)
     assert state.structured_content["uploads"] == 1
     [upload] = [request for request in sandbox.requests if "/api/upload-video/" in request.path]
     assert upload.method == "POST"
