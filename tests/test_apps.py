@@ -50,9 +50,10 @@ def dumped(result) -> dict:
     return result.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-async def host_view(browser, client: Client, html: str, tool_result, reads: list[str] | None = None):
-    """A page that hosts the view `html` through the official AppBridge (tests/apps/host.js), its calls forwarded to
-    the server through `client`, and hands it `tool_result`; the resource URIs it reads go to `reads`."""
+async def host_view(browser, client: Client, view, tool_result, reads: list[str] | None = None):
+    """A page that hosts `view` (the resource as read) through the official AppBridge (tests/apps/host.js) under the
+    policy its `_meta.ui.csp` asks for, its calls forwarded to the server through `client`, and hands it
+    `tool_result`; the resource URIs it reads go to `reads`."""
     page = await browser.new_page()
 
     async def call_server_tool(params: dict) -> dict:
@@ -68,7 +69,9 @@ async def host_view(browser, client: Client, html: str, tool_result, reads: list
     await page.set_content("<!doctype html><html><body></body></html>")
     await page.add_script_tag(path=str(app_bridge_script()))
     await page.add_script_tag(path=str(REPO / "tests" / "apps" / "host.js"))
-    await page.evaluate("([html, result]) => window.hostView(html, result)", [html, dumped(tool_result)])
+    csp = ((view.meta or {}).get("ui") or {}).get("csp") or {}
+    await page.evaluate("([html, result, csp]) => window.hostView(html, result, csp)",
+                        [view.text, dumped(tool_result), csp])
     return page
 
 
@@ -87,7 +90,7 @@ async def test_the_player_plays_the_exported_video_in_a_host(sandbox, settings, 
         assert view.mime_type == "text/html;profile=mcp-app" and view.text == view_html("player")
 
         reads: list[str] = []
-        page = await host_view(browser, client, view.text, exported, reads)
+        page = await host_view(browser, client, view, exported, reads)
         frame = page.frame_locator("iframe")
         await frame.locator("#status").get_by_text("Ready to play.").wait_for(timeout=20_000)
         video = frame.locator("video")
@@ -153,7 +156,7 @@ async def test_the_timeline_shows_each_track_at_its_place_and_marks_what_a_turn_
         assert tools["state"].meta["ui"]["resourceUri"] == tools["chat"].meta["ui"]["resourceUri"] == TIMELINE_URI
         [view] = (await client.read_resource(TIMELINE_URI)).contents
         state = await client.call_tool("state", {})
-        page = await host_view(browser, client, view.text, state)
+        page = await host_view(browser, client, view, state)
         frame = page.frame_locator("iframe")
         await frame.locator(".item").first.wait_for(timeout=20_000)
         placed = await frame.locator(".item").evaluate_all(
@@ -168,7 +171,7 @@ async def test_the_timeline_shows_each_track_at_its_place_and_marks_what_a_turn_
 
         edited = await client.call_tool("chat", {"message": 'add a title "Relay"'})
         assert edited.structured_content["changes"], edited.content[0].text
-        page = await host_view(browser, client, view.text, edited)
+        page = await host_view(browser, client, view, edited)
         frame = page.frame_locator("iframe")
         await frame.locator(".item.changed").first.wait_for(timeout=20_000)
         assert await frame.locator(".item.changed").all_text_contents() == ["Relay"]
@@ -184,7 +187,7 @@ async def test_files_dropped_in_the_timeline_arrive_in_the_project_and_a_refused
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         assert tools["add_dropped_file"].meta["ui"]["visibility"] == ["app"]  # hosts keep it from the model
         [view] = (await client.read_resource(TIMELINE_URI)).contents
-        page = await host_view(browser, client, view.text, await client.call_tool("state", {}))
+        page = await host_view(browser, client, view, await client.call_tool("state", {}))
         frame = page.frame_locator("iframe")
         await frame.get_by_label("Choose files").set_input_files([str(notes), str(song)])
         rows = frame.locator("#sent li")
@@ -211,7 +214,7 @@ async def test_the_player_offers_the_projects_earlier_videos(sandbox, settings, 
         assert first.structured_content["render_id"] != second.structured_content["render_id"]
         [view] = (await client.read_resource(PLAYER_URI)).contents
         reads: list[str] = []
-        page = await host_view(browser, client, view.text, second, reads)
+        page = await host_view(browser, client, view, second, reads)
         frame = page.frame_locator("iframe")
         earlier = frame.get_by_label("Earlier videos of this project")
         await earlier.wait_for(timeout=20_000)
@@ -231,7 +234,7 @@ async def test_the_timeline_follows_a_generations_music_and_titles_as_they_land(
         [view] = (await client.read_resource(TIMELINE_URI)).contents
         generated = await client.call_tool("chat", {"message": GENERATE})
         assert generated.structured_content["follow_up_job_id"], generated.content[0].text
-        page = await host_view(browser, client, view.text, generated)
+        page = await host_view(browser, client, view, generated)
         frame = page.frame_locator("iframe")
         await frame.locator(".lane[data-lane=video] .item").first.wait_for(timeout=20_000)
         assert await frame.locator(".lane[data-lane=music] .item").count() == 0  # not landed yet

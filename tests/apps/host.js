@@ -1,9 +1,12 @@
-// A test host: shows a view's HTML in a sandboxed frame under the restrictive default policy hosts apply (media
-// only as data:, no network), connects the official AppBridge to it, and forwards the view's calls to the real
-// server through the functions the test exposes (window.callServerTool, window.readServerResource).
-window.hostView = async (html, toolResult) => {
-  const policy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; " +
-    "media-src data:; connect-src 'none'";
+// A test host: shows a view's HTML in a sandboxed frame under the policy hosts build from the resource's
+// `_meta.ui.csp` (the restrictive default, widened only by the domains it declares: media only as data: and from
+// resourceDomains, network only to connectDomains), connects the official AppBridge to it, and forwards the view's
+// calls to the real server through the functions the test exposes (window.callServerTool, window.readServerResource).
+window.hostView = async (html, toolResult, csp = {}) => {
+  const resources = (csp.resourceDomains ?? []).join(" ");
+  const connect = (csp.connectDomains ?? []).join(" ") || "'none'";
+  const policy = `default-src 'none'; script-src 'unsafe-inline' ${resources}; style-src 'unsafe-inline' ${resources}; ` +
+    `img-src data: ${resources}; media-src data: ${resources}; font-src ${resources || "'none'"}; connect-src ${connect}`;
   const frame = document.createElement("iframe");
   frame.setAttribute("sandbox", "allow-scripts");
   frame.title = "MCP App view";
