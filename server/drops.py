@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 from pydantic import Field
@@ -28,10 +29,27 @@ class DropReceived(ToolResult):
         return f"Received {self.received} of {self.size} bytes of {self.name}."
 
 
+# A drop left unfinished (the view closed mid-file) is removed when a later drop begins, after this long.
+ABANDONED_AFTER_SECONDS = 24 * 3600
+
+
 def staged(state_dir: Path, upload_id: str, name: str) -> Path:
+    """Where a drop's bytes wait: its own folder, under the name the user's file has (never a path of its own)."""
     if not UPLOAD_ID.fullmatch(upload_id):
         raise InvalidInput("That drop has no usable id: drop the file again.")
+    if name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise InvalidInput("That file has no usable name: rename it and drop it again.")
     return state_dir / "drops" / upload_id / name
+
+
+def prune(drops: Path, now: float) -> None:
+    """Drops abandoned long ago (blocking)."""
+    for folder in drops.glob("*"):
+        try:
+            if now - folder.stat().st_mtime > ABANDONED_AFTER_SECONDS:
+                shutil.rmtree(folder, ignore_errors=True)
+        except FileNotFoundError:
+            continue
 
 
 def receive(path: Path, size: int, offset: int, data: bytes) -> int:
@@ -40,6 +58,7 @@ def receive(path: Path, size: int, offset: int, data: bytes) -> int:
     if len(data) > MAX_PART_BYTES:
         raise InvalidInput(f"A part of a dropped file may hold {MAX_PART_BYTES} bytes at most.")
     if offset == 0:
+        prune(path.parent.parent, time.time())
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
     elif not path.is_file() or path.stat().st_size != offset:
