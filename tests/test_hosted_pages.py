@@ -174,3 +174,47 @@ async def test_a_dropped_files_name_arrives_without_folders_or_control_character
             sent = await http.post(link.replace(PUBLIC_URL, url), content=b"\x00" * 1000,
                                    headers={"x-file-name": "..%2F..%2Fetc%2Fclip%00%0A.mp4"})
     assert sent.status_code == 200 and sent.json()["sentence"].startswith("clip.mp4 arrived"), sent.text
+
+
+async def test_a_hosted_export_plays_in_the_player_from_its_download_link(sandbox, env, issuers, browser,
+                                                                          tmp_path) -> None:
+    """MCP Apps (issue 17) when hosted: the player loads the video from the server's own download link, which its
+    `_meta.ui.csp` declares, and from no other place."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from nemovideo_mcp.views import PLAYER_URI
+    from tests.test_apps import host_view
+
+    alice = issuers.token(issuers.oidc, f"{PUBLIC_URL}/mcp", user="alice")
+    sandbox.late_write_seconds = None
+    sandbox.real_renders = False
+    with replicas(hosted_env(env, issuers), tmp_path, 1) as (url,):
+        async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {alice}"}, timeout=60) as http,
+                    httpx2.AsyncClient(timeout=60) as browser_side,  # a browser sends no bearer token
+                    Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client):
+            await client.call_tool("chat", {"message": "create a video of a city at night"})
+            exported = await client.call_tool("export", {})
+            assert exported.structured_content["download_url"].startswith(f"{PUBLIC_URL}/download/")
+            [view] = (await client.read_resource(PLAYER_URI)).contents
+            assert view.meta["ui"]["csp"] == {"resourceDomains": [PUBLIC_URL]}
+            reads: list[str] = []
+            page = await host_view(browser, client, view, exported, reads)
+            async def proxy(route) -> None:
+                """The operator's proxy at the address users reach, leading to the replica."""
+                asked = {name: value for name, value in route.request.headers.items() if name.lower() == "range"}
+                answer = await browser_side.get(route.request.url.replace(PUBLIC_URL, url), headers=asked)
+                await route.fulfill(status=answer.status_code, body=answer.content, headers={
+                    name: value for name, value in answer.headers.items()
+                    if name.lower() in ("content-type", "content-range", "accept-ranges")})
+
+            await page.route(f"{PUBLIC_URL}/**", proxy)
+            frame = page.frame_locator("iframe")
+            await frame.get_by_role("link", name="Download").wait_for(timeout=20_000)
+            video = frame.locator("video")
+            duration = await video.evaluate(
+                "(video) => new Promise((resolve, reject) => { if (video.readyState >= 1) resolve(video.duration);"
+                " video.addEventListener('loadedmetadata', () => resolve(video.duration), {once: true});"
+                " video.addEventListener('error', () => reject(new Error('the video did not load')), {once: true}); })")
+    assert duration > 0 and not reads  # nothing read through the host: the link served it
