@@ -8,6 +8,7 @@ import subprocess
 import os
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -20,6 +21,8 @@ from tests.test_hosted_pages import SCREENS, browser  # noqa: F401 (fixture)
 pytestmark = pytest.mark.anyio
 
 GENERATE = "create a video with visuals synced to this music track"
+# How long a page may take to connect a view, or a video to load or advance, before the test fails (never hangs).
+MEDIA_SECONDS = 30
 BRIDGE_PACKAGES = ("@modelcontextprotocol/ext-apps@2.0.4", "@modelcontextprotocol/client@2.4.0",
                    "@modelcontextprotocol/core@2.4.0", "zod@4.6.7", "esbuild@0.28.2")
 
@@ -70,8 +73,9 @@ async def host_view(browser, client: Client, view, tool_result, reads: list[str]
     await page.add_script_tag(path=str(app_bridge_script()))
     await page.add_script_tag(path=str(REPO / "tests" / "apps" / "host.js"))
     csp = ((view.meta or {}).get("ui") or {}).get("csp") or {}
-    await page.evaluate("([html, result, csp]) => window.hostView(html, result, csp)",
-                        [view.text, dumped(tool_result), csp])
+    with anyio.fail_after(MEDIA_SECONDS):
+        await page.evaluate("([html, result, csp]) => window.hostView(html, result, csp)",
+                            [view.text, dumped(tool_result), csp])
     return page
 
 
@@ -94,11 +98,14 @@ async def test_the_player_plays_the_exported_video_in_a_host(sandbox, settings, 
         frame = page.frame_locator("iframe")
         await frame.locator("#status").get_by_text("Ready to play.").wait_for(timeout=20_000)
         video = frame.locator("video")
-        duration = await video.evaluate("async (video) => { if (!Number.isFinite(video.duration) || !video.duration)"
+        # Bounded: a video that never loads or plays must fail the test, not hang the suite.
+        with anyio.fail_after(MEDIA_SECONDS):
+            duration = await video.evaluate("async (video) => { if (!Number.isFinite(video.duration) || !video.duration)"
                                         " await new Promise((r) => video.addEventListener('loadedmetadata', r, {once: true}));"
                                         " return video.duration; }")
         await frame.get_by_role("button", name="Play").click()
-        advanced = await video.evaluate("(video) => new Promise((resolve) => { const start = video.currentTime;"
+        with anyio.fail_after(MEDIA_SECONDS):
+            advanced = await video.evaluate("(video) => new Promise((resolve) => { const start = video.currentTime;"
                                         " video.addEventListener('timeupdate', function seen() {"
                                         " if (video.currentTime > start + 0.2) { video.removeEventListener('timeupdate', seen);"
                                         " resolve(video.currentTime); } }); })")
@@ -222,7 +229,8 @@ async def test_the_player_offers_the_projects_earlier_videos(sandbox, settings, 
             first.structured_content["render_id"]]
         await frame.get_by_role("button", name="Watch it").click()
         await frame.locator("#status").get_by_text("Ready to play.").wait_for(timeout=20_000)
-        await frame.locator("video").evaluate("(video) => new Promise((resolve) => video.readyState >= 1 ? resolve()"
+        with anyio.fail_after(MEDIA_SECONDS):
+            await frame.locator("video").evaluate("(video) => new Promise((resolve) => video.readyState >= 1 ? resolve()"
                                               " : video.addEventListener('loadedmetadata', resolve, {once: true}))")
     assert any(uri.startswith(f"nemovideo://renders/{first.structured_content['render_id']}/") for uri in reads)
 

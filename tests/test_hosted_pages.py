@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
+import anyio
 import pytest
 
 from nemovideo_mcp.sandbox.samples import make_track
@@ -213,7 +214,8 @@ async def test_a_hosted_export_plays_in_the_player_from_its_download_link(sandbo
             frame = page.frame_locator("iframe")
             await frame.get_by_role("link", name="Download").wait_for(timeout=20_000)
             video = frame.locator("video")
-            duration = await video.evaluate(
+            with anyio.fail_after(30):  # a video that never loads fails the test, never hangs it
+                duration = await video.evaluate(
                 "(video) => new Promise((resolve, reject) => { if (video.readyState >= 1) resolve(video.duration);"
                 " video.addEventListener('loadedmetadata', () => resolve(video.duration), {once: true});"
                 " video.addEventListener('error', () => reject(new Error('the video did not load')), {once: true}); })")
