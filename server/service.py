@@ -663,10 +663,14 @@ class VideoService:
                 return declined
 
             next_job = await self.jobs.start("ask", nothing_sent)
-        elif waiting_message is not None:
-            next_job = await self._begin_turn(str(waiting_message), confirm_cost=True)
         else:
-            next_job = await self._begin_turn(answer, confirm_cost=False)
+            try:
+                next_job = await (self._begin_turn(str(waiting_message), confirm_cost=True) if waiting_message is not None
+                                  else self._begin_turn(answer, confirm_cost=False))
+            except NemoError:
+                # Nothing was started: the question is still open, and answering again must work.
+                await self.jobs.note_record(view.task_id, task_answered=None)
+                raise
         await self.jobs.note_record(view.task_id, task_latest=next_job.id)
 
     async def cancel_task(self, task_id: str) -> CancelResult | None:
