@@ -6,9 +6,10 @@ set `NEMO_TOKEN` or `NEMO_API_URL` for one gets the same behaviour from the othe
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -29,6 +30,15 @@ DEFAULT_MAX_UPLOAD_MB = 500
 # (as a token every request fails, as a folder it names one called `${HOME}`), and which
 # expansion was meant is the host's to know, so any value still holding one counts as unset.
 UNFILLED = re.compile(r"\$\{[^}]*\}")
+
+
+def env_number(env: Mapping[str, str], name: str, usable: Callable[[float], bool]) -> float | None:
+    """`name`'s value as a number when it is set, a number, and `usable`; else None (not set). NaN is never usable."""
+    try:
+        value = float(env_value(env, name) or "nan")
+    except ValueError:
+        return None
+    return value if not math.isnan(value) and usable(value) else None
 
 
 def env_value(env: Mapping[str, str], name: str) -> str:
@@ -102,18 +112,8 @@ class Settings(BaseModel):
         formats = normalise_formats(tuple(
             part.strip() for part in env_value(env, "NEMO_ACCEPTED_FORMATS").split(",") if part.strip()
         ))
-        try:
-            max_upload_mb: float | None = float(env_value(env, "NEMO_MAX_UPLOAD_MB") or "nan")
-        except ValueError:
-            max_upload_mb = None
-        if max_upload_mb is not None and not max_upload_mb > 0:  # also catches NaN: not set
-            max_upload_mb = None
-        try:
-            confirm_above: float | None = float(env_value(env, "NEMO_CONFIRM_ABOVE") or "nan")
-        except ValueError:
-            confirm_above = None
-        if confirm_above is not None and not confirm_above >= 0:  # also catches NaN: not set
-            confirm_above = None
+        max_upload_mb = env_number(env, "NEMO_MAX_UPLOAD_MB", lambda value: value > 0)
+        confirm_above = env_number(env, "NEMO_CONFIRM_ABOVE", lambda value: value >= 0)
         return cls(
             token=SecretStr(token) if token else None,
             api_url=(env_value(env, "NEMO_API_URL") or DEFAULT_API_URL).rstrip("/"),
