@@ -85,15 +85,33 @@ def round_trip_answer(ctx: Context) -> tuple[str, dict[str, Any] | None] | None:
     return asked, (answered.content or {}) if answered.action == "accept" else None
 
 
+def question(message: str, *, spend: bool) -> ElicitRequest:
+    """A question as the form elicitation that carries it in a task or a round trip: yes or no before spending,
+    free text for NemoVideo's question."""
+    form = ElicitRequestFormParams(message=message, requested_schema=render_elicitation_schema(
+        Consent if spend else Answer))
+    return ElicitRequest(params=form)
+
+
+def agreed(content: dict[str, Any] | None) -> bool:
+    """An accepted form's content (None: declined or cancelled) as a yes to spending; anything but a yes is a no,
+    an answer given in another field included."""
+    return content is not None and content.get("send") is True
+
+
+def answer_in(content: dict[str, Any] | None) -> str | None:
+    """An accepted form's answer to NemoVideo's question, as written; None when none was given."""
+    answer = (content or {}).get("answer")
+    return answer if isinstance(answer, str) and answer.strip() else None
+
+
 def asked_by_round_trip(result: CallToolResult) -> InputRequiredResult | None:
     """A `needs_input` chat result as the question of a round trip; None for any other result."""
     asked = result.structured_content if not result.is_error else None
     if not asked or asked.get("status") != "needs_input":
         return None
     spend = asked.get("cost_estimate") is not None
-    schema = Consent if spend else Answer
-    form = ElicitRequestFormParams(message=str(asked["reply"]), requested_schema=render_elicitation_schema(schema))
-    return InputRequiredResult(input_requests={ROUND_TRIP_KEY: ElicitRequest(params=form)},
+    return InputRequiredResult(input_requests={ROUND_TRIP_KEY: question(str(asked["reply"]), spend=spend)},
                                request_state=ASKED_TO_SPEND if spend else ASKED_THE_AGENTS_QUESTION)
 
 

@@ -232,21 +232,53 @@ class JobRunner:
         await self._store.update(JOBS, job_id, change)
         return claimed
 
-    async def claim_answer(self, task_id: str, question_job_id: str) -> bool:
-        """The one answer to a task's question: False when another answer to the same question came first (two
-        `tasks/update` at once, on any process), so its turn is never sent twice."""
-        claimed = False
+    # A task is a chain of jobs on its first job's record: `task_latest` the job it follows now, `task_answered` the
+    # question already answered, `task_cancelled` its end. Each change below is one atomic step on that record, so
+    # an answer and a cancel racing on any processes end one way or the other, never both.
+
+    async def _change_task(self, task_id: str, decide: Callable[[dict[str, Any]], dict[str, Any] | None]) -> bool:
+        """Apply `decide` to the task's facts (None: refused, nothing written); True when it was applied."""
+        applied = False
 
         def change(record: dict | None) -> dict | None:
-            nonlocal claimed
-            facts = (record or {}).get("facts") or {}
-            if record is None or facts.get("task_answered") == question_job_id:
+            nonlocal applied
+            if record is None:
+                return None
+            facts = record.get("facts") or {}
+            decided = decide(facts)
+            if decided is None:
                 return record
-            claimed = True
-            return {**record, "facts": {**facts, "task_answered": question_job_id}}
+            applied = True
+            return {**record, "updated_at": self._clock(), "facts": {**facts, **decided}}
 
         await self._store.update(JOBS, task_id, change)
-        return claimed
+        if applied:
+            await self._store.job_changed(task_id)
+        return applied
+
+    async def claim_answer(self, task_id: str, question_job_id: str) -> bool:
+        """The one answer to a task's question: False when another answer to the same question came first (two
+        `tasks/update` at once, on any process), so its turn is never sent twice, or the task was cancelled."""
+        return await self._change_task(task_id, lambda facts: None if (
+            facts.get("task_cancelled") or facts.get("task_answered") == question_job_id
+        ) else {"task_answered": question_job_id})
+
+    async def release_answer(self, task_id: str) -> None:
+        """An answer that started nothing: the question is open again."""
+        await self._change_task(task_id, lambda facts: {"task_answered": None})
+
+    async def adopt(self, task_id: str, job_id: str) -> bool:
+        """`job_id` becomes the job the task follows, unless the task was cancelled first (then False, and the job
+        must send nothing): a cancel either comes before this and wins, or after it and sees the job to stop."""
+        return await self._change_task(task_id, lambda facts: None if facts.get("task_cancelled")
+                                       else {"task_latest": job_id})
+
+    async def end_task(self, task_id: str, following: str) -> bool:
+        """Mark the task cancelled if it still follows `following` (False: an answer moved it on meanwhile, look
+        again)."""
+        return await self._change_task(task_id, lambda facts: None if (
+            str(facts.get("task_latest") or task_id) != following
+        ) else {"task_cancelled": True})
 
     @property
     def busy(self) -> bool:

@@ -16,6 +16,9 @@ from .timeline import TrackSummary
 # What a user message is routed to (intents.py decides).
 Action = Literal["export", "credits", "state", "upload", "chat"]
 
+# A question of NemoVideo's left without an answer, however it was asked (a task, an elicitation, a round trip).
+UNANSWERED_QUESTION = "The question was left unanswered; nothing more was sent to NemoVideo."
+
 
 class ToolResult(BaseModel):
     """A result with a text for people; hosts that ignore structured content show only that text."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +50,7 @@ from .results import (
     ProjectsResult,
     ProjectSummary,
     StateResult,
+    UNANSWERED_QUESTION,
     UploadedItem,
     UploadResult,
 )
@@ -147,22 +148,38 @@ class TaskView:
     """A task as its client sees it: the job it started, or the latest of the jobs the user's answers started."""
 
     task_id: str
+    root_id: str  # the task's first job, whose record keeps the task's facts
     created_at: float
     updated_at: float
     job_id: str
     outcome: JobOutcome | None = None
     error: NemoError | None = None
-    cancelled: bool = False
+    cancelled: str | None = None  # what stopping it meant for the work (it may still be charged)
 
     def at(self, *, outcome: JobOutcome | None = None, error: NemoError | None = None,
-              cancelled: bool = False, updated_at: float | None = None) -> TaskView:
+              cancelled: str | None = None, updated_at: float | None = None) -> TaskView:
         return replace(self, outcome=outcome, error=error, cancelled=cancelled,
                        updated_at=updated_at if updated_at is not None else self.updated_at)
 
     @property
     def terminal(self) -> bool:
-        return self.cancelled or self.error is not None or (
+        return self.cancelled is not None or self.error is not None or (
             self.outcome is not None and self.outcome.status == "done")
+
+
+# Asked by a job before it sends anything on behalf of a task (tasks/update's answer): False, it sends nothing.
+Admission = Callable[[Job], Awaitable[bool]]
+
+
+async def _admit(job: Job, admitted: Admission | None) -> None:
+    if admitted is not None and not await admitted(job):
+        raise JobCancelled()
+
+
+# A task id that is its export job's id with this before it: "export it" said to `chat`, whose task answers as `chat`
+# does. The shape belongs to the caller's handle, not to the job: an `export` call may join the same render.
+CHAT_SHAPED = "chat-"
+TASK_CANCELLED = "This task was cancelled; nothing was sent."
 
 
 def _as_chat(exported: ExportResult) -> ChatResult:
@@ -517,8 +534,9 @@ class VideoService:
         job = await self._begin_turn(message, confirm_cost=confirm_cost)
         return await self.wait(job.id, wait_seconds, on_progress)
 
-    async def _begin_turn(self, message: str, *, confirm_cost: bool) -> Job:
-        """The turn's job, started; or, when the user must agree to spend first, a finished job that asks."""
+    async def _begin_turn(self, message: str, *, confirm_cost: bool, admitted: Admission | None = None) -> Job:
+        """The turn's job, started; or, when the user must agree to spend first, a finished job that asks.
+        `admitted`, when given, is asked by the job before it sends anything: False ends it cancelled, unsent."""
         async def snapshot(session: Session) -> tuple[Session, StateReply]:
             return session, await self.client.state(session.session_id)
 
@@ -543,6 +561,7 @@ class VideoService:
                                    notice=notice)
 
                 async def asking(job: Job[ChatResult]) -> ChatResult:
+                    await _admit(job, admitted)
                     # Its id is the handle that answers it (a task's update), as a working result's is.
                     return asked.model_copy(update={"job_id": job.id})
 
@@ -553,6 +572,7 @@ class VideoService:
             late = self._take_late_reports(session.session_id)
 
             async def turn(job: Job[ChatResult]) -> ChatResult:
+                await _admit(job, admitted)
                 try:
                     done = await self._turns.run(job, session.session_id, message, before)
                 except OutOfCredits as error:
@@ -596,26 +616,28 @@ class VideoService:
     async def task(self, task_id: str) -> TaskView:
         """Where a task stands: its latest job's outcome so far (never waiting), taken over if its process died."""
         task_id = task_id.strip()
-        root = await self.jobs.record(task_id)
+        root_id = task_id.removeprefix(CHAT_SHAPED)
+        root = await self.jobs.record(root_id)
         if root is None:
             raise UnknownJob()
         facts = root.get("facts") or {}
-        current_id = str(facts.get("task_latest") or task_id)
-        view = TaskView(task_id=task_id, created_at=float(root.get("started_at") or time.time()),
+        current_id = str(facts.get("task_latest") or root_id)
+        view = TaskView(task_id=task_id, root_id=root_id, created_at=float(root.get("started_at") or time.time()),
                         updated_at=float(root.get("updated_at") or root.get("started_at") or time.time()),
                         job_id=current_id)
         if facts.get("task_cancelled"):
-            return view.at(cancelled=True)
+            return view.at(cancelled=str(facts["task_cancelled"]) if isinstance(facts["task_cancelled"], str)
+                           else "Cancelled.")
         try:
             outcome = await self.wait(current_id, 0)
-        except JobCancelled:
-            return view.at(cancelled=True)
+        except JobCancelled as cancelled:
+            return view.at(cancelled=cancelled.message)
         except NemoError as error:
             return view.at(error=error)
-        current = await self.jobs.record(current_id) if current_id != task_id else root
+        current = await self.jobs.record(current_id) if current_id != root_id else root
         updated = float((current or {}).get("updated_at") or 0)
-        if facts.get("task_tool") == "chat" and isinstance(outcome, ExportResult):
-            outcome = _as_chat(outcome)  # "export it" said to `chat`: the task's result has chat's shape
+        if task_id.startswith(CHAT_SHAPED) and isinstance(outcome, ExportResult):
+            outcome = _as_chat(outcome)
         return view.at(outcome=outcome, updated_at=max(view.updated_at, updated))
 
     async def project_videos(self) -> list[RenderRecord]:
@@ -638,25 +660,35 @@ class VideoService:
             raise InvalidInput("That part of the video does not exist.")
         return data
 
-    async def note_task(self, task_id: str, tool: str) -> TaskView:
-        """The task just created by `tool` (whose result shape its outcome keeps), as it stands."""
-        await self.jobs.note_record(task_id, task_tool=tool)
-        return await self.task(task_id)
+    async def new_task(self, job_id: str, tool: str) -> TaskView:
+        """The task of the job `tool` just started or joined, as it stands; its id keeps `tool`'s result shape."""
+        record = await self.jobs.record(job_id) or {}
+        return await self.task(f"{CHAT_SHAPED}{job_id}" if tool == "chat" and record.get("kind") == "export"
+                               else job_id)
 
-    async def answer_task(self, task_id: str, answer: str | None) -> None:
-        """The user's answer to a task's question: the agent's question's answer becomes the project's next turn;
-        a question about spending sends the turn that waited (or, declined with None, nothing at all)."""
+    async def answer_task(self, task_id: str, meaning: Callable[[ChatResult], str | None]) -> None:
+        """The user's answer to a task's question, as `meaning` reads it for that question: the words for NemoVideo's
+        question become the project's next turn; a yes to spending sends the turn that waited; None sends nothing."""
         view = await self.task(task_id)
         outcome = view.outcome
-        if not isinstance(outcome, ChatResult) or outcome.status != "needs_input" or view.cancelled:
+        if view.cancelled is not None:
+            raise InvalidInput(TASK_CANCELLED)
+        if not isinstance(outcome, ChatResult) or outcome.status != "needs_input":
             raise InvalidInput("This task is not waiting for an answer.")
-        if not await self.jobs.claim_answer(view.task_id, view.job_id):
-            raise InvalidInput("This question was already answered; the task goes on with that answer.")
+        answer = meaning(outcome)
+        if not await self.jobs.claim_answer(view.root_id, view.job_id):
+            raise InvalidInput(TASK_CANCELLED if (await self.task(task_id)).cancelled is not None
+                               else "This question was already answered; the task goes on with that answer.")
         asked = await self.jobs.record(view.job_id) or {}
         waiting_message = (asked.get("facts") or {}).get("message") if asked.get("kind") == "ask" else None
+
+        async def admitted(job: Job) -> bool:
+            # One step with the task's record: a `tasks/cancel` that came first wins and nothing is sent; one that
+            # comes later sees this job as the one to stop.
+            return await self.jobs.adopt(view.root_id, job.id)
+
         if answer is None:
-            declined = ChatResult(reply=spending.declined() if waiting_message else
-                                  "The question was left unanswered; nothing more was sent to NemoVideo.",
+            declined = ChatResult(reply=spending.declined() if waiting_message else UNANSWERED_QUESTION,
                                   action="chat", status="done")
 
             async def nothing_sent(job: Job[ChatResult]) -> ChatResult:
@@ -665,23 +697,35 @@ class VideoService:
             next_job = await self.jobs.start("ask", nothing_sent)
         else:
             try:
-                next_job = await (self._begin_turn(str(waiting_message), confirm_cost=True) if waiting_message is not None
-                                  else self._begin_turn(answer, confirm_cost=False))
+                next_job = await (
+                    self._begin_turn(str(waiting_message), confirm_cost=True, admitted=admitted)
+                    if waiting_message is not None else self._begin_turn(answer, confirm_cost=False, admitted=admitted))
             except NemoError:
                 # Nothing was started: the question is still open, and answering again must work.
-                await self.jobs.note_record(view.task_id, task_answered=None)
+                await self.jobs.release_answer(view.root_id)
                 raise
-        await self.jobs.note_record(view.task_id, task_latest=next_job.id)
+        # Followed from now on (the job may not have run its own admission yet); refused only when a cancel came
+        # first, and then the job sends nothing either.
+        if not await admitted(next_job):
+            await next_job.finished.wait()  # it refuses at once; ended, it blocks no next turn of the project
+            raise InvalidInput(TASK_CANCELLED)
 
-    async def cancel_task(self, task_id: str) -> CancelResult | None:
-        """`cancel` for the task's latest job; the task ends cancelled whatever that job was doing.
-        None when the task had already ended."""
-        view = await self.task(task_id)
-        if view.terminal:
-            return None
-        cancelled = await self.cancel(view.job_id)
-        await self.jobs.note_record(view.task_id, task_cancelled=True)
-        return cancelled
+    async def cancel_task(self, task_id: str) -> None:
+        """`cancel` for the job the task follows now; the task ends cancelled, saying what that meant. Raises
+        InvalidInput when the task had already ended."""
+        while True:
+            view = await self.task(task_id)
+            if view.terminal:
+                raise InvalidInput("That task had already ended; nothing was cancelled.")
+            # Marked in one step with "still following this job": an answer racing this either moved the task on
+            # first (look again, and stop its job) or will find it cancelled and send nothing.
+            if await self.jobs.end_task(view.root_id, view.job_id):
+                break
+        if isinstance(view.outcome, ChatResult) and view.outcome.status == "needs_input":
+            said = UNANSWERED_QUESTION
+        else:
+            said = (await self.cancel(view.job_id)).reply
+        await self.jobs.note_record(view.root_id, task_cancelled=said)
 
     # Work that lands after a turn's stream (two-stage generation)
 
@@ -808,8 +852,10 @@ class VideoService:
                 await stop()
                 return CancelResult(reply="The export was cancelled before its render started; nothing was rendered.",
                                     job_id=job_id, kind="export", cancelled_at_backend=False)
-            cancelled_at_backend = await self.exporter.cancel(render_id)
+            # Stopped first: a render cancelled while still followed could end its job as a failed render (NemoVideo
+            # reports it cancelled) before the job is marked cancelled.
             await stop()
+            cancelled_at_backend = await self.exporter.cancel(render_id)
             reply = ("The render was cancelled at NemoVideo." if cancelled_at_backend else
                      "Stopped waiting for the render; NemoVideo could not confirm that it stopped rendering.")
             return CancelResult(reply=reply, job_id=job_id, kind="export", cancelled_at_backend=cancelled_at_backend)

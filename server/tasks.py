@@ -23,11 +23,12 @@ from mcp.server.extension import Extension, MethodBinding
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolRequestParams, CallToolResult, RequestParams
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .consent import agreed, answer_in, question
 from .errors import InvalidInput, NemoError
 from .jobs import FINISHED_JOB_LIFETIME_SECONDS, UnknownJob
-from .logs import get_logger, redact_json
+from .logs import get_logger, redact, redact_json
 from .results import ChatResult, ToolResult
 
 if TYPE_CHECKING:
@@ -42,8 +43,6 @@ TASK_TOOLS = frozenset({"chat", "export", "upload"})
 POLL_INTERVAL_MS = 2000
 TTL_MS = int(FINISHED_JOB_LIFETIME_SECONDS * 1000)
 QUESTION_KEY = "answer"
-CONSENT_FIELD = "send"
-ANSWER_FIELD = "answer"
 
 ServiceFor = Callable[[ServerRequestContext[Any, Any]], AbstractAsyncContextManager["VideoService"]]
 ResultFor = Callable[[ToolResult | NemoError], Awaitable[CallToolResult]]
@@ -77,16 +76,21 @@ def _timestamp(seconds: float) -> str:
 
 
 def _question(outcome: ChatResult) -> dict[str, Any]:
-    """The question as a form elicitation: yes or no before spending, free text for the agent's question."""
-    if outcome.cost_estimate is not None:
-        schema = {"type": "object", "required": [CONSENT_FIELD], "properties": {
-            CONSENT_FIELD: {"type": "boolean", "title": "Send it",
-                            "description": f"Spend about {outcome.cost_estimate:g} credits on this turn"}}}
-    else:
-        schema = {"type": "object", "required": [ANSWER_FIELD], "properties": {
-            ANSWER_FIELD: {"type": "string", "title": "Your answer", "description": "sent to NemoVideo as it is"}}}
-    return {"method": "elicitation/create",
-            "params": {"mode": "form", "message": outcome.reply, "requestedSchema": schema}}
+    return question(outcome.reply, spend=outcome.cost_estimate is not None).model_dump(
+        mode="json", by_alias=True, exclude_none=True)
+
+
+def _meaning(answer: _Answer) -> Callable[[ChatResult], str | None]:
+    """What the answer says to the question it answers: "yes" to spending or the words for NemoVideo; None, nothing
+    to send."""
+    content = (answer.content or {}) if answer.action == "accept" else None
+
+    def meaning(asked: ChatResult) -> str | None:
+        if asked.cost_estimate is not None:
+            return "yes" if agreed(content) else None
+        return answer_in(content)
+
+    return meaning
 
 
 def _progress_line(outcome: ToolResult) -> str:
@@ -120,7 +124,7 @@ class TasksExtension(Extension):
         if structured.get("status") not in ("working", "needs_input"):
             return result
         task_id = str(structured["job_id"])
-        view = await self._with_service(ctx, lambda service: service.note_task(task_id, params.name))
+        view = await self._with_service(ctx, lambda service: service.new_task(task_id, params.name))
         detailed = await self._detailed(view)
         # The task as it stands, without what only tasks/get carries (a question, a result).
         return {"resultType": "task", **{key: value for key, value in detailed.items()
@@ -135,9 +139,10 @@ class TasksExtension(Extension):
             raise MCPError(code=INVALID_PARAMS, message="There is no task with that id (tasks are kept for 24 "
                            "hours).") from None
         except InvalidInput as error:
-            raise MCPError(code=INVALID_PARAMS, message=error.message) from None
+            raise MCPError(code=INVALID_PARAMS, message=redact(error.message)) from None
         except NemoError as error:
-            raise MCPError(code=INTERNAL_ERROR, message=error.message) from None
+            # A sentence can quote what the backend said: redacted as a tool result's text is.
+            raise MCPError(code=INTERNAL_ERROR, message=redact(error.message)) from None
 
     async def _detailed(self, view: TaskView) -> dict[str, Any]:
         # Every string that leaves, redacted as tool results are: a status line can quote the agent, a question is
@@ -149,8 +154,8 @@ class TasksExtension(Extension):
                                 "lastUpdatedAt": _timestamp(view.updated_at), "ttlMs": TTL_MS,
                                 "pollIntervalMs": POLL_INTERVAL_MS}
         outcome = view.outcome
-        if view.cancelled:
-            return {**task, "status": "cancelled", "statusMessage": "Cancelled."}
+        if view.cancelled is not None:
+            return {**task, "status": "cancelled", "statusMessage": view.cancelled}
         if view.error is not None:
             # As the call without a task answers it: a tool result that is an error, with its sentence.
             return {**task, "status": "completed", "statusMessage": view.error.message,
@@ -175,19 +180,14 @@ class TasksExtension(Extension):
         if response is None:
             raise MCPError(code=INVALID_PARAMS, message=f"inputResponses has no {QUESTION_KEY!r}: answer the "
                            "task's input request by its key.")
-        answer = _Answer.model_validate(response)
-        content = answer.content or {}
-        text: str | None = None  # declined, cancelled or left empty: nothing more is sent
-        if answer.action == "accept":
-            if CONSENT_FIELD in content:
-                text = "yes" if content[CONSENT_FIELD] is True else None
-            elif isinstance(content.get(ANSWER_FIELD), str) and content[ANSWER_FIELD].strip():
-                text = content[ANSWER_FIELD]
-        await self._with_service(ctx, lambda service: service.answer_task(params.task_id, text))
+        try:
+            answer = _Answer.model_validate(response)
+        except ValidationError:
+            raise MCPError(code=INVALID_PARAMS, message=f"inputResponses[{QUESTION_KEY!r}] is not an elicitation "
+                           "result: send its action (accept, decline or cancel) and, accepted, its content.") from None
+        await self._with_service(ctx, lambda service: service.answer_task(params.task_id, _meaning(answer)))
         return {}
 
     async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: _TaskParams) -> dict[str, Any]:
-        cancelled = await self._with_service(ctx, lambda service: service.cancel_task(params.task_id))
-        if cancelled is None:
-            raise MCPError(code=INVALID_PARAMS, message="That task had already ended; nothing was cancelled.")
+        await self._with_service(ctx, lambda service: service.cancel_task(params.task_id))
         return {}

@@ -27,6 +27,8 @@ from pydantic import Field, ValidationError
 from . import __version__, metrics
 from .consent import (
     ASKED_TO_SPEND,
+    agreed,
+    answer_in,
     asked_by_round_trip,
     can_ask_by_round_trip,
     offer_link,
@@ -44,6 +46,7 @@ from .results import (
     ExportResult,
     ProjectsResult,
     StateResult,
+    UNANSWERED_QUESTION,
     ToolResult,
     UploadResult,
 )
@@ -341,10 +344,10 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         if answered is not None:  # this call carries the answer: the message itself was handled by the first one
             asked, content = answered
             if asked == ASKED_TO_SPEND:
-                return await (send_anyway() if content and content.get("send") is True else declined())
-            answer = str((content or {}).get("answer") or "").strip()
-            return await (send_answer(answer) if answer else call_result(ChatResult(
-                reply="The question was left unanswered; nothing more was sent to NemoVideo.", action="chat",
+                return await (send_anyway() if agreed(content) else declined())
+            answer = answer_in(content)
+            return await (send_answer(answer) if answer is not None else call_result(ChatResult(
+                reply=UNANSWERED_QUESTION, action="chat",
                 status="done")))
         result = await adapt(ctx, lambda service: service.chat(message, budget, progress_reporter(ctx),
                                                                confirm_cost=confirm_cost))

@@ -94,6 +94,7 @@ async def test_a_render_is_cancelled_through_tasks_cancel(sandbox, env) -> None:
         await task.cancel()
         status = await task.status()
         assert status.status == "cancelled"
+        assert status.status_message == "The render was cancelled at NemoVideo."  # what `cancel` says, not a bare word
     [render_id] = sandbox.render_ids()
     assert sandbox.count(f"/api/render/proxy/lambda/{render_id}/cancel", "POST") == 1
 
@@ -163,7 +164,8 @@ async def test_an_export_asked_for_in_words_ends_with_chats_result(sandbox, env)
         await client.call_tool("chat", {"message": GENERATE})
         task = await call_tool_task(client, "chat", {"message": "export the video"})
         result = await task.result()
-    assert task.task_id.startswith("export_")
+    # The export's job, followed under an id of its own that answers as `chat` does
+    assert task.task_id.startswith("chat-export_")
     assert result.structured_content["action"] == "export" and result.structured_content["status"] == "done"
 
 
@@ -194,7 +196,7 @@ async def test_two_answers_to_one_question_send_one_turn(sandbox, quick_service)
 
     async def answer() -> None:
         try:
-            await quick_service.answer_task(task_id, GENERATE)
+            await quick_service.answer_task(task_id, lambda asked: GENERATE)
         except InvalidInput as error:
             refused.append(error.message)
 
@@ -220,9 +222,114 @@ async def test_a_tasks_status_line_and_question_are_redacted(sandbox, quick_serv
     register_secret(token)
     try:
         extension = TasksExtension(lambda ctx: None, call_result)  # type: ignore[arg-type]
-        view = TaskView(task_id="turn_x", created_at=1.0, updated_at=2.0, job_id="turn_x")
+        view = TaskView(task_id="turn_x", root_id="turn_x", created_at=1.0, updated_at=2.0, job_id="turn_x")
         for status in ("working", "needs_input", "done"):
             outcome = ChatResult(reply=f"Your token is {token}", action="chat", status=status)
             assert token not in str(await extension._detailed(view.at(outcome=outcome)))  # noqa: SLF001
     finally:
         forget_secret(token)
+
+
+@pytest.mark.parametrize("lands", ["before the answer", "once the answer is claimed", "once its turn is adopted"])
+async def test_a_cancel_racing_an_answer_never_leaves_a_turn_running_after_it(sandbox, quick_service, monkeypatch,
+                                                                              lands: str) -> None:
+    """`tasks/cancel` landing at each step of a `tasks/update` (as two replicas may interleave them): either nothing
+    is sent, or the turn the answer started is the one the cancel stops; never a cancelled task whose turn runs on."""
+    from nemovideo_mcp.errors import InvalidInput
+    from nemovideo_mcp.jobs import JobCancelled
+
+    sandbox.late_write_seconds = None
+    task_id = (await quick_service.chat("hello there", wait_seconds=0)).job_id
+    assert (await quick_service.wait(task_id, wait_seconds=10)).status == "needs_input"
+    sent_before = sandbox.count("/run_sse")
+    step = {"once the answer is claimed": "claim_answer", "once its turn is adopted": "adopt"}.get(lands)
+    answered = False
+    async with anyio.create_task_group() as group:
+        if step is None:
+            await quick_service.cancel_task(task_id)
+        else:
+            real, cancelling = getattr(quick_service.jobs, step), []
+
+            async def then_cancel(*args):
+                done = await real(*args)
+                if not cancelling:  # the cancel runs as its own request would, while this step's caller waits
+                    cancelling.append(anyio.Event())
+                    group.start_soon(cancel_then_set, cancelling[0])
+                    await cancelling[0].wait()
+                return done
+
+            async def cancel_then_set(cancelled: anyio.Event) -> None:
+                try:
+                    await quick_service.cancel_task(task_id)
+                finally:
+                    cancelled.set()
+
+            monkeypatch.setattr(quick_service.jobs, step, then_cancel)
+        try:
+            await quick_service.answer_task(task_id, lambda asked: "a calm beach at dawn")
+            answered = True
+        except InvalidInput as refused:
+            assert refused.message == "This task was cancelled; nothing was sent."
+    view = await quick_service.task(task_id)
+    assert view.cancelled is not None
+    if lands == "once its turn is adopted":
+        assert answered and view.job_id != task_id
+        with pytest.raises(JobCancelled):  # the answer's turn is the one the cancel stopped
+            await quick_service.wait(view.job_id, wait_seconds=10)
+        assert "may still be charged" in view.cancelled
+    else:
+        assert not answered and view.job_id == task_id and "left unanswered" in view.cancelled
+        assert sandbox.count("/run_sse") == sent_before
+
+
+async def test_an_export_and_a_chat_joining_one_render_each_keep_their_result_shape(sandbox, quick_service) -> None:
+    from nemovideo_mcp.results import ChatResult, ExportResult
+
+    sandbox.late_write_seconds = None
+    sandbox.real_renders = False
+    sandbox.render_seconds = 1.0
+    assert (await quick_service.chat(GENERATE, wait_seconds=30)).status == "done"
+    exporting = await quick_service.export(wait_seconds=0)
+    said = await quick_service.chat("export the video", wait_seconds=0)
+    assert said.job_id == exporting.job_id  # one render, followed by one job
+    by_export = await quick_service.new_task(exporting.job_id, "export")
+    by_chat = await quick_service.new_task(said.job_id, "chat")
+    assert by_export.task_id != by_chat.task_id
+    await quick_service.wait(exporting.job_id, wait_seconds=30)
+    exported = (await quick_service.task(by_export.task_id)).outcome
+    chatted = (await quick_service.task(by_chat.task_id)).outcome
+    assert isinstance(exported, ExportResult) and exported.status == "done" and exported.path
+    assert isinstance(chatted, ChatResult) and chatted.action == "export" and chatted.status == "done"
+
+
+def test_a_spending_question_answered_in_the_wrong_field_is_a_no() -> None:
+    from nemovideo_mcp.results import ChatResult
+    from nemovideo_mcp.tasks import _Answer, _meaning
+
+    spending = ChatResult(reply="Send it?", action="chat", status="needs_input", cost_estimate=100)
+    agents = ChatResult(reply="What would you like?", action="chat", status="needs_input")
+    for content in ({"answer": "no"}, {"answer": "yes"}, {"send": "true"}, {}):
+        assert _meaning(_Answer(action="accept", content=content))(spending) is None
+    assert _meaning(_Answer(action="accept", content={"send": True}))(spending) == "yes"
+    assert _meaning(_Answer(action="decline"))(spending) is None
+    assert _meaning(_Answer(action="accept", content={"answer": " a beach "}))(agents) == " a beach "  # as written
+    assert _meaning(_Answer(action="accept", content={"send": True}))(agents) is None
+
+
+async def test_a_malformed_answer_is_invalid_params_and_leaves_the_question_open(sandbox, env) -> None:
+    from fastmcp_tasks.client_models import UpdateTaskRequest, UpdateTaskRequestParams
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import INVALID_PARAMS, Result
+
+    async with stdio_client(env) as client:
+        task = await call_tool_task(client, "chat", {"message": "hello there"})
+        with anyio.fail_after(10):
+            while (await get_task(client, task.task_id)).status != "input_required":
+                await anyio.sleep(0.05)  # polled as a client polls: the server process has no event to await
+        for malformed in ({"action": "maybe"}, "yes", {"action": "accept", "content": "a beach"}):
+            with pytest.raises(MCPError) as refused:
+                await client.session.send_request(UpdateTaskRequest(params=UpdateTaskRequestParams(
+                    task_id=task.task_id, input_responses={"answer": malformed})), Result)
+            assert refused.value.error.code == INVALID_PARAMS
+        assert (await get_task(client, task.task_id)).status == "input_required"
+    assert sandbox.count("/run_sse") == 1
