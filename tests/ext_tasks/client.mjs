@@ -1,22 +1,25 @@
 // The TypeScript Tasks client (@modelcontextprotocol/ext-tasks, on @modelcontextprotocol/client) against our
-// server over Streamable HTTP: `node client.mjs <mcp url> <scenario>`; prints one JSON line of what it saw.
+// server: `node client.mjs <target> <scenario> [answer]`; prints one JSON line of what it saw. The target is a
+// Streamable HTTP URL, or a JSON array `[command, ...args]` that starts the server over stdio.
 // Scenarios: "generate" (a chat turn that generates), "question" (the agent's question answered through the
 // task, with the answer given in argv[4]), "cancel" (an export's render cancelled through tasks/cancel once the
 // task's status says it is rendering).
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import { createTaskSessionFromClient } from "@modelcontextprotocol/ext-tasks/client";
 
-const [url, scenario, answer] = process.argv.slice(2);
+const [target, scenario, answer] = process.argv.slice(2);
 const PROTOCOL = "2026-07-28";
 const clientInfo = { name: "ext-tasks-test", version: "0" };
+const overStdio = target.startsWith("[");
 
-// Task requests travel as raw JSON-RPC (the package's V2 wire shapes, framed by the package itself), with the
-// headers a 2026-07-28 Streamable HTTP request carries.
-async function rawDispatch(request) {
+// Task requests travel as raw JSON-RPC (the package's V2 wire shapes, framed by the package itself): over HTTP as
+// POSTs with the headers a 2026-07-28 Streamable HTTP request carries, over stdio on the client's own pipe.
+async function httpDispatch(request) {
   const headers = { "content-type": "application/json", accept: "application/json, text/event-stream",
                     "mcp-protocol-version": PROTOCOL, "mcp-method": request.method };
   if (request.method === "tools/call") headers["mcp-name"] = request.params.name;
-  const response = await fetch(url, {
+  const response = await fetch(target, {
     method: "POST",
     headers,
     body: JSON.stringify({ jsonrpc: "2.0", id: Math.floor(Math.random() * 1e9), ...request }),
@@ -25,15 +28,51 @@ async function rawDispatch(request) {
   const body = response.headers.get("content-type")?.startsWith("text/event-stream")
     ? JSON.parse(text.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5)).pop())
     : JSON.parse(text);
+  return answered(body);
+}
+
+function answered(body) {
   return body.error ? { kind: "error", error: body.error } : { kind: "result", result: body.result };
 }
 
+let transport;
+const waitingOnPipe = new Map();
+let rawNumber = 0;
+
+async function stdioDispatch(request) {
+  const id = `raw-${++rawNumber}`;
+  const reply = new Promise((resolve) => waitingOnPipe.set(id, resolve));
+  await transport.send({ jsonrpc: "2.0", id, ...request });
+  return answered(await reply);
+}
+
+function takeRawReplies() {
+  // Replies to raw requests are ours; everything else goes to the Client as before.
+  const clients = transport.onmessage;
+  transport.onmessage = (message, extra) => {
+    const resolve = waitingOnPipe.get(message.id);
+    if (resolve && !message.method) {
+      waitingOnPipe.delete(message.id);
+      resolve(message);
+    } else {
+      clients(message, extra);
+    }
+  };
+}
+
 const client = new Client(clientInfo, { capabilities: {}, versionNegotiation: { mode: { pin: PROTOCOL } } });
-await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+if (overStdio) {
+  const [command, ...args] = JSON.parse(target);
+  transport = new StdioClientTransport({ command, args, env: process.env, stderr: "inherit" });
+} else {
+  transport = new StreamableHTTPClientTransport(new URL(target));
+}
+await client.connect(transport);
+if (overStdio) takeRawReplies();
 const asked = [];
 const session = createTaskSessionFromClient(client, {
   endpointId: "nemovideo-test",
-  rawDispatch,
+  rawDispatch: overStdio ? stdioDispatch : httpDispatch,
   v2RequestFraming: { protocolVersion: PROTOCOL, clientInfo, clientCapabilities: { extensions: {} } },
   onInputRequest: async (request) => {
     asked.push(request.params.message);
