@@ -64,7 +64,6 @@ from .timeline import summarize, tracks_of
 from .users import UserContext
 from .upload import (
     ByteProgress,
-    InvalidSource,
     check_media,
     check_sources,
     check_url,
@@ -384,8 +383,6 @@ class VideoService:
         name = dropped_name(name)
         if offset == 0:
             check_media(name, size, self.settings)
-            if size == 0:
-                raise InvalidSource(f"{name} is empty (0 bytes). Check that the file was saved completely.")
         path = staged(self.settings.state_dir, upload_id, name)
         received = await anyio.to_thread.run_sync(receive, path, size, offset, data)
         if received < size:
@@ -398,8 +395,6 @@ class VideoService:
     async def upload_dropped(self, session_id: str, name: str, size: int, chunks: AsyncIterator[bytes]) -> UploadedItem:
         """A file dropped on the upload page, checked as `upload` checks a path, then passed on as it arrives."""
         check_media(name, size, self.settings)
-        if size == 0:
-            raise InvalidSource(f"{name} is empty (0 bytes). Check that the file was saved completely.")
         if await self.sessions.project(session_id) is None:
             raise UnknownProject("The project this upload page was made for is gone. Ask for the upload again.")
         return await upload_stream(self.client, session_id, name, size, chunks)

@@ -66,16 +66,17 @@ def check_file(source: str, settings: Settings) -> LocalFile:
     if not os.access(path, os.R_OK):
         raise InvalidSource(f"{source} cannot be read (permission denied). Copy it somewhere readable and try again.")
     size = path.stat().st_size
-    if size == 0:
-        raise InvalidSource(f"{source} is empty (0 bytes). Check that the file was saved completely.")
-    check_media(path.name, size, settings)
+    check_media(path.name, size, settings, shown=source)
     # A link is read through, but sent under its own name: that name is what was checked.
     return LocalFile(path=path.resolve(), name=path.name, size=size)
 
 
-def check_media(name: str, size: int, settings: Settings) -> None:
-    """What NemoVideo takes, by the file's name and size: the same rules for a path and for a dropped file."""
+def check_media(name: str, size: int, settings: Settings, *, shown: str | None = None) -> None:
+    """What NemoVideo takes, by the file's name and size: the same rules for a path and for a dropped file.
+    `shown` is how the user knows the file when that is not its name (the path they gave)."""
     assert settings.max_upload_bytes is not None, "resolve limits with Settings.with_skill_limits first"
+    if size == 0:
+        raise InvalidSource(f"{shown or name} is empty (0 bytes). Check that the file was saved completely.")
     if extension_of(name) not in settings.accepted_formats:
         shown = PurePath(name).suffix.lower() or ".(no extension)"
         raise UnsupportedFileType(settings.accepted_formats, what=f"{shown} files", name=name)
