@@ -176,7 +176,7 @@ class RenderRegistry:
     async def delivered(self, api_url: str, session_id: str) -> list[RenderRecord]:
         """The project's videos that were saved on this computer and are still there, newest first."""
         found = []
-        for entry in await self._store.renders_of_project(api_url, session_id):
+        for entry in await self._store.renders(api_url, session_id):
             try:
                 record = RenderRecord.model_validate(entry)
             except ValueError:
@@ -187,7 +187,7 @@ class RenderRegistry:
 
     async def reusable(self, api_url: str, session_id: str, digest: str) -> RenderRecord | None:
         """The newest render of this exact draft that is still usable: in flight, finished, or delivered and on disk."""
-        for entry in await self._store.renders_of_draft(api_url, session_id, digest):
+        for entry in await self._store.renders(api_url, session_id, digest):
             try:
                 record = RenderRecord.model_validate(entry)
             except ValueError:

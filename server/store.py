@@ -192,18 +192,13 @@ class UserStore:
             (self.user_id, api_url))
         return [record for (raw,) in rows if (record := _decoded(raw)) is not None]
 
-    async def renders_of_project(self, api_url: str, session_id: str) -> list[Document]:
-        """Every render of a project, newest first."""
+    async def renders(self, api_url: str, session_id: str, draft_hash: str | None = None) -> list[Document]:
+        """A project's renders (of this exact draft, when given), newest first."""
+        of_draft = " AND draft_hash = ?" if draft_hash is not None else ""
         rows = await (await self._database()).fetch(
-            "SELECT data FROM renders WHERE user_id = ? AND session_id = ? AND api_url = ? ORDER BY started_at DESC",
-            (self.user_id, session_id, api_url))
-        return [record for (raw,) in rows if (record := _decoded(raw)) is not None]
-
-    async def renders_of_draft(self, api_url: str, session_id: str, draft_hash: str) -> list[Document]:
-        """Renders of this exact draft, newest first."""
-        rows = await (await self._database()).fetch(
-            "SELECT data FROM renders WHERE user_id = ? AND session_id = ? AND draft_hash = ? AND api_url = ? "
-            "ORDER BY started_at DESC", (self.user_id, session_id, draft_hash, api_url))
+            f"SELECT data FROM renders WHERE user_id = ? AND session_id = ? AND api_url = ?{of_draft} "
+            "ORDER BY started_at DESC",
+            (self.user_id, session_id, api_url, *(() if draft_hash is None else (draft_hash,))))
         return [record for (raw,) in rows if (record := _decoded(raw)) is not None]
 
 

@@ -47,14 +47,14 @@ async def test_no_user_reads_changes_or_finds_another_users_records(store) -> No
     assert await bob.live_jobs(("turn",), now - 60) == []
     assert await bob.live_jobs(("turn",), now - 60, session_id="s1") == []
     assert await bob.projects("https://api") == []
-    assert await bob.renders_of_draft("https://api", "s1", "h") == []
+    assert await bob.renders("https://api", "s1", "h") == []
     # The same id sent by another user is that user's own (absent) record: Alice's stays as it was.
     assert await bob.update(JOBS, "turn_1", lambda record: record and {**record, "cancel_requested": True}) is None
     await bob.delete(JOBS, "turn_1")
     assert await alice.get(JOBS, "turn_1") == job
     assert [record["id"] for record in await alice.live_jobs(("turn",), now - 60, session_id="s1")] == ["turn_1"]
     assert len(await alice.projects("https://api")) == 1
-    assert len(await alice.renders_of_draft("https://api", "s1", "h")) == 1
+    assert len(await alice.renders("https://api", "s1", "h")) == 1
 
 
 async def test_a_user_cannot_wait_on_or_cancel_another_users_job(sandbox, quick_settings, identity) -> None:
