@@ -7,6 +7,7 @@ refuses results over 1 MB, so the sheet is a strip of small frames at modest JPE
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 
@@ -24,6 +25,17 @@ MAX_SHEET_BYTES = 120_000
 def contact_sheet(path: Path) -> bytes | None:
     """FRAMES frames taken evenly through the video, side by side, as JPEG; None without the render extra or for
     a file that cannot be decoded."""
+    try:
+        seen = path.stat()
+    except OSError:
+        return None
+    return _sheet_of_version(str(path), seen.st_mtime_ns, seen.st_size)
+
+
+# An export's result is built again on every `wait` and `tasks/get` that reports it: decoded once per file version.
+@functools.lru_cache(maxsize=8)
+def _sheet_of_version(name: str, mtime_ns: int, size: int) -> bytes | None:
+    path = Path(name)
     try:
         import av
         from PIL import Image

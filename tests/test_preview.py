@@ -42,3 +42,20 @@ def test_a_file_that_is_not_a_video_has_no_contact_sheet(tmp_path: Path) -> None
     not_video = tmp_path / "notes.mp4"
     not_video.write_bytes(b"not a video at all")
     assert contact_sheet(not_video) is None
+
+
+def test_a_video_is_decoded_once_per_version_of_its_file(tmp_path: Path) -> None:
+    """Every `wait` or `tasks/get` that reports an export builds its result again: the sheet is decoded once."""
+    import os
+    import shutil
+
+    from nemovideo_mcp.sandbox.studio import PLACEHOLDER
+
+    video = tmp_path / "take.mp4"
+    shutil.copyfile(PLACEHOLDER, video)
+    first = contact_sheet(video)
+    assert first is not None and contact_sheet(video) is first
+    seen = video.stat()
+    os.utime(video, ns=(seen.st_atime_ns, seen.st_mtime_ns + 1_000_000_000))  # the file written again
+    again = contact_sheet(video)
+    assert again == first and again is not first
