@@ -105,10 +105,16 @@ def answer_in(content: dict[str, Any] | None) -> str | None:
     return answer if isinstance(answer, str) and answer.strip() else None
 
 
+def _question_in(result: CallToolResult) -> dict[str, Any] | None:
+    """A chat result that asks the user something (`needs_input`), as structured content; None for any other."""
+    asked = result.structured_content if not result.is_error else None
+    return asked if asked and asked.get("status") == "needs_input" else None
+
+
 def asked_by_round_trip(result: CallToolResult) -> InputRequiredResult | None:
     """A `needs_input` chat result as the question of a round trip; None for any other result."""
-    asked = result.structured_content if not result.is_error else None
-    if not asked or asked.get("status") != "needs_input":
+    asked = _question_in(result)
+    if asked is None:
         return None
     spend = asked.get("cost_estimate") is not None
     return InputRequiredResult(input_requests={ROUND_TRIP_KEY: question(str(asked["reply"]), spend=spend)},
@@ -135,8 +141,8 @@ async def settled_in_call(ctx: Context, result: CallToolResult, *, send_anyway: 
     """A `needs_input` chat result asked as an elicitation, where the client can answer one: agreed spending
     sends the turn that waited, an answer to NemoVideo's question goes as the next turn; no answer to the
     question leaves the result as it was."""
-    asked = result.structured_content if not result.is_error else None
-    if not asked or asked.get("status") != "needs_input" or not can_ask(ctx):
+    asked = _question_in(result)
+    if asked is None or not can_ask(ctx):
         return result
     if asked.get("cost_estimate") is not None:
         return await (send_anyway() if await agreed_to_spend(ctx, str(asked["reply"])) else declined())
