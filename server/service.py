@@ -90,6 +90,7 @@ TAKEOVER_PAUSE_SECONDS = 0.5
 # How often each table's retention rule runs (and once at start).
 PROJECTS_PER_PAGE = 10
 LATE_WRITE_INTRO = "NemoVideo finished more work after its reply:"
+SECOND_STAGE_STEP = "🎵 The video is made; NemoVideo is adding its music and titles…"
 # Local files this large upload as a task for a client that follows tasks: at a home connection's few MB/s of
 # upstream they take longer than a host waits for a tool.
 LONG_UPLOAD_BYTES = 32 * 1024 * 1024
@@ -633,7 +634,32 @@ class VideoService:
         updated = float((current or {}).get("updated_at") or 0)
         if task_id.startswith(CHAT_SHAPED) and isinstance(outcome, ExportResult):
             outcome = _as_chat(outcome)
+        if isinstance(outcome, ChatResult) and outcome.status == "done" and outcome.follow_up_job_id:
+            return await self._to_second_stage(view.at(updated_at=max(view.updated_at, updated)), outcome)
         return view.at(outcome=outcome, updated_at=max(view.updated_at, updated))
+
+    async def _to_second_stage(self, view: TaskView, turn: ChatResult) -> TaskView:
+        """A task follows a generation to its end: while NemoVideo adds the music and titles it is still working
+        (its work, for `tasks/cancel`, the watch), and what they added is part of its result, so a task's client
+        never needs `wait`. Other late work is reported with the next result, as it is without tasks."""
+        watch_id = str(turn.follow_up_job_id)
+        finished = turn.model_copy(update={"follow_up_job_id": None})
+        watch = await self.jobs.record(watch_id)
+        if not ((watch or {}).get("facts") or {}).get("second_stage"):
+            return view.at(outcome=finished)
+        try:
+            late = await self.wait(watch_id, 0)
+        except NemoError:  # the watch failed or was stopped: the video is as the turn left it
+            return view.at(outcome=finished)
+        if late.status == "working":
+            adding = ChatResult(reply=SECOND_STAGE_STEP, action="chat", status="working", job_id=watch_id)
+            return replace(view, job_id=watch_id).at(outcome=adding,
+                                                     updated_at=max(view.updated_at, float(watch.get("updated_at") or 0)))
+        if not isinstance(late, ChatResult) or not late.changes:
+            return view.at(outcome=finished)
+        return view.at(outcome=finished.model_copy(update={
+            "reply": "\n".join([turn.reply, late.reply]), "changes": [*turn.changes, *late.changes],
+            "timeline": late.timeline or turn.timeline}))
 
     async def project_videos(self) -> list[RenderRecord]:
         """The current project's videos saved on this computer, newest first (for the player; a hosted server

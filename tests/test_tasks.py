@@ -28,11 +28,16 @@ def stdio_client(env: dict[str, str], **kwargs) -> Client:
 
 async def test_a_generation_is_one_task_followed_to_its_result_over_stdio(sandbox, env) -> None:
     sandbox.turn_seconds = 1.0
+    sandbox.late_write_seconds = 1.0  # the music and titles land a second after the reply, as NemoVideo's do
     async with stdio_client(env) as client:
         task = await call_tool_task(client, "chat", {"message": GENERATE})
         assert task.task_id.startswith("turn_")
         result = await task.result()
-    assert result.structured_content["status"] == "done" and result.structured_content["generated"]
+    made = result.structured_content
+    assert made["status"] == "done" and made["generated"]
+    # The whole generation, its second stage included: nothing is left for `wait`
+    assert "NemoVideo finished more work after its reply:" in made["reply"] and made.get("follow_up_job_id") is None
+    assert "`wait`" not in result.content[0].text
     assert sandbox.count("/run_sse") == 1
 
 
@@ -333,3 +338,20 @@ async def test_a_malformed_answer_is_invalid_params_and_leaves_the_question_open
             assert refused.value.error.code == INVALID_PARAMS
         assert (await get_task(client, task.task_id)).status == "input_required"
     assert sandbox.count("/run_sse") == 1
+
+
+async def test_a_generations_task_works_on_until_its_music_and_titles_land(sandbox, quick_service) -> None:
+    from nemovideo_mcp.service import SECOND_STAGE_STEP
+
+    sandbox.late_write_seconds = 1.0
+    task_id = (await quick_service.chat(GENERATE, wait_seconds=0)).job_id
+    steps: list[tuple[str, str]] = []
+    with anyio.fail_after(30):
+        while (view := await quick_service.task(task_id)).outcome.status == "working":
+            steps.append((view.outcome.reply, view.job_id))
+            await quick_service.wait(view.job_id, wait_seconds=1)
+    adding = [job_id for step, job_id in steps if step == SECOND_STAGE_STEP]
+    assert adding and all(job_id.startswith("follow_up_") for job_id in adding)  # the watch is what a cancel stops
+    assert view.outcome.generated and view.outcome.follow_up_job_id is None
+    turn = await quick_service.wait(task_id, wait_seconds=0)
+    assert len(view.outcome.changes) > len(turn.changes)  # the second stage's changes are the task's too
