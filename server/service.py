@@ -151,10 +151,11 @@ class TaskView:
     root_id: str  # the task's first job, whose record keeps the task's facts
     created_at: float
     updated_at: float
-    job_id: str
+    job_id: str  # the latest job of the chain (a question's, an answer's)
     outcome: JobOutcome | None = None
     error: NemoError | None = None
     cancelled: str | None = None  # what stopping it meant for the work (it may still be charged)
+    watching: str | None = None  # after a generation: the watch for its second stage, what a cancel stops then
 
     def at(self, *, outcome: JobOutcome | None = None, error: NemoError | None = None,
               cancelled: str | None = None, updated_at: float | None = None) -> TaskView:
@@ -653,7 +654,7 @@ class VideoService:
             return view.at(outcome=finished)
         if late.status == "working":
             adding = ChatResult(reply=SECOND_STAGE_STEP, action="chat", status="working", job_id=watch_id)
-            return replace(view, job_id=watch_id).at(outcome=adding,
+            return replace(view, watching=watch_id).at(outcome=adding,
                                                      updated_at=max(view.updated_at, float(watch.get("updated_at") or 0)))
         if not isinstance(late, ChatResult) or not late.changes:
             return view.at(outcome=finished)
@@ -745,7 +746,7 @@ class VideoService:
         if isinstance(view.outcome, ChatResult) and view.outcome.status == "needs_input":
             said = UNANSWERED_QUESTION
         else:
-            said = (await self.cancel(view.job_id)).reply
+            said = (await self.cancel(view.watching or view.job_id)).reply
         await self.jobs.note_record(view.root_id, task_cancelled=said)
 
     # Work that lands after a turn's stream (two-stage generation)

@@ -348,10 +348,29 @@ async def test_a_generations_task_works_on_until_its_music_and_titles_land(sandb
     steps: list[tuple[str, str]] = []
     with anyio.fail_after(30):
         while (view := await quick_service.task(task_id)).outcome.status == "working":
-            steps.append((view.outcome.reply, view.job_id))
-            await quick_service.wait(view.job_id, wait_seconds=1)
+            steps.append((view.outcome.reply, view.watching or view.job_id))
+            await quick_service.wait(view.watching or view.job_id, wait_seconds=1)
     adding = [job_id for step, job_id in steps if step == SECOND_STAGE_STEP]
     assert adding and all(job_id.startswith("follow_up_") for job_id in adding)  # the watch is what a cancel stops
     assert view.outcome.generated and view.outcome.follow_up_job_id is None
     turn = await quick_service.wait(task_id, wait_seconds=0)
     assert len(view.outcome.changes) > len(turn.changes)  # the second stage's changes are the task's too
+
+
+async def test_a_generations_task_cancelled_while_its_music_lands_stops_the_watch(sandbox, quick_service) -> None:
+    from nemovideo_mcp.service import SECOND_STAGE_STEP
+
+    sandbox.late_write_seconds = 30.0
+    task_id = (await quick_service.chat(GENERATE, wait_seconds=0)).job_id
+    with anyio.fail_after(30):
+        while (view := await quick_service.task(task_id)).outcome.reply != SECOND_STAGE_STEP:
+            await quick_service.wait(view.job_id, wait_seconds=1)
+    from nemovideo_mcp.jobs import JobCancelled
+
+    watch = view.watching
+    assert watch is not None and view.job_id == task_id
+    with anyio.fail_after(10):  # not looping on a chain that never names the watch
+        await quick_service.cancel_task(task_id)
+    assert (await quick_service.task(task_id)).cancelled == "Stopped watching the project for late changes."
+    with pytest.raises(JobCancelled):
+        await quick_service.wait(watch, wait_seconds=10)
