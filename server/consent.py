@@ -27,6 +27,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 
 from .errors import ExportBlocked, NemoError, OutOfCredits
+from .results import ChatResult
 from .logs import get_logger
 
 log = get_logger("consent")
@@ -40,10 +41,11 @@ class Answer(BaseModel):
     answer: str = Field(title="Your answer", description="sent to NemoVideo as it is")
 
 
-# The round trip's question key and what the sealed state says was asked.
+# The round trip's question key, and the sealed state's prefix before the id of the question asked.
 ROUND_TRIP_KEY = "answer"
-ASKED_TO_SPEND = "nemovideo:spend"
-ASKED_THE_AGENTS_QUESTION = "nemovideo:question"
+ASKED = "nemovideo:question:"
+# Questions asked one after another in one call (an answer's turn may ask again); past this the result says it.
+MAX_QUESTIONS_IN_CALL = 5
 
 
 def _modern(ctx: Context) -> bool:
@@ -74,15 +76,15 @@ def can_ask_by_round_trip(ctx: Context) -> bool:
 
 
 def round_trip_answer(ctx: Context) -> tuple[str, dict[str, Any] | None] | None:
-    """On the call that carries the answer: what was asked, and the form's content (None: declined or cancelled).
-    None on any other call. The state is one this server sealed: the SDK refuses any other."""
+    """On the call that carries the answer: the id of the question asked, and the form's content (None: declined
+    or cancelled). None on any other call. The state is one this server sealed: the SDK refuses any other."""
     asked, responses = ctx.request_state, ctx.input_responses
-    if asked not in (ASKED_TO_SPEND, ASKED_THE_AGENTS_QUESTION) or not responses or ROUND_TRIP_KEY not in responses:
+    if not asked or not asked.startswith(ASKED) or not responses or ROUND_TRIP_KEY not in responses:
         return None
     response = responses[ROUND_TRIP_KEY]
     answered = response if isinstance(response, ElicitResult) else ElicitResult.model_validate(
         response.model_dump() if isinstance(response, BaseModel) else response)
-    return asked, (answered.content or {}) if answered.action == "accept" else None
+    return asked.removeprefix(ASKED), (answered.content or {}) if answered.action == "accept" else None
 
 
 def question(message: str, *, spend: bool) -> ElicitRequest:
@@ -91,6 +93,17 @@ def question(message: str, *, spend: bool) -> ElicitRequest:
     form = ElicitRequestFormParams(message=message, requested_schema=render_elicitation_schema(
         Consent if spend else Answer))
     return ElicitRequest(params=form)
+
+
+def meaning_of(content: dict[str, Any] | None) -> Callable[[ChatResult], str | None]:
+    """What an answer's form content (None: declined or cancelled) says to the question it answers: "yes" to
+    spending, the words for NemoVideo's question as written, or None (nothing to send)."""
+    def said_to(asked: ChatResult) -> str | None:
+        if asked.cost_estimate is not None:
+            return "yes" if agreed(content) else None
+        return answer_in(content)
+
+    return said_to
 
 
 def agreed(content: dict[str, Any] | None) -> bool:
@@ -114,40 +127,35 @@ def _question_in(result: CallToolResult) -> dict[str, Any] | None:
 def asked_by_round_trip(result: CallToolResult) -> InputRequiredResult | None:
     """A `needs_input` chat result as the question of a round trip; None for any other result."""
     asked = _question_in(result)
-    if asked is None:
+    if asked is None or not asked.get("job_id"):
         return None
     spend = asked.get("cost_estimate") is not None
     return InputRequiredResult(input_requests={ROUND_TRIP_KEY: question(str(asked["reply"]), spend=spend)},
-                               request_state=ASKED_TO_SPEND if spend else ASKED_THE_AGENTS_QUESTION)
+                               request_state=f"{ASKED}{asked['job_id']}")
 
 
-async def agreed_to_spend(ctx: Context, question: str) -> bool:
-    """Whether the user agreed to the paid turn the question names; anything but a yes is a no."""
-    answered = await ctx.elicit(question, Consent)
-    return answered.action == "accept" and answered.data.send
+async def _asked_in_call(ctx: Context, asked: dict[str, Any]) -> dict[str, Any] | None:
+    """The question put to the user now; the form's content, or None when they declined or cancelled."""
+    answered = await ctx.elicit(str(asked["reply"]), Consent if asked.get("cost_estimate") is not None else Answer)
+    return answered.data.model_dump() if answered.action == "accept" else None
 
 
-async def answer_to(ctx: Context, question: str) -> str | None:
-    """The user's answer to NemoVideo's question, or None when they gave none."""
-    answered = await ctx.elicit(question, Answer)
-    if answered.action == "accept" and answered.data.answer.strip():
-        return answered.data.answer
-    return None
-
-
-async def settled_in_call(ctx: Context, result: CallToolResult, *, send_anyway: Callable[[], Awaitable[CallToolResult]],
-                          send_answer: Callable[[str], Awaitable[CallToolResult]],
-                          declined: Callable[[], Awaitable[CallToolResult]]) -> CallToolResult:
-    """A `needs_input` chat result asked as an elicitation, where the client can answer one: agreed spending
-    sends the turn that waited, an answer to NemoVideo's question goes as the next turn; no answer to the
-    question leaves the result as it was."""
-    asked = _question_in(result)
-    if asked is None or not can_ask(ctx):
-        return result
-    if asked.get("cost_estimate") is not None:
-        return await (send_anyway() if await agreed_to_spend(ctx, str(asked["reply"])) else declined())
-    answer = await answer_to(ctx, str(asked["reply"]))
-    return result if answer is None else await send_answer(answer)
+async def settled_in_call(ctx: Context, result: CallToolResult,
+                          answer: Callable[[str, Callable[[ChatResult], str | None]], Awaitable[CallToolResult]],
+                          ) -> CallToolResult:
+    """`needs_input` chat results asked as elicitations, where the client can answer one, each answer given to its
+    question (agreed spending sends the turn that waited, an answer to NemoVideo's question goes as the next
+    turn), and the turn it starts asked about in turn. No answer to NemoVideo's question leaves the result as it
+    was, for the conversation to answer."""
+    for _ in range(MAX_QUESTIONS_IN_CALL):
+        asked = _question_in(result)
+        if asked is None or not asked.get("job_id") or not can_ask(ctx):
+            return result
+        content = await _asked_in_call(ctx, asked)
+        if content is None and asked.get("cost_estimate") is None:
+            return result
+        result = await answer(str(asked["job_id"]), meaning_of(content))
+    return result
 
 
 def _link_of(error: NemoError) -> str | None:

@@ -383,6 +383,9 @@ class JobRunner:
     async def wait(job: Job, wait_seconds: float, on_progress: ProgressCallback | None = None) -> bool:
         """Wait up to `wait_seconds` for the job, reporting progress; True when it finished."""
         deadline = anyio.current_time() + max(0.0, wait_seconds)
+        if on_progress is not None and wait_seconds > 0 and not job.finished.is_set():
+            # What it is doing already: a step taken before this wait began would otherwise never be reported.
+            await on_progress(job)
         while not job.finished.is_set():
             remaining = deadline - anyio.current_time()
             if remaining <= 0:

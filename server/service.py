@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -170,6 +170,8 @@ class TaskView:
 
 # Asked by a job before it sends anything on behalf of a task (tasks/update's answer): False, it sends nothing.
 Admission = Callable[[Job], Awaitable[bool]]
+# What an answer says to the question it answers: the words to send (a yes to spending is "yes"), or None.
+Meaning = Callable[[ChatResult], str | None]
 
 
 async def _admit(job: Job, admitted: Admission | None) -> None:
@@ -301,11 +303,11 @@ class VideoService:
         if intent.action == "export":
             return _as_chat(await self.export(_destination(intent.paths), wait_seconds, on_progress))
         if intent.action == "upload":
-            return await self._upload_then_chat(intent, wait_seconds, on_progress)
+            return await self._upload_then_chat(intent, wait_seconds, on_progress, confirm_cost=confirm_cost)
         return await self.start_turn(message, wait_seconds, on_progress, confirm_cost=confirm_cost)
 
-    async def _upload_then_chat(self, intent: Intent, wait_seconds: float,
-                                on_progress: ProgressCallback | None) -> ChatResult:
+    async def _upload_then_chat(self, intent: Intent, wait_seconds: float, on_progress: ProgressCallback | None, *,
+                                confirm_cost: bool = False) -> ChatResult:
         sources = [*intent.paths, *intent.urls]
         if not sources:
             return ChatResult(reply="Which file should I upload? Give its full path or an http(s) link.",
@@ -321,7 +323,8 @@ class VideoService:
             return ChatResult(reply=uploaded.summary, action="upload", status="done", notice=uploaded.notice)
         # The user's words as written; the note tells the agent which of the files it now has.
         names = ", ".join(item.name for item in uploaded.uploads)
-        turn = await self.start_turn(f"{intent.instruction}\n[uploaded: {names}]", wait_seconds, on_progress)
+        turn = await self.start_turn(f"{intent.instruction}\n[uploaded: {names}]", wait_seconds, on_progress,
+                                     confirm_cost=confirm_cost)
         return turn.model_copy(update={"reply": f"{uploaded.summary}\n{turn.reply}", "action": "upload"})
 
     # Media in and out
@@ -531,15 +534,17 @@ class VideoService:
         job = await self._begin_turn(message, confirm_cost=confirm_cost)
         return await self.wait(job.id, wait_seconds, on_progress)
 
-    async def _begin_turn(self, message: str, *, confirm_cost: bool, admitted: Admission | None = None) -> Job:
-        """The turn's job, started; or, when the user must agree to spend first, a finished job that asks.
-        `admitted`, when given, is asked by the job before it sends anything: False ends it cancelled, unsent."""
+    async def _begin_turn(self, message: str, *, confirm_cost: bool, admitted: Admission | None = None,
+                          project: Session | None = None) -> Job:
+        """The turn's job in `project` (by default the current one), started; or, when the user must agree to spend
+        first, a finished job that asks. `admitted`, when given, is asked by the job before it does anything: False
+        ends it cancelled, with nothing sent."""
         async def snapshot(session: Session) -> tuple[Session, StateReply]:
             return session, await self.client.state(session.session_id)
 
-        # Held from the check to the start: two calls at once must not both start a paid turn.
-        async with self._turn_lock:
-            (session, before), notice = await self.sessions.run(snapshot, text=message)
+        # Held from the check to the start, in every process: two calls at once must not both start a paid turn.
+        async with self._turn_lock, self.store.lock("turn"):
+            (session, before), notice = await self.sessions.run(snapshot, text=message, session=project)
             running = await self.jobs.running_anywhere(("turn", "export"), session.session_id)
             if running is not None:
                 what = "rendering your video" if running["kind"] == "export" else "working on the previous request"
@@ -565,11 +570,11 @@ class VideoService:
                 return await self.jobs.start("ask", asking, facts={"session_id": session.session_id,
                                                                      "message": message})
 
-            self._stop_watching(session.session_id, before)
-            late = self._take_late_reports(session.session_id)
-
             async def turn(job: Job[ChatResult]) -> ChatResult:
                 await _admit(job, admitted)
+                # Only once admitted: a turn refused (a task cancelled first) leaves the watch and its reports alone.
+                self._stop_watching(session.session_id, before)
+                late = self._take_late_reports(session.session_id)
                 try:
                     done = await self._turns.run(job, session.session_id, message, before)
                 except OutOfCredits as error:
@@ -580,6 +585,8 @@ class VideoService:
                     raise TurnFailed(f"{NEW_SESSION_NOTICE} Your request was not carried out: say it again "
                                      "to make it in the new project.") from None
                 update: dict[str, object] = {"notice": _joined(done.result.notice, notice, late)}
+                if done.result.status == "needs_input":
+                    update["job_id"] = job.id  # the question's id: what an answer to it names
                 if not has_content(before.state.draft) and has_content(done.after.state.draft):
                     # The first video of a project: the link that keeps an anonymous user's work.
                     update["project_link"] = await self.sessions.project_link(session)
@@ -688,49 +695,82 @@ class VideoService:
         return await self.task(f"{CHAT_SHAPED}{job_id}" if tool == "chat" and record.get("kind") == "export"
                                else job_id)
 
-    async def answer_task(self, task_id: str, meaning: Callable[[ChatResult], str | None]) -> None:
-        """The user's answer to a task's question, as `meaning` reads it for that question: the words for NemoVideo's
-        question become the project's next turn; a yes to spending sends the turn that waited; None sends nothing."""
+    async def answer_task(self, task_id: str, answers: Mapping[str, Meaning]) -> None:
+        """The user's answer to a task's question: `answers` by question id (the key the question was published
+        under), each read by its meaning for that question. An answer to a question the task no longer asks (a
+        retried update) is refused, never taken for the next one."""
         view = await self.task(task_id)
         outcome = view.outcome
         if view.cancelled is not None:
             raise InvalidInput(TASK_CANCELLED)
         if not isinstance(outcome, ChatResult) or outcome.status != "needs_input":
             raise InvalidInput("This task is not waiting for an answer.")
-        answer = meaning(outcome)
+        meaning = answers.get(view.job_id)
+        if meaning is None:
+            raise InvalidInput("That answer is not to the question this task asks now (it may answer one already "
+                               "answered): look at the task with tasks/get and answer its input request by its key.")
         if not await self.jobs.claim_answer(view.root_id, view.job_id):
             raise InvalidInput(TASK_CANCELLED if (await self.task(task_id)).cancelled is not None
                                else "This question was already answered; the task goes on with that answer.")
-        asked = await self.jobs.record(view.job_id) or {}
-        waiting_message = (asked.get("facts") or {}).get("message") if asked.get("kind") == "ask" else None
 
         async def admitted(job: Job) -> bool:
             # One step with the task's record: a `tasks/cancel` that came first wins and nothing is sent; one that
             # comes later sees this job as the one to stop.
             return await self.jobs.adopt(view.root_id, job.id)
 
-        if answer is None:
-            declined = ChatResult(reply=spending.declined() if waiting_message else UNANSWERED_QUESTION,
-                                  action="chat", status="done")
-
-            async def nothing_sent(job: Job[ChatResult]) -> ChatResult:
-                return declined
-
-            next_job = await self.jobs.start("ask", nothing_sent)
-        else:
-            try:
-                next_job = await (
-                    self._begin_turn(str(waiting_message), confirm_cost=True, admitted=admitted)
-                    if waiting_message is not None else self._begin_turn(answer, confirm_cost=False, admitted=admitted))
-            except NemoError:
-                # Nothing was started: the question is still open, and answering again must work.
-                await self.jobs.release_answer(view.root_id)
-                raise
+        next_job = await self._answering(view.root_id, view.job_id, meaning(outcome), admitted)
         # Followed from now on (the job may not have run its own admission yet); refused only when a cancel came
         # first, and then the job sends nothing either.
         if not await admitted(next_job):
             await next_job.finished.wait()  # it refuses at once; ended, it blocks no next turn of the project
             raise InvalidInput(TASK_CANCELLED)
+
+    async def answer_question(self, question_id: str, meaning: Meaning, wait_seconds: float,
+                              on_progress: ProgressCallback | None) -> ChatResult:
+        """An answer given to a question outside a task (an elicitation in the call, a round trip): the same as a
+        task's, and given once; its result, which may ask again."""
+        question_id = question_id.strip()
+        try:
+            asked = await self.wait(question_id, 0)
+        except NemoError:
+            asked = None
+        if not isinstance(asked, ChatResult) or asked.status != "needs_input":
+            raise InvalidInput("That question is no longer open; nothing was sent.")
+        if not await self.jobs.claim_answer(question_id, question_id):
+            raise InvalidInput("That question was already answered; nothing more was sent.")
+        job = await self._answering(question_id, question_id, meaning(asked), None)
+        return await self.wait(job.id, wait_seconds, on_progress)
+
+    async def _answering(self, root_id: str, question_id: str, answer: str | None,
+                         admitted: Admission | None) -> Job:
+        """The job an answer starts, in the project that asked: NemoVideo's question's answer as its next turn, a
+        yes to spending as the turn that waited, no answer as nothing sent. A start that fails leaves the question
+        open, so answering again works."""
+        try:
+            asked = await self.jobs.record(question_id) or {}
+            facts = asked.get("facts") or {}
+            waiting_message = facts.get("message") if asked.get("kind") == "ask" else None
+            if answer is None:
+                declined = ChatResult(reply=spending.declined() if waiting_message is not None else UNANSWERED_QUESTION,
+                                      action="chat", status="done")
+
+                async def nothing_sent(job: Job[ChatResult]) -> ChatResult:
+                    await _admit(job, admitted)
+                    return declined
+
+                return await self.jobs.start("ask", nothing_sent)
+            project = await self.sessions.project(str(facts.get("session_id") or ""))
+            if project is None:
+                raise InvalidInput("The project that asked this question is no longer on this computer; nothing was "
+                                   "sent. Say it again in the current project.")
+            if waiting_message is not None:
+                return await self._begin_turn(str(waiting_message), confirm_cost=True, admitted=admitted,
+                                              project=project)
+            return await self._begin_turn(answer, confirm_cost=False, admitted=admitted, project=project)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.jobs.release_answer(root_id)
+            raise
 
     async def cancel_task(self, task_id: str) -> None:
         """`cancel` for the job the task follows now; the task ends cancelled, saying what that meant. Raises

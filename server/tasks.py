@@ -25,7 +25,7 @@ from mcp.types import CallToolRequestParams, CallToolResult, RequestParams
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .consent import agreed, answer_in, question
+from .consent import meaning_of, question
 from .errors import InvalidInput, NemoError
 from .jobs import FINISHED_JOB_LIFETIME_SECONDS, UnknownJob
 from .logs import get_logger, redact, redact_json
@@ -42,7 +42,6 @@ TASK_TOOLS = frozenset({"chat", "export", "upload"})
 # How often a client should look: progress lines change every few seconds, a render takes minutes.
 POLL_INTERVAL_MS = 2000
 TTL_MS = int(FINISHED_JOB_LIFETIME_SECONDS * 1000)
-QUESTION_KEY = "answer"
 
 ServiceFor = Callable[[ServerRequestContext[Any, Any]], AbstractAsyncContextManager["VideoService"]]
 ResultFor = Callable[[ToolResult | NemoError], Awaitable[CallToolResult]]
@@ -78,19 +77,6 @@ def _timestamp(seconds: float) -> str:
 def _question(outcome: ChatResult) -> dict[str, Any]:
     return question(outcome.reply, spend=outcome.cost_estimate is not None).model_dump(
         mode="json", by_alias=True, exclude_none=True)
-
-
-def _meaning(answer: _Answer) -> Callable[[ChatResult], str | None]:
-    """What the answer says to the question it answers: "yes" to spending or the words for NemoVideo; None, nothing
-    to send."""
-    content = (answer.content or {}) if answer.action == "accept" else None
-
-    def meaning(asked: ChatResult) -> str | None:
-        if asked.cost_estimate is not None:
-            return "yes" if agreed(content) else None
-        return answer_in(content)
-
-    return meaning
 
 
 def _progress_line(outcome: ToolResult) -> str:
@@ -164,8 +150,10 @@ class TasksExtension(Extension):
         if outcome.status == "working":
             return {**task, "status": "working", "statusMessage": _progress_line(outcome)}
         if isinstance(outcome, ChatResult) and outcome.status == "needs_input":
+            # Keyed by the question's own id: an update that answers an earlier question (a retry) is refused
+            # instead of being taken for this one.
             return {**task, "status": "input_required", "statusMessage": outcome.reply,
-                    "inputRequests": {QUESTION_KEY: _question(outcome)}}
+                    "inputRequests": {view.job_id: _question(outcome)}}
         return {**task, "status": "completed", "result": self._dumped(await self._result_for(outcome))}
 
     @staticmethod
@@ -176,16 +164,15 @@ class TasksExtension(Extension):
         return await self._detailed(await self._with_service(ctx, lambda service: service.task(params.task_id)))
 
     async def _update(self, ctx: ServerRequestContext[Any, Any], params: _UpdateParams) -> dict[str, Any]:
-        response = params.input_responses.get(QUESTION_KEY)
-        if response is None:
-            raise MCPError(code=INVALID_PARAMS, message=f"inputResponses has no {QUESTION_KEY!r}: answer the "
-                           "task's input request by its key.")
         try:
-            answer = _Answer.model_validate(response)
+            answers = {key: _Answer.model_validate(response) for key, response in params.input_responses.items()}
         except ValidationError:
-            raise MCPError(code=INVALID_PARAMS, message=f"inputResponses[{QUESTION_KEY!r}] is not an elicitation "
-                           "result: send its action (accept, decline or cancel) and, accepted, its content.") from None
-        await self._with_service(ctx, lambda service: service.answer_task(params.task_id, _meaning(answer)))
+            raise MCPError(code=INVALID_PARAMS, message="inputResponses holds something that is not an elicitation "
+                           "result: send each one's action (accept, decline or cancel) and, accepted, its content."
+                           ) from None
+        meanings = {key: meaning_of((answer.content or {}) if answer.action == "accept" else None)
+                    for key, answer in answers.items()}
+        await self._with_service(ctx, lambda service: service.answer_task(params.task_id, meanings))
         return {}
 
     async def _cancel(self, ctx: ServerRequestContext[Any, Any], params: _TaskParams) -> dict[str, Any]:

@@ -26,11 +26,9 @@ from pydantic import Field, ValidationError
 
 from . import __version__, metrics
 from .consent import (
-    ASKED_TO_SPEND,
-    agreed,
-    answer_in,
     asked_by_round_trip,
     can_ask_by_round_trip,
+    meaning_of,
     offer_link,
     round_trip_answer,
     settled_in_call,
@@ -46,14 +44,12 @@ from .results import (
     ExportResult,
     ProjectsResult,
     StateResult,
-    UNANSWERED_QUESTION,
     ToolResult,
     UploadResult,
 )
 from .pages import add_routes
 from .registry import ServiceRegistry
 from .settings import Settings
-from .spending import declined as declined_spending
 from .tasks import TasksExtension, declared
 from .texts import HOSTED_INSTRUCTIONS, INSTRUCTIONS, TOOL_TEXT
 from .users import UserContext
@@ -331,32 +327,23 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
     ) -> Annotated[CallToolResult, ChatResult]:
         budget = wait_budget(ctx, wait_seconds)
 
-        def send_anyway() -> Awaitable[CallToolResult]:
-            return adapt(ctx, lambda service: service.chat(message, budget, progress_reporter(ctx), confirm_cost=True))
-
-        def send_answer(answer: str) -> Awaitable[CallToolResult]:
-            return adapt(ctx, lambda service: service.start_turn(answer, budget, progress_reporter(ctx)))
-
-        def declined() -> Awaitable[CallToolResult]:
-            return call_result(ChatResult(reply=declined_spending(), action="chat", status="done"))
+        def answer(question_id: str, meaning: Callable[[ChatResult], str | None]) -> Awaitable[CallToolResult]:
+            return adapt(ctx, lambda service: service.answer_question(question_id, meaning, budget,
+                                                                      progress_reporter(ctx)))
 
         answered = round_trip_answer(ctx)
-        if answered is not None:  # this call carries the answer: the message itself was handled by the first one
-            asked, content = answered
-            if asked == ASKED_TO_SPEND:
-                return await (send_anyway() if agreed(content) else declined())
-            answer = answer_in(content)
-            return await (send_answer(answer) if answer is not None else call_result(ChatResult(
-                reply=UNANSWERED_QUESTION, action="chat",
-                status="done")))
-        result = await adapt(ctx, lambda service: service.chat(message, budget, progress_reporter(ctx),
-                                                               confirm_cost=confirm_cost))
+        if answered is not None:
+            # This call carries the answer to the question its first call asked; the message itself was handled then.
+            question_id, content = answered
+            result = await answer(question_id, meaning_of(content))
+        else:
+            result = await adapt(ctx, lambda service: service.chat(message, budget, progress_reporter(ctx),
+                                                                   confirm_cost=confirm_cost))
         if declared(ctx.client_capabilities):
             return result  # its questions travel in the task
         if can_ask_by_round_trip(ctx):
             return asked_by_round_trip(result) or result
-        return await settled_in_call(ctx, result, send_anyway=send_anyway, send_answer=send_answer,
-                                     declined=declined)
+        return await settled_in_call(ctx, result, answer)
 
     @server.tool(
         name="wait",

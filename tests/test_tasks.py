@@ -201,7 +201,7 @@ async def test_two_answers_to_one_question_send_one_turn(sandbox, quick_service)
 
     async def answer() -> None:
         try:
-            await quick_service.answer_task(task_id, lambda asked: GENERATE)
+            await quick_service.answer_task(task_id, {task_id: lambda asked: GENERATE})
         except InvalidInput as error:
             refused.append(error.message)
 
@@ -271,7 +271,7 @@ async def test_a_cancel_racing_an_answer_never_leaves_a_turn_running_after_it(sa
 
             monkeypatch.setattr(quick_service.jobs, step, then_cancel)
         try:
-            await quick_service.answer_task(task_id, lambda asked: "a calm beach at dawn")
+            await quick_service.answer_task(task_id, {task_id: lambda asked: "a calm beach at dawn"})
             answered = True
         except InvalidInput as refused:
             assert refused.message == "This task was cancelled; nothing was sent."
@@ -308,17 +308,17 @@ async def test_an_export_and_a_chat_joining_one_render_each_keep_their_result_sh
 
 
 def test_a_spending_question_answered_in_the_wrong_field_is_a_no() -> None:
+    from nemovideo_mcp.consent import meaning_of
     from nemovideo_mcp.results import ChatResult
-    from nemovideo_mcp.tasks import _Answer, _meaning
 
     spending = ChatResult(reply="Send it?", action="chat", status="needs_input", cost_estimate=100)
     agents = ChatResult(reply="What would you like?", action="chat", status="needs_input")
     for content in ({"answer": "no"}, {"answer": "yes"}, {"send": "true"}, {}):
-        assert _meaning(_Answer(action="accept", content=content))(spending) is None
-    assert _meaning(_Answer(action="accept", content={"send": True}))(spending) == "yes"
-    assert _meaning(_Answer(action="decline"))(spending) is None
-    assert _meaning(_Answer(action="accept", content={"answer": " a beach "}))(agents) == " a beach "  # as written
-    assert _meaning(_Answer(action="accept", content={"send": True}))(agents) is None
+        assert meaning_of(content)(spending) is None
+    assert meaning_of({"send": True})(spending) == "yes"
+    assert meaning_of(None)(spending) is None  # declined
+    assert meaning_of({"answer": " a beach "})(agents) == " a beach "  # as written
+    assert meaning_of({"send": True})(agents) is None
 
 
 async def test_a_malformed_answer_is_invalid_params_and_leaves_the_question_open(sandbox, env) -> None:

@@ -1,0 +1,175 @@
+"""Answers to questions (issue 18, found by review): an answer is given once, to the question it answers, in the
+project that asked it; a question that follows an answer is asked the same way; agreeing to a turn that waits
+sends it once; and one project runs one paid turn at a time across processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from fastmcp_tasks.client import call_tool_task
+
+from tests.test_asking import legacy_client, modern_client
+from tests.test_tasks import GENERATE, get_task, stdio_client
+
+pytestmark = pytest.mark.anyio
+
+
+async def settled(client, task_id: str):
+    with anyio.fail_after(20):
+        while (task := await get_task(client, task_id)).status == "working":
+            await anyio.sleep(0.05)  # polled as a client polls: the server process has no event to await
+    return task
+
+
+async def test_a_retried_update_is_refused_and_never_answers_the_next_question(sandbox, env) -> None:
+    from fastmcp_tasks.client_models import UpdateTaskRequest, UpdateTaskRequestParams
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import INVALID_PARAMS, Result
+
+    sandbox.late_write_seconds = None
+
+    async def update(client, task_id: str, responses: dict) -> None:
+        await client.session.send_request(UpdateTaskRequest(params=UpdateTaskRequestParams(
+            task_id=task_id, input_responses=responses)), Result)
+
+    async with stdio_client(env) as client:
+        task = await call_tool_task(client, "chat", {"message": "hello there"})
+        first = await settled(client, task.task_id)
+        [key] = first.input_requests
+        answer = {key: {"action": "accept", "content": {"answer": "hmm, tell me more"}}}
+        await update(client, task.task_id, answer)
+        second = await settled(client, task.task_id)
+        assert second.status == "input_required" and list(second.input_requests) != [key]  # a new question, a new key
+        sent = sandbox.count("/run_sse")
+        with pytest.raises(MCPError) as refused:
+            await update(client, task.task_id, answer)  # the same update again, as a client retries
+        assert refused.value.error.code == INVALID_PARAMS
+        assert (await get_task(client, task.task_id)).status == "input_required"
+    assert sandbox.count("/run_sse") == sent == 2
+
+
+async def test_an_answer_goes_to_the_project_that_asked(sandbox, quick_service) -> None:
+    sandbox.late_write_seconds = None
+    by_task = (await quick_service.chat("hello there", wait_seconds=0)).job_id
+    assert (await quick_service.wait(by_task, wait_seconds=10)).status == "needs_input"
+    asked_in = (await quick_service.sessions.current()).session_id
+    by_elicitation = (await quick_service.chat("hello there", wait_seconds=10)).job_id
+    await quick_service.projects("new", "Another project")  # the user moved on before answering
+    await quick_service.answer_task(by_task, {by_task: lambda asked: 'add the title "Task"'})
+    with anyio.fail_after(20):
+        while (view := await quick_service.task(by_task)).outcome.status == "working":
+            await quick_service.wait(view.job_id, wait_seconds=1)
+    await quick_service.answer_question(by_elicitation, lambda asked: 'add the title "Call"', 10, None)
+    assert sandbox.session(asked_in).messages[-2:] == ['add the title "Task"', 'add the title "Call"']
+
+
+@pytest.mark.parametrize("client_of", [legacy_client, modern_client], ids=["2025 in the call", "2026 round trip"])
+async def test_a_question_that_follows_an_answer_is_asked_the_same_way(sandbox, settings, identity,
+                                                                       client_of) -> None:
+    sandbox.late_write_seconds = None
+    sandbox.anonymous_credits = 30  # every paid turn is asked about first
+    asked: list = []
+    async with client_of(settings, identity, {"answer": GENERATE}, {"send": True}, asked=asked) as client:
+        result = await client.call_tool("chat", {"message": "hello there", "confirm_cost": True})
+    assert [params.message.endswith("What would you like?") for params in asked] == [True, False]
+    assert "30 available" in asked[1].message  # then the answer's own cost, agreed: the generation is sent
+    assert result.structured_content["status"] == "done" and result.structured_content["generated"]
+    assert [message for session in sandbox.sessions.values() for message in session.messages] == [
+        "hello there", GENERATE]
+
+
+@pytest.mark.parametrize("way", ["confirm_cost", "2025 in the call", "2026 round trip"])
+async def test_agreeing_to_an_upload_with_an_instruction_sends_it_once(sandbox, settings, identity, tmp_path: Path,
+                                                                       way: str) -> None:
+    sandbox.late_write_seconds = None
+    sandbox.anonymous_credits = 30
+    track = tmp_path / "track.mp3"
+    track.write_bytes(b"\x00" * 4096)
+    message = f"upload {track} and {GENERATE}"
+    asked: list = []
+    if way == "confirm_cost":  # a client that cannot elicit: the host agrees in a second call, as the result says
+        async with legacy_client(settings, identity) as client:
+            first = await client.call_tool("chat", {"message": message})
+            assert first.structured_content["status"] == "needs_input" and sandbox.count("/run_sse") == 0
+            result = await client.call_tool("chat", {"message": message, "confirm_cost": True})
+    else:
+        client_of = legacy_client if way == "2025 in the call" else modern_client
+        async with client_of(settings, identity, {"send": True}, asked=asked) as client:
+            result = await client.call_tool("chat", {"message": message})
+        assert len(asked) == 1 and sandbox.count("/api/upload") == 1  # agreed without uploading again
+    assert result.structured_content["status"] == "done" and sandbox.count("/run_sse") == 1
+
+
+async def test_two_processes_start_one_turn_on_one_project(sandbox, quick_settings, identity, out) -> None:
+    """Two hosts on one machine (or two replicas for one user) each get a message for the same project at once."""
+    from nemovideo_mcp.errors import NemoError
+    from nemovideo_mcp.service import VideoService
+    from nemovideo_mcp.store import open_store
+
+    sandbox.late_write_seconds = None
+    settings = quick_settings.model_copy(update={"output_dir": out})
+    store = open_store(settings.config_dir, settings.state_dir)
+    refused: list[str] = []
+    try:
+        async with VideoService(settings, identity, store=store) as one, \
+                VideoService(settings, identity, store=store) as two:
+            await one.chat('add the title "Warmup"', wait_seconds=10)
+            sandbox.turn_seconds = 1.0
+            for service in (one, two):  # NemoVideo's balance over the internet: the check and the start are apart
+                read_balance = service.client.credits
+
+                async def slowly(read_balance=read_balance):
+                    await anyio.sleep(0.2)
+                    return await read_balance()
+
+                service.client.credits = slowly
+            sent = sandbox.count("/run_sse")
+
+            async def say(service: VideoService, message: str) -> None:
+                try:
+                    await service.chat(message, wait_seconds=5)
+                except NemoError as error:
+                    refused.append(error.message)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(say, one, 'add the title "One"')
+                group.start_soon(say, two, 'add the title "Two"')
+        assert sandbox.count("/run_sse") - sent == 1
+        assert len(refused) == 1 and "this message was not sent" in refused[0]
+    finally:
+        await store.aclose()
+
+
+async def test_an_answer_refused_by_a_cancel_leaves_a_generations_second_stage_alone(sandbox, quick_settings,
+                                                                                     identity, out,
+                                                                                     monkeypatch) -> None:
+    """Nothing of a new turn happens before it is admitted: the running watch is not stopped, its reports not taken."""
+    from nemovideo_mcp.errors import InvalidInput
+    from nemovideo_mcp.service import LATE_WRITE_INTRO, VideoService
+
+    settings = quick_settings.model_copy(update={"output_dir": out, "late_write_watch_seconds": 20.0})
+    async with VideoService(settings, identity) as service:
+        sandbox.late_write_seconds = None
+        question = (await service.chat("hello there", wait_seconds=0)).job_id
+        assert (await service.wait(question, wait_seconds=10)).status == "needs_input"
+        sandbox.late_write_seconds = 3.0
+        generation = (await service.chat(GENERATE, wait_seconds=0)).job_id
+        with anyio.fail_after(20):
+            while (view := await service.task(generation)).watching is None:
+                await service.wait(view.job_id, wait_seconds=1)
+        claim = service.jobs.claim_answer
+
+        async def claimed_then_cancelled(*args):  # the user cancels the question's task while the answer is handled
+            claimed = await claim(*args)
+            await service.cancel_task(question)
+            return claimed
+
+        monkeypatch.setattr(service.jobs, "claim_answer", claimed_then_cancelled)
+        with pytest.raises(InvalidInput):
+            await service.answer_task(question, {question: lambda asked: 'add the title "Never sent"'})
+        with anyio.fail_after(30):
+            while (view := await service.task(generation)).outcome.status == "working":
+                await service.wait(view.watching or view.job_id, wait_seconds=1)
+    assert LATE_WRITE_INTRO in view.outcome.reply  # its music and titles, reported with the generation
