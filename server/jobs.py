@@ -23,7 +23,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .errors import NemoError, StoreUnavailable
-from .logs import get_logger
+from .logs import get_logger, redact_json
 
 from .tables import JOBS
 
@@ -274,11 +274,14 @@ class JobRunner:
                                        else {"task_latest": job_id})
 
     async def end_task(self, task_id: str, following: str) -> bool:
-        """Mark the task cancelled if it still follows `following` (False: an answer moved it on meanwhile, look
-        again)."""
+        """Mark the task cancelled if it still follows `following` and no cancel came first (False: look again)."""
         return await self._change_task(task_id, lambda facts: None if (
-            str(facts.get("task_latest") or task_id) != following
+            facts.get("task_cancelled") or str(facts.get("task_latest") or task_id) != following
         ) else {"task_cancelled": True})
+
+    async def reopen_task(self, task_id: str) -> None:
+        """A cancel that found the work already finished: the task is what the work made of it, not cancelled."""
+        await self._change_task(task_id, lambda facts: {"task_cancelled": None})
 
     @property
     def busy(self) -> bool:
@@ -358,6 +361,8 @@ class JobRunner:
             result = job.result
             outcome = {"status": "done", "result_type": type(result).__name__,
                        "result": result.model_dump(mode="json") if hasattr(result, "model_dump") else None}
+        # Stored as every result leaves: another replica, or this server restarted, may not know the user's token.
+        outcome = redact_json(outcome)
         finished_at = self._clock()
         await self._store.update(JOBS, job.id, lambda record: {**(record or {}), **outcome, "finished_at": finished_at,
                                                                "updated_at": finished_at})

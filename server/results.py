@@ -128,7 +128,7 @@ class ProjectsResult(ToolResult):
 class CancelResult(ToolResult):
     reply: str = Field(description="what to show the user")
     job_id: str
-    kind: Literal["turn", "export", "follow_up"]
+    kind: Literal["turn", "export", "upload", "follow_up"]
     cancelled_at_backend: bool = Field(description="true when NemoVideo itself was asked to stop (renders)")
 
     def as_text(self) -> str:

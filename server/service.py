@@ -192,7 +192,7 @@ def _as_chat(exported: ExportResult) -> ChatResult:
 
 
 def _job_kind(kind: str) -> str:
-    return {"turn": "turn", "export": "export"}.get(kind, "follow_up")
+    return {"turn": "turn", "export": "export", "upload": "upload"}.get(kind, "follow_up")
 
 
 class VideoService:
@@ -786,7 +786,16 @@ class VideoService:
         if isinstance(view.outcome, ChatResult) and view.outcome.status == "needs_input":
             said = UNANSWERED_QUESTION
         else:
-            said = (await self.cancel(view.watching or view.job_id)).reply
+            stopping = view.watching or view.job_id
+            said = (await self.cancel(stopping)).reply
+            try:
+                ended = await self.wait(stopping, 0)
+            except NemoError:
+                ended = None  # stopped (or failed): the task is cancelled
+            if ended is not None and ended.status != "working":
+                # It finished on its own while the cancel was on its way: its result stands, paid for.
+                await self.jobs.reopen_task(view.root_id)
+                raise InvalidInput("That task had already ended; nothing was cancelled.")
         await self.jobs.note_record(view.root_id, task_cancelled=said)
 
     # Work that lands after a turn's stream (two-stage generation)
@@ -922,6 +931,10 @@ class VideoService:
                      "Stopped waiting for the render; NemoVideo could not confirm that it stopped rendering.")
             return CancelResult(reply=reply, job_id=job_id, kind="export", cancelled_at_backend=cancelled_at_backend)
         await stop()
+        if kind == "upload":
+            return CancelResult(reply="Stopped the upload. Files that had arrived stay in the project: check with "
+                                "`state`, and upload the others again if you want them.", job_id=job_id, kind="upload",
+                                cancelled_at_backend=False)
         if kind == "follow_up":
             return CancelResult(reply="Stopped watching the project for late changes.", job_id=job_id,
                                 kind="follow_up", cancelled_at_backend=False)

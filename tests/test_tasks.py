@@ -374,3 +374,80 @@ async def test_a_generations_task_cancelled_while_its_music_lands_stops_the_watc
     assert (await quick_service.task(task_id)).cancelled == "Stopped watching the project for late changes."
     with pytest.raises(JobCancelled):
         await quick_service.wait(watch, wait_seconds=10)
+
+
+async def test_a_cancel_that_lands_as_the_turn_finishes_leaves_its_result(sandbox, quick_service, monkeypatch) -> None:
+    from nemovideo_mcp.errors import InvalidInput
+
+    sandbox.late_write_seconds = None
+    sandbox.turn_seconds = 0.5
+    task_id = (await quick_service.chat('add the title "Paid for"', wait_seconds=0)).job_id
+    end_task = quick_service.jobs.end_task
+
+    async def once_the_turn_ended(task: str, following: str) -> bool:
+        await quick_service.jobs.local(following).finished.wait()
+        return await end_task(task, following)
+
+    monkeypatch.setattr(quick_service.jobs, "end_task", once_the_turn_ended)
+    with pytest.raises(InvalidInput, match="already ended"):
+        await quick_service.cancel_task(task_id)
+    view = await quick_service.task(task_id)
+    assert view.cancelled is None and view.outcome.status == "done"  # the paid turn's result stands
+
+
+async def test_two_cancels_of_one_task_stop_its_render_once(sandbox, quick_service) -> None:
+    from nemovideo_mcp.errors import InvalidInput
+
+    sandbox.late_write_seconds = None
+    sandbox.real_renders = False
+    assert (await quick_service.chat(GENERATE, wait_seconds=30)).status == "done"
+    sandbox.render_seconds = 30
+    task_id = (await quick_service.export(wait_seconds=0)).job_id
+    with anyio.fail_after(10):
+        while not sandbox.render_ids():
+            await anyio.sleep(0.05)  # the render starts in the job; the sandbox has no event to await
+    refused: list[str] = []
+
+    async def cancel() -> None:
+        try:
+            await quick_service.cancel_task(task_id)
+        except InvalidInput as error:
+            refused.append(error.message)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(cancel)
+        group.start_soon(cancel)
+    [render_id] = sandbox.render_ids()
+    assert refused == ["That task had already ended; nothing was cancelled."]
+    assert (await quick_service.task(task_id)).cancelled == "The render was cancelled at NemoVideo."
+    assert sandbox.count(f"/api/render/proxy/lambda/{render_id}/cancel", "POST") == 1
+
+
+async def test_a_cancelled_upload_says_what_became_of_the_files(sandbox, quick_service, tmp_path: Path) -> None:
+    from nemovideo_mcp.service import LONG_UPLOAD_BYTES
+
+    large = tmp_path / "long-take.mp3"
+    with large.open("wb") as file:
+        file.truncate(LONG_UPLOAD_BYTES * 4)
+    task_id = (await quick_service.upload_in_background([str(large)])).job_id
+    await quick_service.cancel_task(task_id)
+    said = (await quick_service.task(task_id)).cancelled
+    assert said.startswith("Stopped the upload.") and "charged" not in said
+
+
+async def test_a_stored_task_result_is_redacted_for_a_process_that_never_held_the_token(sandbox, quick_settings,
+                                                                                          identity, out) -> None:
+    """Another replica, or the server restarted: it reads the result as stored, not as the first process showed it."""
+    from nemovideo_mcp.logs import forget_secret
+    from nemovideo_mcp.service import VideoService
+
+    sandbox.late_write_seconds = None
+    settings = quick_settings.model_copy(update={"output_dir": out})
+    async with VideoService(settings, identity) as first:
+        token = await first.client.auth.token()
+        task_id = (await first.chat(f'add the title "{token}"', wait_seconds=0)).job_id  # the agent will quote it
+        assert (await first.wait(task_id, wait_seconds=20)).status == "done"
+    forget_secret(token)  # as a process that has not loaded it
+    async with VideoService(settings, identity) as second:
+        stored = await second.jobs.record(task_id)
+    assert token not in str(stored)
