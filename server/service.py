@@ -763,10 +763,14 @@ class VideoService:
             if project is None:
                 raise InvalidInput("The project that asked this question is no longer on this computer; nothing was "
                                    "sent. Say it again in the current project.")
-            if waiting_message is not None:
-                return await self._begin_turn(str(waiting_message), confirm_cost=True, admitted=admitted,
-                                              project=project)
-            return await self._begin_turn(answer, confirm_cost=False, admitted=admitted, project=project)
+            try:
+                if waiting_message is not None:
+                    return await self._begin_turn(str(waiting_message), confirm_cost=True, admitted=admitted,
+                                                  project=project)
+                return await self._begin_turn(answer, confirm_cost=False, admitted=admitted, project=project)
+            except TurnInProgress:
+                raise InvalidInput("NemoVideo is still working on another request in that project, so nothing was "
+                                   "sent and the question is still open: answer again once that is done.") from None
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.jobs.release_answer(root_id)

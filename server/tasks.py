@@ -56,7 +56,8 @@ def declared(capabilities: Any) -> bool:
 class _TaskParams(RequestParams):
     model_config = ConfigDict(populate_by_name=True)
 
-    task_id: str = Field(alias="taskId", min_length=1)
+    # No control characters: such an id names no task, and is refused before it reaches the store.
+    task_id: str = Field(alias="taskId", min_length=1, pattern=r"^[^\x00-\x1f\x7f]+$")
 
 
 class _UpdateParams(_TaskParams):

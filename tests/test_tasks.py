@@ -337,7 +337,25 @@ async def test_a_malformed_answer_is_invalid_params_and_leaves_the_question_open
                     task_id=task.task_id, input_responses={"answer": malformed})), Result)
             assert refused.value.error.code == INVALID_PARAMS
         assert (await get_task(client, task.task_id)).status == "input_required"
+        with pytest.raises(MCPError) as refused:  # an id no task has, nor any store could hold
+            await get_task(client, "turn_\x00abc")
+        assert refused.value.error.code == INVALID_PARAMS
     assert sandbox.count("/run_sse") == 1
+
+
+async def test_an_answer_while_another_turn_runs_is_refused_and_the_question_stays_open(sandbox,
+                                                                                      quick_service) -> None:
+    from nemovideo_mcp.errors import InvalidInput
+
+    sandbox.late_write_seconds = None
+    task_id = (await quick_service.chat("hello there", wait_seconds=0)).job_id
+    assert (await quick_service.wait(task_id, wait_seconds=10)).status == "needs_input"
+    sandbox.turn_seconds = 2.0
+    other = (await quick_service.chat('add the title "Meanwhile"', wait_seconds=0)).job_id
+    with pytest.raises(InvalidInput, match="question is still open"):
+        await quick_service.answer_task(task_id, {task_id: lambda asked: GENERATE})
+    await quick_service.wait(other, wait_seconds=10)
+    await quick_service.answer_task(task_id, {task_id: lambda asked: GENERATE})  # answering again works
 
 
 async def test_a_generations_task_works_on_until_its_music_and_titles_land(sandbox, quick_service) -> None:
