@@ -438,6 +438,8 @@ class VideoService:
         else:
             job_id = await self._start_export(directory)
         result = await self.wait(job_id, wait_seconds, on_progress)
+        if result.status == "working" and wait_seconds <= 0:
+            return result  # a handle for a task, not read by anyone: what is said once waits for the next result
         late = await self._late_notice()
         return result.model_copy(update={"notice": _joined(result.notice, late)}) if late else result
 

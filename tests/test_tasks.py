@@ -469,3 +469,18 @@ async def test_a_stored_task_result_is_redacted_for_a_process_that_never_held_th
     async with VideoService(settings, identity) as second:
         stored = await second.jobs.record(task_id)
     assert token not in str(stored)
+
+
+async def test_an_export_started_as_a_task_leaves_late_changes_for_a_result_someone_reads(sandbox,
+                                                                                           quick_service) -> None:
+    from nemovideo_mcp.service import LATE_WRITE_INTRO
+
+    sandbox.late_write_seconds = None
+    sandbox.real_renders = False
+    assert (await quick_service.chat(GENERATE, wait_seconds=30)).status == "done"
+    session = (await quick_service.sessions.current()).session_id
+    quick_service._late_reports[session] = ["Added music “Lo-fi”"]  # as a watch leaves what landed, not yet shown
+    started = await quick_service.export(wait_seconds=0)  # what a task-declaring client's call does
+    assert started.status == "working" and not started.notice
+    state = await quick_service.state()
+    assert LATE_WRITE_INTRO in (state.notice or "") and "Lo-fi" in state.notice
