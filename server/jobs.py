@@ -249,7 +249,11 @@ class JobRunner:
             if decided is None:
                 return record
             applied = True
-            return {**record, "updated_at": self._clock(), "facts": {**facts, **decided}}
+            now = self._clock()
+            # A task is kept as long as its first job: a day from the task's last change, not from that job's end,
+            # so a question answered late in its day keeps its task while the answer's work runs.
+            kept = {"finished_at": now} if record.get("finished_at") is not None else {}
+            return {**record, "updated_at": now, **kept, "facts": {**facts, **decided}}
 
         await self._store.update(JOBS, task_id, change)
         if applied:

@@ -484,3 +484,18 @@ async def test_an_export_started_as_a_task_leaves_late_changes_for_a_result_some
     assert started.status == "working" and not started.notice
     state = await quick_service.state()
     assert LATE_WRITE_INTRO in (state.notice or "") and "Lo-fi" in state.notice
+
+
+async def test_a_task_is_kept_a_day_from_its_last_change_not_from_its_first_jobs_end(sandbox, quick_service) -> None:
+    from nemovideo_mcp.tables import JOBS
+
+    sandbox.late_write_seconds = None
+    task_id = (await quick_service.chat("hello there", wait_seconds=0)).job_id
+    assert (await quick_service.wait(task_id, wait_seconds=10)).status == "needs_input"
+    asked_at = (await quick_service.store.get(JOBS, task_id))["finished_at"]
+    sandbox.turn_seconds = 2.0
+    await quick_service.answer_task(task_id, {task_id: lambda asked: 'add the title "Late answer"'})
+    # Housekeeping a day after the question: the task, whose answer's turn runs now, is not what it removes
+    await quick_service.store.store.prune_jobs(asked_at + 1e-6)
+    view = await quick_service.task(task_id)
+    assert view.job_id != task_id and view.outcome.status == "working"
