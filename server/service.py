@@ -312,6 +312,8 @@ class VideoService:
         if not sources:
             return ChatResult(reply="Which file should I upload? Give its full path or an http(s) link.",
                               action="upload", status="done")
+        if wait_seconds <= 0 and intent.instruction and self._long_upload(sources):
+            return await self._upload_then_send_in_background(sources, intent.instruction, confirm_cost)
         uploaded = await self.upload(sources)
         if uploaded.upload_url:
             # Hosted, files on the user's computer: they arrive through the page, later. The request is not sent
@@ -343,10 +345,7 @@ class VideoService:
     async def upload_in_background(self, sources: list[str]) -> UploadResult:
         """For a client that follows tasks: local files large enough to outlast a host's patience upload as a job,
         whose id the result carries; anything else uploads now."""
-        if self.settings.hosted:
-            return await self.upload(sources)
-        files, _ = check_sources(sources, self.settings)
-        if sum(file.size for file in files) < LONG_UPLOAD_BYTES:
+        if not self._long_upload(sources):
             return await self.upload(sources)
 
         async def uploading(job: Job[UploadResult]) -> UploadResult:
@@ -357,6 +356,39 @@ class VideoService:
 
         job = await self.jobs.start("upload", uploading)
         return self._still_working(job.id, "upload", job.step, 0.0, "")
+
+    def _long_upload(self, sources: list[str]) -> bool:
+        """Local files large enough to outlast a host's patience (hosted, files come through the upload page)."""
+        if self.settings.hosted:
+            return False
+        files, _ = check_sources(sources, self.settings)
+        return sum(file.size for file in files) >= LONG_UPLOAD_BYTES
+
+    async def _upload_then_send_in_background(self, sources: list[str], instruction: str,
+                                              confirm_cost: bool) -> ChatResult:
+        """For a task: large files upload as a job that then sends the request, and the task follows on to the turn
+        (the turn joins the task as an answer's does, so a cancel stops whichever is running and never both)."""
+        async def uploading_then_sending(job: Job[ChatResult]) -> ChatResult:
+            async def progress(sent: int, total: int, message: str) -> None:
+                job.update(message)
+
+            uploaded = await self.upload(sources, progress)
+            names = ", ".join(item.name for item in uploaded.uploads)
+
+            async def admitted(turn: Job) -> bool:
+                return await self.jobs.adopt(job.id, turn.id)
+
+            turn = await self._begin_turn(f"{instruction}\n[uploaded: {names}]", confirm_cost=confirm_cost,
+                                          admitted=admitted)
+            if not await admitted(turn):
+                raise JobCancelled()
+            # For a `wait` on this job: the request goes on as the turn's job
+            return ChatResult(reply=f"{uploaded.summary}\nYour request was sent to NemoVideo.", action="upload",
+                              status="working", job_id=turn.id)
+
+        job = await self.jobs.start("upload", uploading_then_sending)
+        return ChatResult(reply=self._still_working(job.id, "upload", job.step, 0.0, "").summary, action="upload",
+                          status="working", job_id=job.id)
 
     async def _upload_by_page(self, sources: list[str]) -> UploadResult:
         """Hosted: links go straight to NemoVideo; for files on the user's computer, a page to drop them on."""

@@ -499,3 +499,37 @@ async def test_a_task_is_kept_a_day_from_its_last_change_not_from_its_first_jobs
     await quick_service.store.store.prune_jobs(asked_at + 1e-6)
     view = await quick_service.task(task_id)
     assert view.job_id != task_id and view.outcome.status == "working"
+
+
+async def test_upload_and_a_request_in_one_message_is_one_task_from_the_upload_to_the_video(sandbox, env,
+                                                                                            tmp_path: Path) -> None:
+    from nemovideo_mcp.service import LONG_UPLOAD_BYTES
+
+    sandbox.late_write_seconds = None
+    track = tmp_path / "long-take.mp3"
+    with track.open("wb") as file:
+        file.truncate(LONG_UPLOAD_BYTES + 1)
+    async with stdio_client(env) as client:
+        task = await call_tool_task(client, "chat", {"message": f"upload {track} and {GENERATE}"})
+        assert task.task_id.startswith("upload_")  # answered before the upload, which can take minutes
+        result = await task.result()
+    assert result.structured_content["status"] == "done" and result.structured_content["generated"]
+    assert sandbox.count("/api/upload") == 1 and sandbox.count("/run_sse") == 1
+    [messages] = [session.messages for session in sandbox.sessions.values() if session.messages]
+    assert messages == [f"upload {track} and {GENERATE}\n[uploaded: long-take.mp3]"]  # the words as written
+
+
+async def test_without_tasks_the_same_message_is_followed_with_wait_from_the_upload_to_the_turn(
+        sandbox, quick_service, tmp_path: Path) -> None:
+    from nemovideo_mcp.service import LONG_UPLOAD_BYTES
+
+    sandbox.late_write_seconds = None
+    track = tmp_path / "long-take.mp3"
+    with track.open("wb") as file:
+        file.truncate(LONG_UPLOAD_BYTES + 1)
+    started = await quick_service.chat(f"upload {track} and {GENERATE}", wait_seconds=0)
+    uploaded = await quick_service.wait(started.job_id, wait_seconds=30)
+    assert uploaded.status == "working" and uploaded.job_id.startswith("turn_")  # the request goes on as this turn
+    assert "long-take.mp3" in uploaded.reply
+    made = await quick_service.wait(uploaded.job_id, wait_seconds=30)
+    assert made.status == "done" and made.generated
