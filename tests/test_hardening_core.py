@@ -71,7 +71,7 @@ def mints(sandbox) -> int:
 
 def hold(path: Path) -> sqlite3.Connection:
     """Another program that keeps the store locked, readers included (SQLite's exclusive locking mode)."""
-    holder = sqlite3.connect(path, isolation_level=None)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("PRAGMA locking_mode = EXCLUSIVE")
     holder.execute("BEGIN EXCLUSIVE")
     holder.execute("COMMIT")  # the lock stays until the connection closes
@@ -130,7 +130,8 @@ async def test_a_heartbeat_that_cannot_write_never_ends_the_server_or_its_work(
     sandbox.turn_seconds = 1.0
     async with VideoService(quick_settings, identity) as service:
         working = await service.chat('add a title "Steady"', wait_seconds=0)
-        holder = hold(store_path(quick_settings))
+        # Taken in a worker thread, as another program takes it: beside this server's event loop, not blocking it
+        holder = await anyio.to_thread.run_sync(hold, store_path(quick_settings))
         try:
             await anyio.sleep(0.5)  # several heartbeats fail while the lock is held
         finally:
