@@ -271,11 +271,25 @@ class JobRunner:
         """An answer that started nothing: the question is open again."""
         await self._change_task(task_id, lambda facts: {"task_answered": None})
 
-    async def adopt(self, task_id: str, job_id: str) -> bool:
-        """`job_id` becomes the job the task follows, unless the task was cancelled first (then False, and the job
-        must send nothing): a cancel either comes before this and wins, or after it and sees the job to stop."""
-        return await self._change_task(task_id, lambda facts: None if facts.get("task_cancelled")
-                                       else {"task_latest": job_id})
+    async def adopt(self, task_id: str, job_id: str, *, replacing: str) -> bool:
+        """`job_id`, started in place of `replacing` (the question it answers), becomes the job the task follows,
+        unless the task was cancelled first (then False, and the job must send nothing): a cancel either comes
+        before this and wins, or after it and sees the job to stop. Never backwards: once the task has moved past
+        `replacing`, this changes nothing."""
+        refused = False
+
+        def decide(facts: dict[str, Any]) -> dict[str, Any] | None:
+            nonlocal refused
+            latest = str(facts.get("task_latest") or task_id)
+            if latest == job_id:
+                return None  # adopted already, before any cancel: a cancel since has stopped this very job
+            if facts.get("task_cancelled"):
+                refused = True
+                return None
+            return {"task_latest": job_id} if latest == replacing else None
+
+        await self._change_task(task_id, decide)
+        return not refused
 
     async def end_task(self, task_id: str, following: str) -> bool:
         """Mark the task cancelled if it still follows `following` and no cancel came first (False: look again)."""

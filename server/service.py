@@ -331,7 +331,8 @@ class VideoService:
 
     # Media in and out
 
-    async def upload(self, sources: list[str], progress: ByteProgress | None = None) -> UploadResult:
+    async def upload(self, sources: list[str], progress: ByteProgress | None = None, *,
+                     project: Session | None = None) -> UploadResult:
         if self.settings.hosted:
             return await self._upload_by_page(sources)
         files, urls = check_sources(sources, self.settings)  # before any request, even the session's
@@ -339,7 +340,7 @@ class VideoService:
         async def send(session: Session) -> list[UploadedItem]:
             return await upload_sources(self.client, session.session_id, files, urls, progress)
 
-        items, notice = await self.sessions.run(send)
+        items, notice = await self.sessions.run(send, session=project)
         return UploadResult(uploads=items, summary=summarize_uploads(items), notice=notice)
 
     async def upload_in_background(self, sources: list[str]) -> UploadResult:
@@ -367,24 +368,28 @@ class VideoService:
     async def _upload_then_send_in_background(self, sources: list[str], instruction: str,
                                               confirm_cost: bool) -> ChatResult:
         """For a task: large files upload as a job that then sends the request, and the task follows on to the turn
-        (the turn joins the task as an answer's does, so a cancel stops whichever is running and never both)."""
+        (the turn joins the task as an answer's does, so a cancel stops whichever is running and never both). Both
+        go to the project current now, whatever the user switches to meanwhile."""
+        project = await self.sessions.ensure(instruction)
+
         async def uploading_then_sending(job: Job[ChatResult]) -> ChatResult:
             async def progress(sent: int, total: int, message: str) -> None:
                 job.update(message)
 
-            uploaded = await self.upload(sources, progress)
+            uploaded = await self.upload(sources, progress, project=project)
             names = ", ".join(item.name for item in uploaded.uploads)
 
             async def admitted(turn: Job) -> bool:
-                return await self.jobs.adopt(job.id, turn.id)
+                return await self.jobs.adopt(job.id, turn.id, replacing=job.id)
 
             turn = await self._begin_turn(f"{instruction}\n[uploaded: {names}]", confirm_cost=confirm_cost,
-                                          admitted=admitted)
+                                          admitted=admitted, project=project, part_of=job.id)
             if not await admitted(turn):
                 raise JobCancelled()
-            # For a `wait` on this job: the request goes on as the turn's job
-            return ChatResult(reply=f"{uploaded.summary}\nYour request was sent to NemoVideo.", action="upload",
-                              status="working", job_id=turn.id)
+            # For a `wait` on this job: the request goes on as the next job
+            then = ("Your request was sent to NemoVideo." if turn.kind == "turn" else
+                    "Your request waits for your agreement to what it costs.")
+            return ChatResult(reply=f"{uploaded.summary}\n{then}", action="upload", status="working", job_id=turn.id)
 
         job = await self.jobs.start("upload", uploading_then_sending)
         return ChatResult(reply=self._still_working(job.id, "upload", job.step, 0.0, "").summary, action="upload",
@@ -569,23 +574,27 @@ class VideoService:
         return await self.wait(job.id, wait_seconds, on_progress)
 
     async def _begin_turn(self, message: str, *, confirm_cost: bool, admitted: Admission | None = None,
-                          project: Session | None = None) -> Job:
+                          project: Session | None = None, part_of: str | None = None) -> Job:
         """The turn's job in `project` (by default the current one), started; or, when the user must agree to spend
         first, a finished job that asks. `admitted`, when given, is asked by the job before it does anything: False
-        ends it cancelled, with nothing sent."""
+        ends it cancelled, with nothing sent. `part_of`: the task whose chain the job joins (it is no task itself)."""
         async def snapshot(session: Session) -> tuple[Session, StateReply]:
             return session, await self.client.state(session.session_id)
 
-        # Held from the check to the start, in every process: two calls at once must not both start a paid turn.
-        async with self._turn_lock, self.store.lock("turn"):
-            (session, before), notice = await self.sessions.run(snapshot, text=message, session=project)
-            running = await self.jobs.running_anywhere(("turn", "export"), session.session_id)
-            if running is not None:
-                what = "rendering your video" if running["kind"] == "export" else "working on the previous request"
-                raise TurnInProgress(
-                    f'NemoVideo is still {what}. Call `wait` with job_id "{running["id"]}" to follow it; '
-                    "this message was not sent: send it once that is done."
-                )
+        chained = {"task_of": part_of} if part_of is not None else {}
+        # Held from the check to the start in this process: two calls at once must not both start a paid turn.
+        async with self._turn_lock:
+            if project is None:
+                (session, before), notice = await self.sessions.run(snapshot, text=message)
+            else:
+                session, notice = project, None
+                try:
+                    before = await self.client.state(project.session_id)
+                except SessionNotFound:
+                    # Not another project in its place: what was said there belongs there.
+                    raise InvalidInput("NemoVideo no longer has the project this was said in, so nothing was sent. "
+                                       "Say it again to make it in the current project.") from None
+            await self._refuse_if_busy(session.session_id)
 
             generation = not has_content(before.state.draft)
             credits_before = await self._available_credits()
@@ -602,7 +611,7 @@ class VideoService:
                     return asked.model_copy(update={"job_id": job.id})
 
                 return await self.jobs.start("ask", asking, facts={"session_id": session.session_id,
-                                                                     "message": message})
+                                                                     "message": message, **chained})
 
             async def turn(job: Job[ChatResult]) -> ChatResult:
                 await _admit(job, admitted)
@@ -633,8 +642,22 @@ class VideoService:
                     update |= await self._credits_after(credits_before)
                 return done.result.model_copy(update=update)
 
-            return await self.jobs.start("turn", turn, facts={
-                "session_id": session.session_id, "before": before.model_dump(mode="json")})
+            # Checked again and started under the store's lock, across processes. Only these two steps: a database
+            # lock held over network calls would need a second lock connection whenever they take one (a new
+            # project, a token renewal), and many users starting at once would exhaust them.
+            async with self.store.lock("turn"):
+                await self._refuse_if_busy(session.session_id)
+                return await self.jobs.start("turn", turn, facts={
+                    "session_id": session.session_id, "before": before.model_dump(mode="json"), **chained})
+
+    async def _refuse_if_busy(self, session_id: str) -> None:
+        running = await self.jobs.running_anywhere(("turn", "export"), session_id)
+        if running is not None:
+            what = "rendering your video" if running["kind"] == "export" else "working on the previous request"
+            raise TurnInProgress(
+                f'NemoVideo is still {what}. Call `wait` with job_id "{running["id"]}" to follow it; '
+                "this message was not sent: send it once that is done."
+            )
 
     async def _available_credits(self) -> float | None:
         """The balance around a paid turn; one that cannot be read leaves the cost unsaid rather than failing the
@@ -656,8 +679,8 @@ class VideoService:
         task_id = task_id.strip()
         root_id = task_id.removeprefix(CHAT_SHAPED)
         root = await self.jobs.record(root_id)
-        if root is None:
-            raise UnknownJob()
+        if root is None or (root.get("facts") or {}).get("task_of") not in (None, root_id):
+            raise UnknownJob()  # none, or a later job of another task's chain: that task is its handle
         facts = root.get("facts") or {}
         current_id = str(facts.get("task_latest") or root_id)
         view = TaskView(task_id=task_id, root_id=root_id, created_at=float(root.get("started_at") or time.time()),
@@ -750,7 +773,7 @@ class VideoService:
         async def admitted(job: Job) -> bool:
             # One step with the task's record: a `tasks/cancel` that came first wins and nothing is sent; one that
             # comes later sees this job as the one to stop.
-            return await self.jobs.adopt(view.root_id, job.id)
+            return await self.jobs.adopt(view.root_id, job.id, replacing=view.job_id)
 
         next_job = await self._answering(view.root_id, view.job_id, meaning(outcome), admitted)
         # Followed from now on (the job may not have run its own admission yet); refused only when a cancel came
@@ -778,37 +801,43 @@ class VideoService:
     async def _answering(self, root_id: str, question_id: str, answer: str | None,
                          admitted: Admission | None) -> Job:
         """The job an answer starts, in the project that asked: NemoVideo's question's answer as its next turn, a
-        yes to spending as the turn that waited, no answer as nothing sent. A start that fails leaves the question
-        open, so answering again works."""
-        try:
-            asked = await self.jobs.record(question_id) or {}
-            facts = asked.get("facts") or {}
-            waiting_message = facts.get("message") if asked.get("kind") == "ask" else None
-            if answer is None:
-                declined = ChatResult(reply=spending.declined() if waiting_message is not None else UNANSWERED_QUESTION,
-                                      action="chat", status="done")
-
-                async def nothing_sent(job: Job[ChatResult]) -> ChatResult:
-                    await _admit(job, admitted)
-                    return declined
-
-                return await self.jobs.start("ask", nothing_sent)
-            project = await self.sessions.project(str(facts.get("session_id") or ""))
-            if project is None:
-                raise InvalidInput("The project that asked this question is no longer on this computer; nothing was "
-                                   "sent. Say it again in the current project.")
+        yes to spending as the turn that waited, no answer as nothing sent. Once claimed, an answer is carried
+        through whatever becomes of the call that gave it (a host may cancel it): either its job starts, or the
+        claim is given back and answering again works; never a job started and the question open again."""
+        with anyio.CancelScope(shield=True):
             try:
-                if waiting_message is not None:
-                    return await self._begin_turn(str(waiting_message), confirm_cost=True, admitted=admitted,
-                                                  project=project)
-                return await self._begin_turn(answer, confirm_cost=False, admitted=admitted, project=project)
-            except TurnInProgress:
-                raise InvalidInput("NemoVideo is still working on another request in that project, so nothing was "
-                                   "sent and the question is still open: answer again once that is done.") from None
-        except BaseException:
-            with anyio.CancelScope(shield=True):
+                return await self._answer_job(root_id, question_id, answer, admitted)
+            except Exception:
                 await self.jobs.release_answer(root_id)
-            raise
+                raise
+
+    async def _answer_job(self, root_id: str, question_id: str, answer: str | None,
+                          admitted: Admission | None) -> Job:
+        asked = await self.jobs.record(question_id) or {}
+        facts = asked.get("facts") or {}
+        waiting_message = facts.get("message") if asked.get("kind") == "ask" else None
+        if answer is None:
+            declined = ChatResult(reply=spending.declined() if waiting_message is not None else UNANSWERED_QUESTION,
+                                  action="chat", status="done")
+
+            async def nothing_sent(job: Job[ChatResult]) -> ChatResult:
+                await _admit(job, admitted)
+                return declined
+
+            return await self.jobs.start("ask", nothing_sent, facts={"task_of": root_id})
+        project = await self.sessions.project(str(facts.get("session_id") or ""))
+        if project is None:
+            raise InvalidInput("The project that asked this question is no longer on this computer; nothing was "
+                               "sent. Say it again in the current project.")
+        try:
+            if waiting_message is not None:
+                return await self._begin_turn(str(waiting_message), confirm_cost=True, admitted=admitted,
+                                              project=project, part_of=root_id)
+            return await self._begin_turn(answer, confirm_cost=False, admitted=admitted, project=project,
+                                          part_of=root_id)
+        except TurnInProgress:
+            raise InvalidInput("NemoVideo is still working on another request in that project, so nothing was "
+                               "sent and the question is still open: answer again once that is done.") from None
 
     async def cancel_task(self, task_id: str) -> None:
         """`cancel` for the job the task follows now; the task ends cancelled, saying what that meant. Raises
@@ -819,21 +848,22 @@ class VideoService:
                 raise InvalidInput("That task had already ended; nothing was cancelled.")
             # Marked in one step with "still following this job": an answer racing this either moved the task on
             # first (look again, and stop its job) or will find it cancelled and send nothing.
-            if await self.jobs.end_task(view.root_id, view.job_id):
+            if not await self.jobs.end_task(view.root_id, view.job_id):
+                continue
+            if isinstance(view.outcome, ChatResult) and view.outcome.status == "needs_input":
+                said = UNANSWERED_QUESTION
                 break
-        if isinstance(view.outcome, ChatResult) and view.outcome.status == "needs_input":
-            said = UNANSWERED_QUESTION
-        else:
             stopping = view.watching or view.job_id
             said = (await self.cancel(stopping)).reply
             try:
                 ended = await self.wait(stopping, 0)
             except NemoError:
-                ended = None  # stopped (or failed): the task is cancelled
-            if ended is not None and ended.status != "working":
-                # It finished on its own while the cancel was on its way: its result stands, paid for.
-                await self.jobs.reopen_task(view.root_id)
-                raise InvalidInput("That task had already ended; nothing was cancelled.")
+                break  # stopped (or failed): the task is cancelled
+            if ended.status == "working":
+                break
+            # It finished on its own while the cancel was on its way: its result stands, and the task is what it
+            # made of it (ended, or going on to a second stage or a question, which the cancel then stops).
+            await self.jobs.reopen_task(view.root_id)
         await self.jobs.note_record(view.root_id, task_cancelled=said)
 
     # Work that lands after a turn's stream (two-stage generation)

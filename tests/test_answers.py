@@ -11,6 +11,7 @@ import pytest
 from fastmcp_tasks.client import call_tool_task
 
 from tests.test_asking import legacy_client, modern_client
+from tests.postgres_cluster import postgres_server, postgres_url  # noqa: F401 (fixtures)
 from tests.test_tasks import GENERATE, get_task, stdio_client
 
 pytestmark = pytest.mark.anyio
@@ -47,6 +48,9 @@ async def test_a_retried_update_is_refused_and_never_answers_the_next_question(s
             await update(client, task.task_id, answer)  # the same update again, as a client retries
         assert refused.value.error.code == INVALID_PARAMS
         assert (await get_task(client, task.task_id)).status == "input_required"
+        with pytest.raises(MCPError) as no_task:  # a question's key names no task of its own to answer it through
+            await update(client, list(second.input_requests)[0], answer)
+        assert no_task.value.error.code == INVALID_PARAMS
     assert sandbox.count("/run_sse") == sent == 2
 
 
@@ -173,3 +177,83 @@ async def test_an_answer_refused_by_a_cancel_leaves_a_generations_second_stage_a
             while (view := await service.task(generation)).outcome.status == "working":
                 await service.wait(view.watching or view.job_id, wait_seconds=1)
     assert LATE_WRITE_INTRO in view.outcome.reply  # its music and titles, reported with the generation
+
+
+async def test_a_new_users_first_chat_holds_one_database_lock_at_a_time(sandbox, env, identity,
+                                                                       postgres_url) -> None:  # noqa: F811
+    """Hosted on PostgreSQL, each held lock is a connection: a first chat creates the user's token and project, which
+    take locks of their own, so the turn's lock must not be held around them (the pool would run dry)."""
+    from nemovideo_mcp.postgres import PostgresDatabase
+    from nemovideo_mcp.service import VideoService
+    from nemovideo_mcp.store import Store
+    from nemovideo_mcp.users import UserContext
+    from tests.test_hosted_users import hosted
+
+    store = Store(PostgresDatabase(postgres_url, max_locks=1, timeout_seconds=2.0))
+    try:
+        async with VideoService(hosted(env), identity, user=UserContext("https://login.example|newcomer"),
+                                store=store) as new:
+            result = await new.chat('add a title "One lock"', wait_seconds=20)
+    finally:
+        await store.aclose()
+    assert result.status == "done" and sandbox.count("/run_sse") == 1
+
+
+async def test_an_answer_to_a_project_nemovideo_lost_is_refused_not_sent_elsewhere(sandbox, quick_service) -> None:
+    from nemovideo_mcp.errors import InvalidInput
+
+    sandbox.late_write_seconds = None
+    sandbox.anonymous_credits = 30  # the turn waits for the user's agreement
+    task_id = (await quick_service.chat(GENERATE, wait_seconds=10)).job_id
+    asked_in = (await quick_service.sessions.current()).session_id
+    await quick_service.projects("new", "Another project")
+    sandbox.forget_session(asked_in)
+    with pytest.raises(InvalidInput, match="no longer has the project"):
+        await quick_service.answer_task(task_id, {task_id: lambda asked: "yes"})
+    assert sandbox.count("/run_sse") == 0
+
+
+async def test_a_late_step_of_an_answer_never_moves_its_task_back(sandbox, quick_service) -> None:
+    sandbox.late_write_seconds = None
+    task_id = (await quick_service.chat("hello there", wait_seconds=0)).job_id
+    assert (await quick_service.wait(task_id, wait_seconds=10)).status == "needs_input"
+    await quick_service.answer_task(task_id, {task_id: lambda asked: "hmm, tell me more"})
+    answer = (await quick_service.task(task_id)).job_id
+    assert (await quick_service.wait(answer, wait_seconds=10)).status == "needs_input"  # NemoVideo asks again
+    await quick_service.answer_task(task_id, {answer: lambda asked: 'add the title "Then"'})
+    latest = (await quick_service.task(task_id)).job_id
+    # The first answer's own step, arriving late (a slow store): the task stays where it is
+    assert await quick_service.jobs.adopt(task_id, answer, replacing=task_id)
+    assert (await quick_service.task(task_id)).job_id == latest != answer
+
+
+async def test_upload_and_a_request_go_to_one_project_whatever_the_user_switches_to(sandbox, quick_service,
+                                                                                    tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    from nemovideo_mcp.service import LONG_UPLOAD_BYTES
+
+    sandbox.late_write_seconds = None
+    sandbox.anonymous_credits = 30  # the request waits for the user's agreement once the files are there
+    track = tmp_path / "long-take.mp3"
+    with track.open("wb") as file:
+        file.truncate(LONG_UPLOAD_BYTES + 1)
+    await quick_service.projects("new", "First project")
+    first = (await quick_service.sessions.current()).session_id
+    upload = quick_service.upload
+
+    async def while_the_user_moves_on(*args, **kwargs):
+        uploaded = await upload(*args, **kwargs)
+        await quick_service.projects("new", "Something else")  # meanwhile, in the conversation
+        return uploaded
+
+    monkeypatch.setattr(quick_service, "upload", while_the_user_moves_on)
+    task_id = (await quick_service.chat(f"upload {track} and {GENERATE}", wait_seconds=0)).job_id
+    uploaded = await quick_service.wait(task_id, wait_seconds=30)
+    assert "waits for your agreement" in uploaded.reply and sandbox.count("/run_sse") == 0  # nothing said was sent
+    assert (await quick_service.wait(uploaded.job_id, wait_seconds=10)).status == "needs_input"
+    await quick_service.answer_task(task_id, {uploaded.job_id: lambda asked: "yes"})
+    with anyio.fail_after(30):
+        while (view := await quick_service.task(task_id)).outcome.status == "working":
+            await quick_service.wait(view.watching or view.job_id, wait_seconds=1)
+    assert view.outcome.generated
+    assert sandbox.session(first).messages == [f"upload {track} and {GENERATE}\n[uploaded: long-take.mp3]"]

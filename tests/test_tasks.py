@@ -255,8 +255,8 @@ async def test_a_cancel_racing_an_answer_never_leaves_a_turn_running_after_it(sa
         else:
             real, cancelling = getattr(quick_service.jobs, step), []
 
-            async def then_cancel(*args):
-                done = await real(*args)
+            async def then_cancel(*args, **kwargs):
+                done = await real(*args, **kwargs)
                 if not cancelling:  # the cancel runs as its own request would, while this step's caller waits
                     cancelling.append(anyio.Event())
                     group.start_soon(cancel_then_set, cancelling[0])
@@ -533,3 +533,25 @@ async def test_without_tasks_the_same_message_is_followed_with_wait_from_the_upl
     assert "long-take.mp3" in uploaded.reply
     made = await quick_service.wait(uploaded.job_id, wait_seconds=30)
     assert made.status == "done" and made.generated
+
+
+@pytest.mark.parametrize("goes_on_to", ["its second stage", "a question"])
+async def test_a_cancel_that_lands_as_the_turn_finishes_stops_what_the_task_goes_on_to(
+        sandbox, quick_service, monkeypatch, goes_on_to: str) -> None:
+    sandbox.late_write_seconds = 30.0 if goes_on_to == "its second stage" else None
+    sandbox.turn_seconds = 0.5
+    message = GENERATE if goes_on_to == "its second stage" else "hello there"
+    task_id = (await quick_service.chat(message, wait_seconds=0)).job_id
+    end_task = quick_service.jobs.end_task
+
+    async def once_the_turn_ended(task: str, following: str) -> bool:
+        job = quick_service.jobs.local(following)
+        if job is not None:
+            await job.finished.wait()
+        return await end_task(task, following)
+
+    monkeypatch.setattr(quick_service.jobs, "end_task", once_the_turn_ended)
+    await quick_service.cancel_task(task_id)  # accepted: the task had not ended
+    said = (await quick_service.task(task_id)).cancelled
+    assert said == ("Stopped watching the project for late changes." if goes_on_to == "its second stage"
+                    else "The question was left unanswered; nothing more was sent to NemoVideo.")
