@@ -382,9 +382,14 @@ class JobRunner:
         # Stored as every result leaves: another replica, or this server restarted, may not know the user's token.
         outcome = redact_json(outcome)
         finished_at = self._clock()
-        await self._store.update(JOBS, job.id, lambda record: {**(record or {}), **outcome, "finished_at": finished_at,
-                                                               "updated_at": finished_at})
+        saved = await self._store.update(JOBS, job.id, lambda record: {**(record or {}), **outcome,
+                                                                       "finished_at": finished_at,
+                                                                       "updated_at": finished_at})
         await self._store.job_changed(job.id)
+        task = ((saved or {}).get("facts") or {}).get("task_of")
+        if task and task != job.id:
+            # The end of a task's later job is a change of the task: it is kept as long as this job's outcome.
+            await self._change_task(str(task), lambda facts: {})
 
     async def _heartbeats(self) -> None:
         while True:

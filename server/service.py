@@ -768,7 +768,8 @@ class VideoService:
                                "answered): look at the task with tasks/get and answer its input request by its key.")
         if not await self.jobs.claim_answer(view.root_id, view.job_id):
             raise InvalidInput(TASK_CANCELLED if (await self.task(task_id)).cancelled is not None
-                               else "This question was already answered; the task goes on with that answer.")
+                               else "This question was already answered, or is being answered now: tasks/get shows "
+                               "where the task stands.")
 
         async def admitted(job: Job) -> bool:
             # One step with the task's record: a `tasks/cancel` that came first wins and nothing is sent; one that

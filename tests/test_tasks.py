@@ -499,6 +499,10 @@ async def test_a_task_is_kept_a_day_from_its_last_change_not_from_its_first_jobs
     await quick_service.store.store.prune_jobs(asked_at + 1e-6)
     view = await quick_service.task(task_id)
     assert view.job_id != task_id and view.outcome.status == "working"
+    # and a day from the end of its last job, which holds its result
+    assert (await quick_service.wait(view.job_id, wait_seconds=10)).status == "done"
+    answered_at = (await quick_service.store.get(JOBS, view.job_id))["finished_at"]
+    assert (await quick_service.store.get(JOBS, task_id))["finished_at"] >= answered_at
 
 
 async def test_upload_and_a_request_in_one_message_is_one_task_from_the_upload_to_the_video(sandbox, env,
