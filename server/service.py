@@ -340,7 +340,16 @@ class VideoService:
         async def send(session: Session) -> list[UploadedItem]:
             return await upload_sources(self.client, session.session_id, files, urls, progress)
 
-        items, notice = await self.sessions.run(send, session=project)
+        if project is None:
+            items, notice = await self.sessions.run(send)
+        else:
+            notice = None
+            try:
+                items = await send(project)
+            except SessionNotFound:
+                # Not another project in its place: the files belong with what was said about them there.
+                raise InvalidInput("NemoVideo no longer has the project these files were for, so nothing was "
+                                   "uploaded or sent. Say it again to do it in the current project.") from None
         return UploadResult(uploads=items, summary=summarize_uploads(items), notice=notice)
 
     async def upload_in_background(self, sources: list[str]) -> UploadResult:

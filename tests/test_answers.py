@@ -257,3 +257,31 @@ async def test_upload_and_a_request_go_to_one_project_whatever_the_user_switches
             await quick_service.wait(view.watching or view.job_id, wait_seconds=1)
     assert view.outcome.generated
     assert sandbox.session(first).messages == [f"upload {track} and {GENERATE}\n[uploaded: long-take.mp3]"]
+
+
+async def test_upload_and_a_request_for_a_project_nemovideo_lost_upload_nothing_elsewhere(sandbox, quick_service,
+                                                                                          tmp_path: Path,
+                                                                                          monkeypatch) -> None:
+    from nemovideo_mcp.errors import InvalidInput
+    from nemovideo_mcp.service import LONG_UPLOAD_BYTES
+
+    sandbox.late_write_seconds = None
+    track = tmp_path / "long-take.mp3"
+    with track.open("wb") as file:
+        file.truncate(LONG_UPLOAD_BYTES + 1)
+    await quick_service.projects("new", "First project")
+    first = (await quick_service.sessions.current()).session_id
+    upload = quick_service.upload
+
+    async def after_the_project_was_lost(*args, **kwargs):
+        await quick_service.projects("new", "Something else")
+        sandbox.forget_session(first)
+        return await upload(*args, **kwargs)
+
+    monkeypatch.setattr(quick_service, "upload", after_the_project_was_lost)
+    task_id = (await quick_service.chat(f"upload {track} and {GENERATE}", wait_seconds=0)).job_id
+    with pytest.raises(InvalidInput, match="no longer has the project"):
+        await quick_service.wait(task_id, wait_seconds=30)
+    other = (await quick_service.sessions.current()).session_id
+    assert not [request for request in sandbox.requests if "/api/upload" in request.path and other in request.path]
+    assert sandbox.count("/run_sse") == 0
