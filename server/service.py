@@ -6,6 +6,7 @@ structured output, and their text is what a host shows the user.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, replace
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -788,7 +789,17 @@ class VideoService:
         next_job = await self._answering(view.root_id, view.job_id, meaning(outcome), admitted)
         # Followed from now on (the job may not have run its own admission yet); refused only when a cancel came
         # first, and then the job sends nothing either.
-        if not await admitted(next_job):
+        try:
+            joined = await admitted(next_job)
+        except NemoError:
+            # The store failed at the step that joins the job to the task: the job, failing at the same step, sent
+            # nothing. Unless it joined after all, the question is open again, so answering again works.
+            await next_job.finished.wait()
+            with contextlib.suppress(NemoError):
+                if (await self.task(task_id)).job_id == view.job_id:
+                    await self.jobs.release_answer(view.root_id)
+            raise
+        if not joined:
             await next_job.finished.wait()  # it refuses at once; ended, it blocks no next turn of the project
             raise InvalidInput(TASK_CANCELLED)
 

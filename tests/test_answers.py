@@ -285,3 +285,26 @@ async def test_upload_and_a_request_for_a_project_nemovideo_lost_upload_nothing_
     other = (await quick_service.sessions.current()).session_id
     assert not [request for request in sandbox.requests if "/api/upload" in request.path and other in request.path]
     assert sandbox.count("/run_sse") == 0
+
+
+async def test_a_store_failure_as_an_answer_joins_its_task_leaves_the_question_open(sandbox, quick_service,
+                                                                                    monkeypatch) -> None:
+    from nemovideo_mcp.errors import StoreUnavailable
+
+    sandbox.late_write_seconds = None
+    task_id = (await quick_service.chat("hello there", wait_seconds=0)).job_id
+    assert (await quick_service.wait(task_id, wait_seconds=10)).status == "needs_input"
+    adopt, failing = quick_service.jobs.adopt, [1, 2]
+
+    async def blip(*args, **kwargs):  # the database away for both of the answer's steps that join it to the task
+        if failing:
+            failing.pop()
+            raise StoreUnavailable("The database did not answer.")
+        return await adopt(*args, **kwargs)
+
+    monkeypatch.setattr(quick_service.jobs, "adopt", blip)
+    with pytest.raises(StoreUnavailable):
+        await quick_service.answer_task(task_id, {task_id: lambda asked: 'add the title "One"'})
+    assert sandbox.count("/run_sse") == 1  # the greeting only
+    await quick_service.answer_task(task_id, {task_id: lambda asked: 'add the title "One"'})  # answering again works
+    assert (await quick_service.wait((await quick_service.task(task_id)).job_id, wait_seconds=10)).status == "done"
