@@ -696,9 +696,10 @@ class VideoService:
         view = TaskView(task_id=task_id, root_id=root_id, created_at=float(root.get("started_at") or time.time()),
                         updated_at=float(root.get("updated_at") or root.get("started_at") or time.time()),
                         job_id=current_id)
-        if facts.get("task_cancelled"):
-            return view.at(cancelled=str(facts["task_cancelled"]) if isinstance(facts["task_cancelled"], str)
-                           else "Cancelled.")
+        if isinstance(facts.get("task_cancelled"), str):
+            return view.at(cancelled=facts["task_cancelled"])
+        # A cancel under way (marked, its sentence not yet written) is not yet an end: it may find the work finished
+        # and give the task back to it. Until then the task is what its work is.
         try:
             outcome = await self.wait(current_id, 0)
         except JobCancelled as cancelled:
@@ -777,7 +778,8 @@ class VideoService:
             raise InvalidInput("That answer is not to the question this task asks now (it may answer one already "
                                "answered): look at the task with tasks/get and answer its input request by its key.")
         if not await self.jobs.claim_answer(view.root_id, view.job_id):
-            raise InvalidInput(TASK_CANCELLED if (await self.task(task_id)).cancelled is not None
+            cancelling = ((await self.jobs.record(view.root_id) or {}).get("facts") or {}).get("task_cancelled")
+            raise InvalidInput(TASK_CANCELLED if cancelling
                                else "This question was already answered, or is being answered now: tasks/get shows "
                                "where the task stands.")
 
@@ -870,6 +872,8 @@ class VideoService:
             # Marked in one step with "still following this job": an answer racing this either moved the task on
             # first (look again, and stop its job) or will find it cancelled and send nothing.
             if not await self.jobs.end_task(view.root_id, view.job_id):
+                if ((await self.jobs.record(view.root_id) or {}).get("facts") or {}).get("task_cancelled"):
+                    raise InvalidInput("That task is being cancelled already; nothing more was done.")
                 continue
             if isinstance(view.outcome, ChatResult) and view.outcome.status == "needs_input":
                 said = UNANSWERED_QUESTION

@@ -436,7 +436,8 @@ async def test_two_cancels_of_one_task_stop_its_render_once(sandbox, quick_servi
         group.start_soon(cancel)
         group.start_soon(cancel)
     [render_id] = sandbox.render_ids()
-    assert refused == ["That task had already ended; nothing was cancelled."]
+    assert len(refused) == 1 and refused[0] in ("That task had already ended; nothing was cancelled.",
+                                                "That task is being cancelled already; nothing more was done.")
     assert (await quick_service.task(task_id)).cancelled == "The render was cancelled at NemoVideo."
     assert sandbox.count(f"/api/render/proxy/lambda/{render_id}/cancel", "POST") == 1
 
@@ -559,3 +560,30 @@ async def test_a_cancel_that_lands_as_the_turn_finishes_stops_what_the_task_goes
     said = (await quick_service.task(task_id)).cancelled
     assert said == ("Stopped watching the project for late changes." if goes_on_to == "its second stage"
                     else "The question was left unanswered; nothing more was sent to NemoVideo.")
+
+
+async def test_a_cancel_under_way_is_no_end_a_poller_could_stop_at(sandbox, quick_service, monkeypatch) -> None:
+    """Between a cancel's mark and its finding that the work had finished, tasks/get shows the work, not 'cancelled'."""
+    from nemovideo_mcp.errors import InvalidInput
+
+    sandbox.late_write_seconds = None
+    sandbox.turn_seconds = 0.5
+    task_id = (await quick_service.chat('add the title "Paid"', wait_seconds=0)).job_id
+    end_task, reopen_task = quick_service.jobs.end_task, quick_service.jobs.reopen_task
+    seen: list = []
+
+    async def once_the_turn_ended(task: str, following: str) -> bool:
+        await quick_service.jobs.local(following).finished.wait()
+        return await end_task(task, following)
+
+    async def polled_then_reopened(task: str) -> None:
+        seen.append(await quick_service.task(task_id))  # a tasks/get in the window
+        await reopen_task(task)
+
+    monkeypatch.setattr(quick_service.jobs, "end_task", once_the_turn_ended)
+    monkeypatch.setattr(quick_service.jobs, "reopen_task", polled_then_reopened)
+    with pytest.raises(InvalidInput, match="already ended"):
+        await quick_service.cancel_task(task_id)
+    [during] = seen
+    assert during.cancelled is None and during.outcome.status == "done"
+    assert (await quick_service.task(task_id)).outcome.status == "done"
