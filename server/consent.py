@@ -27,7 +27,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 
 from .errors import ExportBlocked, NemoError, OutOfCredits
-from .results import ChatResult
+from .results import ChatResult, Meaning
 from .logs import get_logger
 
 log = get_logger("consent")
@@ -95,7 +95,7 @@ def question(message: str, *, spend: bool) -> ElicitRequest:
     return ElicitRequest(params=form)
 
 
-def meaning_of(content: dict[str, Any] | None) -> Callable[[ChatResult], str | None]:
+def meaning_of(content: dict[str, Any] | None) -> Meaning:
     """What an answer's form content (None: declined or cancelled) says to the question it answers: "yes" to
     spending, the words for NemoVideo's question as written, or None (nothing to send)."""
     def said_to(asked: ChatResult) -> str | None:
@@ -119,15 +119,16 @@ def answer_in(content: dict[str, Any] | None) -> str | None:
 
 
 def _question_in(result: CallToolResult) -> dict[str, Any] | None:
-    """A chat result that asks the user something (`needs_input`), as structured content; None for any other."""
+    """A chat result that asks the user something (`needs_input`) by a question id an answer can name, as
+    structured content; None for any other."""
     asked = result.structured_content if not result.is_error else None
-    return asked if asked and asked.get("status") == "needs_input" else None
+    return asked if asked and asked.get("status") == "needs_input" and asked.get("job_id") else None
 
 
 def asked_by_round_trip(result: CallToolResult) -> InputRequiredResult | None:
     """A `needs_input` chat result as the question of a round trip; None for any other result."""
     asked = _question_in(result)
-    if asked is None or not asked.get("job_id"):
+    if asked is None:
         return None
     spend = asked.get("cost_estimate") is not None
     return InputRequiredResult(input_requests={ROUND_TRIP_KEY: question(str(asked["reply"]), spend=spend)},
@@ -141,7 +142,7 @@ async def _asked_in_call(ctx: Context, asked: dict[str, Any]) -> dict[str, Any] 
 
 
 async def settled_in_call(ctx: Context, result: CallToolResult,
-                          answer: Callable[[str, Callable[[ChatResult], str | None]], Awaitable[CallToolResult]],
+                          answer: Callable[[str, Meaning], Awaitable[CallToolResult]],
                           ) -> CallToolResult:
     """`needs_input` chat results asked as elicitations, where the client can answer one, each answer given to its
     question (agreed spending sends the turn that waited, an answer to NemoVideo's question goes as the next
@@ -149,7 +150,7 @@ async def settled_in_call(ctx: Context, result: CallToolResult,
     was, for the conversation to answer."""
     for _ in range(MAX_QUESTIONS_IN_CALL):
         asked = _question_in(result)
-        if asked is None or not asked.get("job_id") or not can_ask(ctx):
+        if asked is None or not can_ask(ctx):
             return result
         content = await _asked_in_call(ctx, asked)
         if content is None and asked.get("cost_estimate") is None:

@@ -297,6 +297,10 @@ class JobRunner:
             facts.get("task_cancelled") or str(facts.get("task_latest") or task_id) != following
         ) else {"task_cancelled": True})
 
+    async def being_cancelled(self, task_id: str) -> bool:
+        """Whether a cancel has marked the task (done, or under way)."""
+        return bool(((await self.record(task_id) or {}).get("facts") or {}).get("task_cancelled"))
+
     async def reopen_task(self, task_id: str) -> None:
         """A cancel that found the work already finished: the task is what the work made of it, not cancelled."""
         await self._change_task(task_id, lambda facts: {"task_cancelled": None})

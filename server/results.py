@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -200,3 +201,8 @@ class ExportResult(ToolResult):
             return [link]
         return [link, ImageContent(type="image", data=base64.b64encode(sheet).decode("ascii"), mime_type="image/jpeg",
                                    annotations=Annotations(audience=["user"]))]
+
+
+# What an answer says to the question it answers (a needs_input result): the words to send (a yes to spending is
+# "yes"), or None. Read by the MCP layer from a form, acted on by the service.
+Meaning = Callable[[ChatResult], str | None]

@@ -52,6 +52,7 @@ from .results import (
     ProjectSummary,
     StateResult,
     UNANSWERED_QUESTION,
+    Meaning,
     UploadedItem,
     UploadResult,
 )
@@ -171,8 +172,6 @@ class TaskView:
 
 # Asked by a job before it sends anything on behalf of a task (tasks/update's answer): False, it sends nothing.
 Admission = Callable[[Job], Awaitable[bool]]
-# What an answer says to the question it answers: the words to send (a yes to spending is "yes"), or None.
-Meaning = Callable[[ChatResult], str | None]
 
 
 async def _admit(job: Job, admitted: Admission | None) -> None:
@@ -190,6 +189,14 @@ def _as_chat(exported: ExportResult) -> ChatResult:
     """An export asked for in words, answered as `chat` answers."""
     return ChatResult(reply=exported.reply, action="export", status=exported.status, job_id=exported.job_id,
                       notice=exported.notice)
+
+
+def _steps_of(job: Job) -> ByteProgress:
+    """An upload's progress lines as the steps of the job that runs it."""
+    async def progress(sent: int, total: int, message: str) -> None:
+        job.update(message)
+
+    return progress
 
 
 def _job_kind(kind: str) -> str:
@@ -360,10 +367,7 @@ class VideoService:
             return await self.upload(sources)
 
         async def uploading(job: Job[UploadResult]) -> UploadResult:
-            async def progress(sent: int, total: int, message: str) -> None:
-                job.update(message)
-
-            return await self.upload(sources, progress)
+            return await self.upload(sources, _steps_of(job))
 
         job = await self.jobs.start("upload", uploading)
         return self._still_working(job.id, "upload", job.step, 0.0, "")
@@ -383,10 +387,7 @@ class VideoService:
         project = await self.sessions.ensure(instruction)
 
         async def uploading_then_sending(job: Job[ChatResult]) -> ChatResult:
-            async def progress(sent: int, total: int, message: str) -> None:
-                job.update(message)
-
-            uploaded = await self.upload(sources, progress, project=project)
+            uploaded = await self.upload(sources, _steps_of(job), project=project)
             names = ", ".join(item.name for item in uploaded.uploads)
 
             async def admitted(turn: Job) -> bool:
@@ -778,8 +779,7 @@ class VideoService:
             raise InvalidInput("That answer is not to the question this task asks now (it may answer one already "
                                "answered): look at the task with tasks/get and answer its input request by its key.")
         if not await self.jobs.claim_answer(view.root_id, view.job_id):
-            cancelling = ((await self.jobs.record(view.root_id) or {}).get("facts") or {}).get("task_cancelled")
-            raise InvalidInput(TASK_CANCELLED if cancelling
+            raise InvalidInput(TASK_CANCELLED if await self.jobs.being_cancelled(view.root_id)
                                else "This question was already answered, or is being answered now: tasks/get shows "
                                "where the task stands.")
 
@@ -872,7 +872,7 @@ class VideoService:
             # Marked in one step with "still following this job": an answer racing this either moved the task on
             # first (look again, and stop its job) or will find it cancelled and send nothing.
             if not await self.jobs.end_task(view.root_id, view.job_id):
-                if ((await self.jobs.record(view.root_id) or {}).get("facts") or {}).get("task_cancelled"):
+                if await self.jobs.being_cancelled(view.root_id):
                     raise InvalidInput("That task is being cancelled already; nothing more was done.")
                 continue
             if isinstance(view.outcome, ChatResult) and view.outcome.status == "needs_input":

@@ -42,6 +42,7 @@ from .results import (
     ChatResult,
     CreditsResult,
     ExportResult,
+    Meaning,
     ProjectsResult,
     StateResult,
     ToolResult,
@@ -327,7 +328,7 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
     ) -> Annotated[CallToolResult, ChatResult]:
         budget = wait_budget(ctx, wait_seconds)
 
-        def answer(question_id: str, meaning: Callable[[ChatResult], str | None]) -> Awaitable[CallToolResult]:
+        def answer(question_id: str, meaning: Meaning) -> Awaitable[CallToolResult]:
             return adapt(ctx, lambda service: service.answer_question(question_id, meaning, budget,
                                                                       progress_reporter(ctx)))
 
