@@ -12,7 +12,7 @@ from fastmcp_tasks.client import call_tool_task
 
 from tests.test_asking import legacy_client, modern_client
 from tests.postgres_cluster import postgres_server, postgres_url  # noqa: F401 (fixtures)
-from tests.test_tasks import GENERATE, get_task, stdio_client
+from tests.test_tasks import GENERATE, get_task, long_take, stdio_client
 
 pytestmark = pytest.mark.anyio
 
@@ -230,13 +230,10 @@ async def test_a_late_step_of_an_answer_never_moves_its_task_back(sandbox, quick
 async def test_upload_and_a_request_go_to_one_project_whatever_the_user_switches_to(sandbox, quick_service,
                                                                                     tmp_path: Path,
                                                                                     monkeypatch) -> None:
-    from nemovideo_mcp.service import LONG_UPLOAD_BYTES
 
     sandbox.late_write_seconds = None
     sandbox.anonymous_credits = 30  # the request waits for the user's agreement once the files are there
-    track = tmp_path / "long-take.mp3"
-    with track.open("wb") as file:
-        file.truncate(LONG_UPLOAD_BYTES + 1)
+    track = long_take(tmp_path)
     await quick_service.projects("new", "First project")
     first = (await quick_service.sessions.current()).session_id
     upload = quick_service.upload
@@ -263,12 +260,9 @@ async def test_upload_and_a_request_for_a_project_nemovideo_lost_upload_nothing_
                                                                                           tmp_path: Path,
                                                                                           monkeypatch) -> None:
     from nemovideo_mcp.errors import InvalidInput
-    from nemovideo_mcp.service import LONG_UPLOAD_BYTES
 
     sandbox.late_write_seconds = None
-    track = tmp_path / "long-take.mp3"
-    with track.open("wb") as file:
-        file.truncate(LONG_UPLOAD_BYTES + 1)
+    track = long_take(tmp_path)
     await quick_service.projects("new", "First project")
     first = (await quick_service.sessions.current()).session_id
     upload = quick_service.upload

@@ -41,6 +41,16 @@ async def test_a_generation_is_one_task_followed_to_its_result_over_stdio(sandbo
     assert sandbox.count("/run_sse") == 1
 
 
+def long_take(folder: Path, size: int | None = None) -> Path:
+    """A local file past the size that uploads as a task (sparse: nothing is written)."""
+    from nemovideo_mcp.service import LONG_UPLOAD_BYTES
+
+    take = folder / "long-take.mp3"
+    with take.open("wb") as file:
+        file.truncate(LONG_UPLOAD_BYTES + 1 if size is None else size)
+    return take
+
+
 def answering(*answers: dict | str, asked: list[str]):
     """An elicitation handler that records each question and gives the next answer ("decline" declines)."""
     from fastmcp.client.elicitation import ElicitResult
@@ -177,9 +187,7 @@ async def test_an_export_asked_for_in_words_ends_with_chats_result(sandbox, env)
 async def test_a_large_upload_is_a_task_and_a_small_one_answers_at_once(sandbox, env, tmp_path: Path) -> None:
     from nemovideo_mcp.service import LONG_UPLOAD_BYTES
 
-    large, small = tmp_path / "long-take.mp3", tmp_path / "jingle.mp3"
-    with large.open("wb") as file:
-        file.truncate(LONG_UPLOAD_BYTES + 1)
+    large, small = long_take(tmp_path), tmp_path / "jingle.mp3"
     small.write_bytes(b"\x00" * 4096)
     async with stdio_client(env) as client:
         task = await call_tool_task(client, "upload", {"sources": [str(large)]})
@@ -445,9 +453,7 @@ async def test_two_cancels_of_one_task_stop_its_render_once(sandbox, quick_servi
 async def test_a_cancelled_upload_says_what_became_of_the_files(sandbox, quick_service, tmp_path: Path) -> None:
     from nemovideo_mcp.service import LONG_UPLOAD_BYTES
 
-    large = tmp_path / "long-take.mp3"
-    with large.open("wb") as file:
-        file.truncate(LONG_UPLOAD_BYTES * 4)
+    large = long_take(tmp_path, LONG_UPLOAD_BYTES * 4)
     task_id = (await quick_service.upload_in_background([str(large)])).job_id
     await quick_service.cancel_task(task_id)
     said = (await quick_service.task(task_id)).cancelled
@@ -508,12 +514,9 @@ async def test_a_task_is_kept_a_day_from_its_last_change_not_from_its_first_jobs
 
 async def test_upload_and_a_request_in_one_message_is_one_task_from_the_upload_to_the_video(sandbox, env,
                                                                                             tmp_path: Path) -> None:
-    from nemovideo_mcp.service import LONG_UPLOAD_BYTES
 
     sandbox.late_write_seconds = None
-    track = tmp_path / "long-take.mp3"
-    with track.open("wb") as file:
-        file.truncate(LONG_UPLOAD_BYTES + 1)
+    track = long_take(tmp_path)
     async with stdio_client(env) as client:
         task = await call_tool_task(client, "chat", {"message": f"upload {track} and {GENERATE}"})
         assert task.task_id.startswith("upload_")  # answered before the upload, which can take minutes
@@ -526,12 +529,9 @@ async def test_upload_and_a_request_in_one_message_is_one_task_from_the_upload_t
 
 async def test_without_tasks_the_same_message_is_followed_with_wait_from_the_upload_to_the_turn(
         sandbox, quick_service, tmp_path: Path) -> None:
-    from nemovideo_mcp.service import LONG_UPLOAD_BYTES
 
     sandbox.late_write_seconds = None
-    track = tmp_path / "long-take.mp3"
-    with track.open("wb") as file:
-        file.truncate(LONG_UPLOAD_BYTES + 1)
+    track = long_take(tmp_path)
     started = await quick_service.chat(f"upload {track} and {GENERATE}", wait_seconds=0)
     uploaded = await quick_service.wait(started.job_id, wait_seconds=30)
     assert uploaded.status == "working" and uploaded.job_id.startswith("turn_")  # the request goes on as this turn
