@@ -127,16 +127,34 @@ async def test_a_heartbeat_that_cannot_write_never_ends_the_server_or_its_work(
         sandbox, quick_settings, identity, monkeypatch) -> None:
     monkeypatch.setattr(jobs_module, "HEARTBEAT_SECONDS", 0.05)
     monkeypatch.setattr(database_module, "BUSY_TIMEOUT_SECONDS", 0.05)
-    sandbox.turn_seconds = 1.0
+    failed_beats = 0
+    three_failed = anyio.Event()
+    real_beat = jobs_module.JobRunner._beat
+
+    async def counted_beat(self) -> None:
+        nonlocal failed_beats
+        try:
+            await real_beat(self)
+        except Exception:
+            failed_beats += 1
+            if failed_beats == 3:
+                three_failed.set()
+            raise
+
+    monkeypatch.setattr(jobs_module.JobRunner, "_beat", counted_beat)
+    sandbox.turn_seconds, sandbox.heartbeat_seconds = 600.0, 0.05  # held open until the lock is let go
     async with VideoService(quick_settings, identity) as service:
         working = await service.chat('add a title "Steady"', wait_seconds=0)
         # Taken in a worker thread, as another program takes it: beside this server's event loop, not blocking it
         holder = await anyio.to_thread.run_sync(hold, store_path(quick_settings))
         try:
-            await anyio.sleep(0.5)  # several heartbeats fail while the lock is held
+            with anyio.fail_after(30):
+                await three_failed.wait()
         finally:
             holder.close()
-        done = await service.wait(working.job_id, wait_seconds=10)
+        assert (await service.wait(working.job_id, wait_seconds=0)).status == "working"
+        sandbox.turn_seconds = 0.0
+        done = await service.wait(working.job_id, wait_seconds=30)
     assert done.status == "done" and done.changes == ['✅ Added title "Steady" (0–3 s)']
 
 

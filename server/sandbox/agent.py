@@ -233,12 +233,12 @@ class _Events:
         return [*deltas, self.frame({"text": text}, "model", partial=False, usage=usage, event_id=text_id)]
 
 
-async def _heartbeats(duration: float, interval: float) -> AsyncIterator[bytes]:
+async def _heartbeats(sandbox: Sandbox, started: float) -> AsyncIterator[bytes]:
+    # The length is read at every ping, so a test can hold a turn open and then let it end.
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + duration
-    while (remaining := deadline - loop.time()) > 0:
-        await asyncio.sleep(min(interval, remaining))
-        if loop.time() < deadline:
+    while (remaining := started + sandbox.turn_seconds - loop.time()) > 0:
+        await asyncio.sleep(min(sandbox.heartbeat_seconds, remaining))
+        if loop.time() < started + sandbox.turn_seconds:
             yield b": ping\n\n"
 
 
@@ -278,7 +278,7 @@ async def stream_turn(sandbox: Sandbox, session_id: str, token: str, message: st
         if turn.tool:
             yield events.frame({"functionCall": {"id": call_id, "args": turn.args, "name": turn.tool}}, "model")
         try:
-            async for ping in _heartbeats(sandbox.turn_seconds, sandbox.heartbeat_seconds):
+            async for ping in _heartbeats(sandbox, started):
                 yield ping
         except (GeneratorExit, asyncio.CancelledError):
             # The client went away (its process died, say); the backend's work goes on and lands anyway.
