@@ -89,8 +89,10 @@ log = get_logger("service")
 REMOTE_LOOK_AGAIN_SECONDS = 5.0
 # Before looking again at a job whose process died while followed: another process may be claiming it.
 TAKEOVER_PAUSE_SECONDS = 0.5
-# How often each table's retention rule runs (and once at start).
 PROJECTS_PER_PAGE = 10
+# The store lock (one per user, in every process) held from "is a turn or a render under way in this project?" to
+# the record of the new one: two paid starts at once never both pass the check.
+PAID_WORK_LOCK = "paid work"
 LATE_WRITE_INTRO = "NemoVideo finished more work after its reply:"
 SECOND_STAGE_STEP = "🎵 The video is made; NemoVideo is adding its music and titles…"
 # Local files this large upload as a task for a client that follows tasks: at a home connection's few MB/s of
@@ -475,16 +477,20 @@ class VideoService:
     async def export(self, output_dir: str | None = None, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                      on_progress: ProgressCallback | None = None) -> ExportResult:
         directory = self._landing_folder(output_dir)
-        session = await self.sessions.current()
-        unfinished = await self._unfinished_work(session.session_id) if session is not None else None
-        if session is not None and unfinished is not None:
-            # Rendering now would render the draft from before that work: it is waited for first.
-            job_id = (await self.jobs.start(
-                "export", lambda job: self._export_after(job, unfinished, directory),
-                facts={"session_id": session.session_id, "output_dir": _folder_fact(directory), "after_job": unfinished},
-            )).id
-        else:
-            job_id = await self._start_export(directory)
+        # Held from "is a turn changing this project?" to the export's record: a turn starting at the same instant
+        # either is recorded first (and is waited for) or finds the export (and is refused).
+        async with self.store.lock(PAID_WORK_LOCK):
+            session = await self.sessions.current()
+            unfinished = await self._unfinished_work(session.session_id) if session is not None else None
+            if session is not None and unfinished is not None:
+                # Rendering now would render the draft from before that work: it is waited for first.
+                job_id = (await self.jobs.start(
+                    "export", lambda job: self._export_after(job, unfinished, directory),
+                    facts={"session_id": session.session_id, "output_dir": _folder_fact(directory),
+                           "after_job": unfinished},
+                )).id
+            else:
+                job_id = await self._start_export(directory)
         result = await self.wait(job_id, wait_seconds, on_progress)
         if result.status == "working" and wait_seconds <= 0:
             return result  # a handle for a task, not read by anyone: what is said once waits for the next result
@@ -507,21 +513,19 @@ class VideoService:
         return None
 
     async def _start_export(self, directory: Path | None) -> str:
-        """The export job of the current draft: one already running in any process, else a new one."""
-        # Held from "is this draft being exported anywhere?" to the export's record, across processes; also what
-        # keeps two exports from starting two renders of one draft (Exporter.prepare).
-        async with self.store.lock("export"):
-            render, notice = await self._prepared()
-            key = _export_key(render, directory)
-            live = await self.jobs.running_anywhere(("export",), key=key)
-            if live is not None:
-                return str(live["id"])
-            job = await self.jobs.start(
-                "export", lambda job: self._finish_export(job, render, directory, notice), key=key,
-                facts={"session_id": render.session_id, "render_id": render.render_id,
-                       "output_dir": _folder_fact(directory)},
-            )
-            return job.id
+        """The export job of the current draft: one already running in any process, else a new one. Called under
+        PAID_WORK_LOCK, which also keeps two exports from starting two renders of one draft (Exporter.prepare)."""
+        render, notice = await self._prepared()
+        key = _export_key(render, directory)
+        live = await self.jobs.running_anywhere(("export",), key=key)
+        if live is not None:
+            return str(live["id"])
+        job = await self.jobs.start(
+            "export", lambda job: self._finish_export(job, render, directory, notice), key=key,
+            facts={"session_id": render.session_id, "render_id": render.render_id,
+                   "output_dir": _folder_fact(directory)},
+        )
+        return job.id
 
     async def _prepared(self, on_record: RecordHook | None = None) -> tuple[RenderRecord, str | None]:
         """The render of the current draft; a project the backend lost is replaced, and that is said."""
@@ -556,7 +560,7 @@ class VideoService:
         async def recorded(render: RenderRecord) -> None:
             await self.jobs.note(job, render_id=render.render_id)
 
-        async with self.store.lock("export"):
+        async with self.store.lock(PAID_WORK_LOCK):
             render, notice = await self._prepared(recorded)
             key = _export_key(render, directory)
             live = await self.jobs.running_anywhere(("export",), key=key)
@@ -656,7 +660,7 @@ class VideoService:
             # Checked again and started under the store's lock, across processes. Only these two steps: a database
             # lock held over network calls would need a second lock connection whenever they take one (a new
             # project, a token renewal), and many users starting at once would exhaust them.
-            async with self.store.lock("turn"):
+            async with self.store.lock(PAID_WORK_LOCK):
                 await self._refuse_if_busy(session.session_id)
                 return await self.jobs.start("turn", turn, facts={
                     "session_id": session.session_id, "before": before.model_dump(mode="json"), **chained})

@@ -20,7 +20,7 @@ from nemovideo_mcp.chat import CUT_REPLY_NOTICE
 from nemovideo_mcp.export import RenderFailed
 from nemovideo_mcp.sandbox import Sandbox, SandboxServer
 from nemovideo_mcp.sandbox.agent import FALLBACK_TEXT, GENERATED_DRAFT, Turn, stream_turn
-from nemovideo_mcp.service import LATE_WRITE_INTRO, VideoService
+from nemovideo_mcp.service import LATE_WRITE_INTRO, PAID_WORK_LOCK, TurnInProgress, VideoService
 
 pytestmark = pytest.mark.anyio
 
@@ -167,3 +167,38 @@ async def test_out_of_credits_at_export_carries_the_project_link(sandbox, servic
     sandbox.inject(2001, "/api/render/proxy/lambda")
     with pytest.raises(errors.OutOfCredits, match=r"workspace/claim\?ct=clm_"):
         await service.export(wait_seconds=5)
+
+
+async def test_a_turn_and_an_export_started_at_the_same_instant_never_both_go_ahead(sandbox, service,
+                                                                                  monkeypatch) -> None:
+    await service.chat(GENERATE)
+    export_checked, turn_at_the_lock = anyio.Event(), anyio.Event()
+    real_unfinished_work, real_lock = service._unfinished_work, service.store.lock
+
+    async def checked_then_held(session_id: str) -> str | None:
+        # The export has found no turn; the turn now runs up to its own check before the export goes on.
+        found = await real_unfinished_work(session_id)
+        export_checked.set()
+        with anyio.fail_after(10):
+            await turn_at_the_lock.wait()
+        return found
+
+    def lock(purpose: str):
+        if export_checked.is_set() and purpose == PAID_WORK_LOCK:
+            turn_at_the_lock.set()
+        return real_lock(purpose)
+
+    monkeypatch.setattr(service, "_unfinished_work", checked_then_held)
+    monkeypatch.setattr(service.store, "lock", lock)
+    exported = {}
+
+    async def export() -> None:
+        exported["result"] = await service.export(wait_seconds=10)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(export)
+        await export_checked.wait()
+        with pytest.raises(TurnInProgress, match="rendering your video"):
+            await service.chat('add a title "Late"')
+    assert exported["result"].status == "done"
+    assert sandbox.count("/run_sse") == 1 and len(sandbox.render_ids()) == 1
