@@ -650,7 +650,7 @@ class VideoService:
                     update["project_link"] = await self.sessions.project_link(session)
                 if done.expects_late_writes:
                     watch = await self._watch(session.session_id, done.after, generation=done.generation,
-                                              second_stage_pending=done.second_stage_pending)
+                                              second_stage_pending=done.second_stage_pending, task=part_of or job.id)
                     update |= {"follow_up_job_id": watch.id, "generated": done.generation}
                 await self.sessions.note_summary(session, summarize(tracks_of(done.after.state.draft)))
                 if credits_before is not None:
@@ -897,9 +897,11 @@ class VideoService:
 
     # Work that lands after a turn's stream (two-stage generation)
 
-    async def _watch(self, session_id: str, seen: StateReply, *, generation: bool, second_stage_pending: bool) -> Job:
+    async def _watch(self, session_id: str, seen: StateReply, *, generation: bool, second_stage_pending: bool,
+                     task: str) -> Job:
         """Watch the project for work that lands after the turn's reply: after a generation (its second stage:
-        music, titles) for the full window, after any other turn that did something for a brief one."""
+        music, titles) for the full window, after any other turn that did something for a brief one. The watch
+        is part of the turn's `task`, which is kept as long as the watch's result."""
         self._watched[session_id] = seen
         window = (self.settings.late_write_watch_seconds if generation
                   else min(self.settings.late_write_brief_watch_seconds, self.settings.late_write_watch_seconds))
@@ -917,8 +919,8 @@ class VideoService:
             return ChatResult(reply="\n".join([LATE_WRITE_INTRO, *changes]), action="chat", status="done",
                               changes=changes, timeline=summarize(tracks_of(last_seen.state.draft)))
 
-        return await self.jobs.start("follow_up", follow_up, key=session_id,
-                                     facts={"session_id": session_id, "second_stage": second_stage_pending})
+        return await self.jobs.start("follow_up", follow_up, key=session_id, facts={
+            "session_id": session_id, "second_stage": second_stage_pending, "task_of": task})
 
     def _stop_watching(self, session_id: str, now: StateReply) -> None:
         """A new turn starts from the project as it is `now`: what landed since the watch last looked is

@@ -368,6 +368,7 @@ async def test_an_answer_while_another_turn_runs_is_refused_and_the_question_sta
 
 async def test_a_generations_task_works_on_until_its_music_and_titles_land(sandbox, quick_service) -> None:
     from nemovideo_mcp.service import SECOND_STAGE_STEP
+    from nemovideo_mcp.tables import JOBS
 
     sandbox.late_write_seconds = 1.0
     task_id = (await quick_service.chat(GENERATE, wait_seconds=0)).job_id
@@ -381,6 +382,10 @@ async def test_a_generations_task_works_on_until_its_music_and_titles_land(sandb
     assert view.outcome.generated and view.outcome.follow_up_job_id is None
     turn = await quick_service.wait(task_id, wait_seconds=0)
     assert len(view.outcome.changes) > len(turn.changes)  # the second stage's changes are the task's too
+    # Kept as long as the second stage's result: housekeeping a day after the turn's end, not the watch's, leaves it
+    watch_ended = (await quick_service.store.get(JOBS, adding[-1]))["finished_at"]
+    await quick_service.store.store.prune_jobs(watch_ended)
+    assert (await quick_service.task(task_id)).outcome.changes == view.outcome.changes
 
 
 async def test_a_generations_task_cancelled_while_its_music_lands_stops_the_watch(sandbox, quick_service) -> None:
