@@ -1010,6 +1010,14 @@ class VideoService:
             return CancelResult(reply="That job had already finished; nothing was cancelled.", job_id=job_id,
                                 kind=_job_kind(kind), cancelled_at_backend=False)
 
+        if kind == "upload" and not await self.jobs.end_task(job_id, job_id) \
+                and not await self.jobs.being_cancelled(job_id):
+            # An upload that went on to send its request (upload and a request in one message): that request is
+            # what runs now, and what is stopped. Marked first otherwise, so a request not yet under way is never
+            # sent once the user was told the upload stopped.
+            latest = ((await self.jobs.record(job_id) or {}).get("facts") or {}).get("task_latest")
+            return await self.cancel(str(latest))
+
         async def stop() -> None:
             if job is not None:
                 job.cancel()

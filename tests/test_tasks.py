@@ -4,6 +4,7 @@ test file, which runs unchanged."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import anyio
@@ -12,6 +13,7 @@ from fastmcp import Client
 from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 from fastmcp_tasks.client import call_tool_task
 
+from nemovideo_mcp.jobs import JobCancelled
 from tests.conftest import REPO, subprocess_env
 
 pytestmark = pytest.mark.anyio
@@ -543,6 +545,37 @@ async def test_without_tasks_the_same_message_is_followed_with_wait_from_the_upl
     assert "long-take.mp3" in uploaded.reply
     made = await quick_service.wait(uploaded.job_id, wait_seconds=30)
     assert made.status == "done" and made.generated
+
+
+@pytest.mark.parametrize("lands", ["before the turn is under way", "once the turn is under way"])
+async def test_cancelling_an_upload_that_goes_on_to_its_request_never_leaves_the_request_unsaid(
+        sandbox, quick_service, tmp_path: Path, monkeypatch, lands: str) -> None:
+    # Without tasks, `cancel` of the upload's handle lands as its request starts (third review's R3: the user was
+    # told the upload stopped while the paid turn went on, its id returned to no one).
+    sandbox.late_write_seconds, sandbox.turn_seconds = None, 0.5
+    real_adopt = quick_service.jobs.adopt
+    said, turns = [], set()
+
+    async def adopt(task_id: str, job_id: str, *, replacing: str) -> bool:
+        turns.add(job_id)
+        if lands == "before the turn is under way" and not said:
+            said.append((await quick_service.cancel(task_id)).reply)
+        adopted = await real_adopt(task_id, job_id, replacing=replacing)
+        if lands == "once the turn is under way" and not said:
+            said.append((await quick_service.cancel(task_id)).reply)
+        return adopted
+
+    monkeypatch.setattr(quick_service.jobs, "adopt", adopt)
+    started = await quick_service.chat(f'upload {long_take(tmp_path)} and add the title "Track"', wait_seconds=0)
+    with pytest.raises(JobCancelled) if lands == "before the turn is under way" else contextlib.nullcontext():
+        await quick_service.wait(started.job_id, wait_seconds=30)
+    [turn] = turns
+    with pytest.raises(JobCancelled):
+        await quick_service.wait(turn, wait_seconds=30)
+    if lands == "before the turn is under way":
+        assert said[0].startswith("Stopped the upload") and sandbox.count("/run_sse") == 0
+    else:
+        assert said[0].startswith("Stopped following this request") and "charged" in said[0]
 
 
 @pytest.mark.parametrize("goes_on_to", ["its second stage", "a question"])
