@@ -315,6 +315,14 @@ class JobRunner:
         return next((job for job in self._jobs.values()
                      if job.kind == kind and (key is None or job.key == key) and not job.ending), None)
 
+    def now(self) -> float:
+        """The time as job records are stamped with it."""
+        return self._clock()
+
+    async def turn_ended_since(self, session_id: str, since: float) -> bool:
+        """Whether a turn on this project ended after `since` (from `now`), in any process."""
+        return await self._store.turn_ended_since(session_id, since)
+
     async def running_anywhere(self, kinds: tuple[str, ...], session_id: str | None = None, *,
                                key: str | None = None) -> dict[str, Any] | None:
         """A live job of any process (this one included) of these kinds, on this project and/or key, from the store."""

@@ -599,6 +599,7 @@ class VideoService:
         chained = {"task_of": part_of} if part_of is not None else {}
         # Held from the check to the start in this process: two calls at once must not both start a paid turn.
         async with self._turn_lock:
+            read_at = self.jobs.now()
             if project is None:
                 (session, before), notice = await self.sessions.run(snapshot, text=message)
             else:
@@ -657,11 +658,15 @@ class VideoService:
                     update |= await self._credits_after(credits_before)
                 return done.result.model_copy(update=update)
 
-            # Checked again and started under the store's lock, across processes. Only these two steps: a database
+            # Checked again and started under the store's lock, across processes. Only these steps: a database
             # lock held over network calls would need a second lock connection whenever they take one (a new
             # project, a token renewal), and many users starting at once would exhaust them.
             async with self.store.lock(PAID_WORK_LOCK):
                 await self._refuse_if_busy(session.session_id)
+                if await self.jobs.turn_ended_since(session.session_id, read_at):
+                    # A turn (another process's, or one ending as this read) changed the project since it was read:
+                    # what it did is not this turn's to report. Rare, so the lock is held over this one read.
+                    before = await self.client.state(session.session_id)
                 return await self.jobs.start("turn", turn, facts={
                     "session_id": session.session_id, "before": before.model_dump(mode="json"), **chained})
 

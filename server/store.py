@@ -185,6 +185,13 @@ class UserStore:
         rows = await (await self._database()).fetch(sql + " ORDER BY heartbeat_at", params)
         return [record for (raw,) in rows if (record := _decoded(raw)) is not None]
 
+    async def turn_ended_since(self, session_id: str, since: float) -> bool:
+        """Whether a turn on this project ended after the given time, in any process."""
+        rows = await (await self._database()).fetch(
+            "SELECT 1 FROM jobs WHERE user_id = ? AND kind = 'turn' AND session_id = ? AND finished_at > ? LIMIT 1",
+            [self.user_id, session_id, since])
+        return bool(rows)
+
     async def projects(self, api_url: str) -> list[Document]:
         """This user's projects of one API host, most recently used first."""
         rows = await (await self._database()).fetch(

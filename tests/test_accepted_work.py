@@ -202,3 +202,40 @@ async def test_a_turn_and_an_export_started_at_the_same_instant_never_both_go_ah
             await service.chat('add a title "Late"')
     assert exported["result"].status == "done"
     assert sandbox.count("/run_sse") == 1 and len(sandbox.render_ids()) == 1
+
+
+async def test_a_turn_reports_only_its_own_changes_when_another_processs_turn_ran_since_it_read_the_project(
+        sandbox, quick_settings, identity, out) -> None:
+    from nemovideo_mcp.store import open_store
+
+    sandbox.late_write_seconds = None
+    settings = quick_settings.model_copy(update={"output_dir": out})
+    store = open_store(settings.config_dir, settings.state_dir)
+    try:
+        async with VideoService(settings, identity, store=store) as one, \
+                VideoService(settings, identity, store=store) as two:
+            await one.chat('add the title "Warmup"', wait_seconds=10)
+            read_balance, project_read, go_on = two.client.credits, anyio.Event(), anyio.Event()
+
+            async def after_the_project_is_read():
+                # Two has read the project (the balance comes next); one's whole turn runs before it goes on.
+                project_read.set()
+                await go_on.wait()
+                return await read_balance()
+
+            two.client.credits = after_the_project_is_read
+            said = {}
+
+            async def say_two() -> None:
+                said["two"] = await two.chat('add the title "Two"', wait_seconds=10)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(say_two)
+                await project_read.wait()
+                two.client.credits = read_balance
+                said["one"] = await one.chat('add the title "One"', wait_seconds=10)
+                go_on.set()
+    finally:
+        await store.aclose()
+    assert [change for change in said["one"].changes if "One" in change]
+    assert said["two"].changes and not [change for change in said["two"].changes if "One" in change]
