@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = get_logger("jobs")
 
 ResultT = TypeVar("ResultT")
+T = TypeVar("T")
 
 # How often a waiting tool call reports progress when nothing else happens; hosts such as
 # Claude Code restart their timeout clock on every progress notification.
@@ -56,6 +57,10 @@ class UnknownJob(NemoError):
 
 class JobCancelled(NemoError):
     default_message = "This job was cancelled."
+
+
+# The outcome of a job whose caller was cancelled as it was being recorded: nothing was done or sent.
+NEVER_STARTED = "This was stopped before it started; nothing was sent."
 
 
 class JobCrashed(NemoError):
@@ -168,11 +173,20 @@ class JobRunner:
             raise RuntimeError("JobRunner is not running; use it as an async context manager")
         job: Job[ResultT] = Job(kind, key, job_id)
         now = self._clock()
-        await self._store.update(JOBS, job.id, lambda existing: {
-            **(existing or {"started_at": now, "facts": facts or {}}),
-            "id": job.id, "kind": kind, "key": key, "status": "running", "step": job.step,
-            "pid": os.getpid(), "heartbeat_at": now, "updated_at": now,
-        })
+        try:
+            await self._store.update(JOBS, job.id, lambda existing: {
+                **(existing or {"started_at": now, "facts": facts or {}}),
+                "id": job.id, "kind": kind, "key": key, "status": "running", "step": job.step,
+                "pid": os.getpid(), "heartbeat_at": now, "updated_at": now,
+            })
+        except anyio.get_cancelled_exc_class():
+            # The caller was cancelled (a host gave up on the call) as the record was written: no work runs under it,
+            # so it is ended at once. Left running, it would hold the project as a turn no one follows until stale.
+            job.error = JobCancelled(NEVER_STARTED)
+            with anyio.CancelScope(shield=True):
+                if await self._quietly(self.record(job.id), f"read {job.id}, which never started") is not None:
+                    await self._quietly(self._save_outcome(job), f"end {job.id}, which never started")
+            raise
         job.on_step = self._save_step_soon
         self._remember(job)
 
@@ -376,12 +390,13 @@ class JobRunner:
         self._task_group.start_soon(save)
 
     @staticmethod
-    async def _quietly(write: Awaitable[Any], what: str) -> None:
+    async def _quietly(write: Awaitable[T], what: str) -> T | None:
         """Background bookkeeping: a store that cannot be used is logged, and the work goes on."""
         try:
-            await write
+            return await write
         except StoreUnavailable as error:
             log.warning("Could not %s: %s", what, error.message)
+            return None
 
     async def _save_outcome(self, job: Job) -> None:
         if job.error is not None:

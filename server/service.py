@@ -1161,5 +1161,5 @@ def _stored_outcome(record: dict) -> JobOutcome:
         if result_type is not None:
             return result_type.model_validate(record.get("result") or {})
     if record.get("status") == "cancelled":
-        raise JobCancelled()
+        raise JobCancelled(str(record.get("error") or "") or None)
     raise NemoError(str(record.get("error") or "This job failed."))

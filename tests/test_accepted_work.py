@@ -239,3 +239,31 @@ async def test_a_turn_reports_only_its_own_changes_when_another_processs_turn_ra
         await store.aclose()
     assert [change for change in said["one"].changes if "One" in change]
     assert said["two"].changes and not [change for change in said["two"].changes if "One" in change]
+
+
+async def test_a_host_cancelling_a_chat_as_its_turn_is_recorded_leaves_nothing_holding_the_project(
+        sandbox, service, monkeypatch) -> None:
+    from nemovideo_mcp.jobs import NEVER_STARTED
+    from nemovideo_mcp.tables import JOBS
+
+    sandbox.late_write_seconds = None
+    real_update = service.jobs._store.update
+    recorded = []
+
+    with anyio.CancelScope() as host:
+        async def update(table, key, change):
+            written = await real_update(table, key, change)
+            if table is JOBS and str(key).startswith("turn_") and not recorded:
+                recorded.append(key)
+                host.cancel()  # the host's cancel arrives while the record is written, delivered just after
+                await anyio.lowlevel.checkpoint()
+            return written
+
+        monkeypatch.setattr(service.jobs._store, "update", update)
+        await service.chat('add the title "Dropped"', wait_seconds=0)
+    monkeypatch.setattr(service.jobs._store, "update", real_update)
+    with pytest.raises(errors.NemoError, match=NEVER_STARTED):
+        await service.wait(recorded[0], wait_seconds=0)
+    with anyio.fail_after(10):  # not refused as "still working" until the record goes stale
+        again = await service.chat('add the title "Kept"', wait_seconds=10)
+    assert again.status == "done" and sandbox.count("/run_sse") == 1
