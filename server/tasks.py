@@ -23,6 +23,7 @@ from mcp.server.extension import Extension, MethodBinding
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolRequestParams, CallToolResult, RequestParams
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .consent import meaning_of, question
@@ -47,8 +48,13 @@ ServiceFor = Callable[[ServerRequestContext[Any, Any]], AbstractAsyncContextMana
 ResultFor = Callable[[ToolResult | NemoError], Awaitable[CallToolResult]]
 
 
-def declared(capabilities: Any) -> bool:
-    """Whether the client declared the extension for this request (2026: per request; 2025: at initialize)."""
+def declared(request: ServerRequestContext[Any, Any]) -> bool:
+    """Whether the client declared the extension for this request. Only a 2026-07-28 request can: a 2025 session
+    has no task result shape (its SDK refuses one as an invalid result, after the work was started) and our
+    `initialize` reply does not offer the extension, so a declaration there was never agreed to."""
+    if request.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        return False
+    capabilities = request.session.client_capabilities
     extensions = getattr(capabilities, "extensions", None) if capabilities is not None else None
     return bool(extensions) and EXTENSION_ID in extensions
 
@@ -102,7 +108,7 @@ class TasksExtension(Extension):
                                   call_next: CallNext) -> HandlerResult:
         """The tool ran without waiting (it saw the declaration too); work still going on becomes a task."""
         result = await call_next(ctx)
-        if params.name not in TASK_TOOLS or not declared(ctx.session.client_capabilities):
+        if params.name not in TASK_TOOLS or not declared(ctx):
             return result
         structured = result.structured_content if isinstance(result, CallToolResult) else None
         # chat and export wait no time for a declaring client (tools.wait_budget); upload hands a large upload over

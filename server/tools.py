@@ -189,7 +189,7 @@ def service_for(ctx: ServerRequestContext[ServiceRegistry, Any]) -> AbstractAsyn
 
 def wait_budget(ctx: Context, wait_seconds: float) -> float:
     """A client that follows tasks gets one at once instead of a call that waits."""
-    return 0.0 if declared(ctx.client_capabilities) else wait_seconds
+    return 0.0 if declared(ctx.request_context) else wait_seconds
 
 
 def redacted(result: CallToolResult) -> CallToolResult:
@@ -340,7 +340,7 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         else:
             result = await adapt(ctx, lambda service: service.chat(message, budget, progress_reporter(ctx),
                                                                    confirm_cost=confirm_cost))
-        if declared(ctx.client_capabilities):
+        if declared(ctx.request_context):
             return result  # its questions travel in the task
         if can_ask_by_round_trip(ctx):
             return asked_by_round_trip(result) or result
@@ -373,7 +373,7 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
         async def report(sent: int, total: int, message: str) -> None:
             await ctx.report_progress(sent, total or None, message)
 
-        if declared(ctx.client_capabilities):
+        if declared(ctx.request_context):
             return await adapt(ctx, lambda service: service.upload_in_background(sources))
         return await adapt(ctx, lambda service: service.upload(sources, report))
 

@@ -173,6 +173,23 @@ async def test_the_extension_is_advertised_as_the_spec_shows_it_and_server_json_
     assert provided["extensions"] == {"io.modelcontextprotocol/tasks": {}}
 
 
+async def test_a_2025_session_that_declares_the_extension_anyway_gets_no_task(sandbox, settings, identity,
+                                                                               out) -> None:
+    # Its results have no task shape: a task was refused by its SDK as an invalid result after the turn was sent
+    # (fourth review's D1), so it was told the call failed while it paid; fastmcp_tasks also makes tasks on 2026 only.
+    from mcp import Client as SdkClient
+    from mcp.client.extension import advertise
+    from nemovideo_mcp.tools import build_server
+
+    sandbox.late_write_seconds, sandbox.turn_seconds = None, 0.3
+    server = build_server(settings.model_copy(update={"output_dir": out}), identity)
+    async with SdkClient(server, mode="legacy", extensions=[advertise("io.modelcontextprotocol/tasks")]) as client:
+        made = await client.call_tool("chat", {"message": GENERATE})
+        exported = await client.call_tool("export", {})
+    assert not made.is_error and made.structured_content["status"] == "done" and sandbox.count("/run_sse") == 1
+    assert not exported.is_error and exported.structured_content["status"] == "done"
+
+
 async def test_an_export_asked_for_in_words_ends_with_chats_result(sandbox, env) -> None:
     sandbox.late_write_seconds = None
     sandbox.real_renders = False  # the placeholder clip: what is tested is how the file travels, not its frames
