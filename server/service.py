@@ -485,7 +485,7 @@ class VideoService:
             if session is not None and unfinished is not None:
                 # Rendering now would render the draft from before that work: it is waited for first.
                 job_id = (await self.jobs.start(
-                    "export", lambda job: self._export_after(job, unfinished, directory),
+                    "export", lambda job: self._export_after(job, session.session_id, unfinished, directory),
                     facts={"session_id": session.session_id, "output_dir": _folder_fact(directory),
                            "after_job": unfinished},
                 )).id
@@ -543,19 +543,24 @@ class VideoService:
         result = await self.exporter.finish(job, record, directory)
         return result.model_copy(update={"notice": notice}) if notice else result
 
-    async def _export_after(self, job: Job, unfinished_id: str, directory: Path | None) -> ExportResult:
-        record = await self.jobs.record(unfinished_id)
-        job.update("⏳ Waiting for NemoVideo to add the music and titles before rendering…"
-                   if (record or {}).get("kind") == "follow_up" else
-                   "⏳ Waiting for NemoVideo to finish the current request before rendering…")
-        local = self.jobs.local(unfinished_id)
-        if local is not None:
-            await local.finished.wait()
-        else:
-            try:  # followed in the store, or taken over if its process stopped
-                await self._outcome_of(unfinished_id)
-            except NemoError:
-                pass  # it failed or was stopped: the draft is rendered as it stands
+    async def _export_after(self, job: Job, session_id: str, unfinished_id: str | None,
+                            directory: Path | None) -> ExportResult:
+        while unfinished_id is not None:
+            record = await self.jobs.record(unfinished_id)
+            job.update("⏳ Waiting for NemoVideo to add the music and titles before rendering…"
+                       if (record or {}).get("kind") == "follow_up" else
+                       "⏳ Waiting for NemoVideo to finish the current request before rendering…")
+            local = self.jobs.local(unfinished_id)
+            if local is not None:
+                await local.finished.wait()
+            else:
+                try:  # followed in the store, or taken over if its process stopped
+                    await self._outcome_of(unfinished_id)
+                except NemoError:
+                    pass  # it failed or was stopped: the draft is rendered as it stands
+            # A generation's turn ends by starting the watch for its second stage (music, titles): that is waited
+            # for too. No new turn starts meanwhile: this export's record refuses it.
+            unfinished_id = await self._unfinished_work(session_id)
 
         async def recorded(render: RenderRecord) -> None:
             await self.jobs.note(job, render_id=render.render_id)
@@ -1091,7 +1096,8 @@ class VideoService:
             if render is not None:  # re-attached: the render goes on at NemoVideo, its file lands here
                 work = lambda job: self.exporter.finish(job, render, directory)  # noqa: E731
             else:  # it was still waiting for the project to settle: it waits again, then renders the draft once
-                work = lambda job: self._export_after(job, str(facts.get("after_job")), directory)  # noqa: E731
+                work = lambda job: self._export_after(job, str(facts.get("session_id")),  # noqa: E731
+                                                      str(facts.get("after_job")), directory)
         elif kind == "upload":
             work = self._upload_cut_short
         else:

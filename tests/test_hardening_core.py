@@ -272,6 +272,21 @@ async def test_an_export_during_the_second_stage_renders_the_finished_draft(sand
     assert "Lo-fi" in (exported.notice or "")
 
 
+@pytest.mark.parametrize("asked", ["export", "in words"])
+async def test_an_export_asked_while_the_generation_runs_also_waits_for_its_second_stage(
+        sandbox, quick_settings, identity, out, asked) -> None:
+    # Fourth review's D2: it waited for the turn only, and rendered the picture without the music and titles.
+    settings = quick_settings.model_copy(update={"output_dir": out, "late_write_watch_seconds": 10})
+    sandbox.turn_seconds, sandbox.late_write_seconds = 0.5, 0.5
+    async with VideoService(settings, identity) as service:
+        assert (await service.chat(GENERATE, wait_seconds=0)).status == "working"
+        exported = await (service.export(wait_seconds=20) if asked == "export" else
+                          service.chat("export it", wait_seconds=20))
+    assert exported.status == "done"
+    [(_, draft)] = sandbox.render_inputs().values()
+    assert draft == GENERATED_DRAFT
+
+
 async def test_an_export_after_a_complete_generation_does_not_wait(sandbox, quick_settings, identity, out) -> None:
     settings = quick_settings.model_copy(update={"output_dir": out, "late_write_watch_seconds": 60})
     async with VideoService(settings, identity) as service:
