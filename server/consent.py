@@ -20,6 +20,7 @@ from mcp.types import (
     CallToolResult,
     ElicitRequest,
     ElicitRequestFormParams,
+    ElicitRequestURLParams,
     ElicitResult,
     InputRequiredResult,
 )
@@ -44,6 +45,10 @@ class Answer(BaseModel):
 # The round trip's question key, and the sealed state's prefix before the id of the question asked.
 ROUND_TRIP_KEY = "answer"
 ASKED = "nemovideo:question:"
+# A page offered by round trip (2026-07-28): its input request's key, and the sealed state's prefix before the
+# sentence of the error that offered it, which is the answer to the call that comes back.
+LINK_KEY = "page"
+OFFERED = "nemovideo:page:"
 # Questions asked one after another in one call (an answer's turn may ask again); past this the result says it.
 MAX_QUESTIONS_IN_CALL = 5
 
@@ -118,14 +123,16 @@ def answer_in(content: dict[str, Any] | None) -> str | None:
     return answer if isinstance(answer, str) and answer.strip() else None
 
 
-def _question_in(result: CallToolResult) -> dict[str, Any] | None:
+def _question_in(result: CallToolResult | InputRequiredResult) -> dict[str, Any] | None:
     """A chat result that asks the user something (`needs_input`) by a question id an answer can name, as
-    structured content; None for any other."""
+    structured content; None for any other (a page offered by round trip among them)."""
+    if not isinstance(result, CallToolResult):
+        return None
     asked = result.structured_content if not result.is_error else None
     return asked if asked and asked.get("status") == "needs_input" and asked.get("job_id") else None
 
 
-def asked_by_round_trip(result: CallToolResult) -> InputRequiredResult | None:
+def asked_by_round_trip(result: CallToolResult | InputRequiredResult) -> InputRequiredResult | None:
     """A `needs_input` chat result as the question of a round trip; None for any other result."""
     asked = _question_in(result)
     if asked is None:
@@ -141,9 +148,9 @@ async def _asked_in_call(ctx: Context, asked: dict[str, Any]) -> dict[str, Any] 
     return answered.data.model_dump() if answered.action == "accept" else None
 
 
-async def settled_in_call(ctx: Context, result: CallToolResult,
-                          answer: Callable[[str, Meaning], Awaitable[CallToolResult]],
-                          ) -> CallToolResult:
+async def settled_in_call(ctx: Context, result: CallToolResult | InputRequiredResult,
+                          answer: Callable[[str, Meaning], Awaitable[CallToolResult | InputRequiredResult]],
+                          ) -> CallToolResult | InputRequiredResult:
     """`needs_input` chat results asked as elicitations, where the client can answer one, each answer given to its
     question (agreed spending sends the turn that waited, an answer to NemoVideo's question goes as the next
     turn), and the turn it starts asked about in turn. No answer to NemoVideo's question leaves the result as it
@@ -165,9 +172,29 @@ def _link_of(error: NemoError) -> str | None:
     return None
 
 
+def link_by_round_trip(ctx: Context, error: NemoError) -> InputRequiredResult | None:
+    """Out of credits (2001) or needing a plan (402), for a 2026-07-28 client that declared URL elicitation: the
+    register or claim page as the round trip's input request. The call that comes back is answered with the
+    error's sentence (`back_from_link`); nothing is run again. None for any other error or client."""
+    url = _link_of(error)
+    elicitation = _declared_elicitation(ctx)
+    if url is None or not _modern(ctx) or elicitation is None or elicitation.url is None:
+        return None
+    page = ElicitRequestURLParams(message=error.message, url=url, elicitation_id=uuid.uuid4().hex)
+    return InputRequiredResult(input_requests={LINK_KEY: ElicitRequest(params=page)},
+                               request_state=f"{OFFERED}{error.message}")
+
+
+def back_from_link(ctx: Context) -> str | None:
+    """On the call that comes back from a page offered by round trip: the sentence of the error that offered it.
+    The state is one this server sealed: the SDK refuses any other."""
+    state = ctx.request_state
+    return state.removeprefix(OFFERED) if state and state.startswith(OFFERED) else None
+
+
 async def offer_link(ctx: Context, error: NemoError) -> None:
-    """Out of credits (2001) or needing a plan (402): the register or claim page as a URL elicitation, where the
-    client supports one. The error result still carries the sentence with the link for everyone else."""
+    """Out of credits (2001) or needing a plan (402): the register or claim page as a URL elicitation in the call,
+    where a 2025 client supports one. The error result still carries the sentence with the link for everyone."""
     url = _link_of(error)
     elicitation = _elicitation(ctx)
     if url is None or elicitation is None or elicitation.url is None:

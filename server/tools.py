@@ -27,7 +27,9 @@ from pydantic import Field, ValidationError
 from . import __version__, metrics
 from .consent import (
     asked_by_round_trip,
+    back_from_link,
     can_ask_by_round_trip,
+    link_by_round_trip,
     meaning_of,
     offer_link,
     round_trip_answer,
@@ -152,13 +154,20 @@ def progress_reporter(ctx: Context) -> ProgressCallback:
     return report
 
 
-async def adapt(ctx: Context, call: Callable[[VideoService], Awaitable[ToolResult]]) -> CallToolResult:
+async def adapt(ctx: Context, call: Callable[[VideoService], Awaitable[ToolResult]],
+                ) -> CallToolResult | InputRequiredResult:
     """`call` on the service, its result as text for people plus structured content; a `NemoError` as a clean
-    tool error."""
+    tool error (offering its page first, where it has one and the client can open it)."""
+    offered = back_from_link(ctx)
+    if offered is not None:
+        return await call_result(NemoError(offered))  # the call that comes back from the page: nothing runs again
     try:
         async with registry_of(ctx).using(user_of(ctx)) as service:
             result = await call(service)
     except NemoError as error:
+        page = link_by_round_trip(ctx, error)
+        if page is not None:
+            return page
         await offer_link(ctx, error)
         return await call_result(error)
     except Exception:
@@ -328,7 +337,7 @@ def build_server(settings: Settings, identity: SkillIdentity, log_level: str = "
     ) -> Annotated[CallToolResult, ChatResult]:
         budget = wait_budget(ctx, wait_seconds)
 
-        def answer(question_id: str, meaning: Meaning) -> Awaitable[CallToolResult]:
+        def answer(question_id: str, meaning: Meaning) -> Awaitable[CallToolResult | InputRequiredResult]:
             return adapt(ctx, lambda service: service.answer_question(question_id, meaning, budget,
                                                                       progress_reporter(ctx)))
 

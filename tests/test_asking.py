@@ -108,10 +108,24 @@ def modern_client(settings, identity, *answers: dict | str, asked: list) -> SdkC
 
     async def elicit(context, params) -> ElicitResult:
         asked.append(params)
+        if params.mode == "url":
+            return ElicitResult(action="accept")
         answer = pending.pop(0)
         return ElicitResult(action="decline") if answer == "decline" else ElicitResult(action="accept", content=answer)
 
     return SdkClient(build_server(settings, identity), elicitation_callback=elicit)
+
+
+async def test_out_of_credits_offers_a_2026_client_the_register_link_by_a_round_trip(sandbox, settings,
+                                                                                     identity) -> None:
+    # Fourth review's D3: a 2026-07-28 request can take no elicitation in the call, and was offered nothing.
+    sandbox.anonymous_credits = 5
+    offered: list = []
+    async with modern_client(settings, identity, asked=offered) as client:
+        result = await client.call_tool("chat", {"message": GENERATE, "confirm_cost": True})
+    assert result.is_error and "register" in result.content[0].text
+    assert [params.mode for params in offered] == ["url"] and "/register" in offered[0].url
+    assert sandbox.count("/run_sse") == 1  # the call that came back from the page sent nothing again
 
 
 async def test_a_2026_client_that_elicits_is_asked_by_a_round_trip_before_spending(sandbox, settings,
