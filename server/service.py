@@ -678,7 +678,9 @@ class VideoService:
     async def _refuse_if_busy(self, session_id: str) -> None:
         running = await self.jobs.running_anywhere(("turn", "export"), session_id)
         if running is not None:
-            what = "rendering your video" if running["kind"] == "export" else "working on the previous request"
+            rendering = ((running.get("facts") or {}).get("render_id") is not None)
+            what = ("working on the previous request" if running["kind"] != "export" else
+                    "rendering your video" if rendering else "finishing your video before rendering it")
             raise TurnInProgress(
                 f'NemoVideo is still {what}. Call `wait` with job_id "{running["id"]}" to follow it; '
                 "this message was not sent: send it once that is done."
@@ -1036,13 +1038,17 @@ class VideoService:
 
         if kind == "export":
             render_id = ((record or {}).get("facts") or {}).get("render_id")
-            if render_id is None:  # still waiting for the project to settle: nothing is rendering yet
-                await stop()
-                return CancelResult(reply="The export was cancelled before its render started; nothing was rendered.",
-                                    job_id=job_id, kind="export", cancelled_at_backend=False)
             # Stopped first: a render cancelled while still followed could end its job as a failed render (NemoVideo
             # reports it cancelled) before the job is marked cancelled.
             await stop()
+            if render_id is None and job is not None:
+                # It was waiting for the project to settle; a render it started as this cancel came is noted on
+                # its record before the start is sent, and is found once the job has stopped.
+                await job.finished.wait()
+                render_id = ((await self.jobs.record(job_id) or {}).get("facts") or {}).get("render_id")
+            if render_id is None:
+                return CancelResult(reply="The export was cancelled before its render started; nothing was rendered.",
+                                    job_id=job_id, kind="export", cancelled_at_backend=False)
             cancelled_at_backend = await self.exporter.cancel(render_id)
             reply = ("The render was cancelled at NemoVideo." if cancelled_at_backend else
                      "Stopped waiting for the render; NemoVideo could not confirm that it stopped rendering.")

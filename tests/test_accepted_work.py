@@ -267,3 +267,25 @@ async def test_a_host_cancelling_a_chat_as_its_turn_is_recorded_leaves_nothing_h
     with anyio.fail_after(10):  # not refused as "still working" until the record goes stale
         again = await service.chat('add the title "Kept"', wait_seconds=10)
     assert again.status == "done" and sandbox.count("/run_sse") == 1
+
+
+async def test_cancelling_an_export_as_its_render_starts_cancels_that_render(sandbox, service, monkeypatch) -> None:
+    # Fourth review's suspicion: the cancel read "no render yet" while the waiting export started one, said "nothing
+    # was rendered", and the render ran on at NemoVideo.
+    sandbox.turn_seconds, sandbox.late_write_seconds = 0.3, None
+    await service.chat(GENERATE, wait_seconds=0)
+    waiting = await service.export(wait_seconds=0)  # after the turn, whose draft it renders
+    real_record = service.jobs.record
+
+    async def read_before_the_render_starts(job_id: str):
+        seen = await real_record(job_id)
+        if job_id == waiting.job_id and not sandbox.render_ids():
+            while not sandbox.render_ids():  # the render start reaches NemoVideo before this read is used
+                await anyio.sleep(0.02)
+        return seen
+
+    monkeypatch.setattr(service.jobs, "record", read_before_the_render_starts)
+    cancelled = await service.cancel(waiting.job_id)
+    [render_id] = sandbox.render_ids()
+    assert cancelled.cancelled_at_backend and "cancelled at NemoVideo" in cancelled.reply
+    assert sandbox.count(f"/api/render/proxy/lambda/{render_id}/cancel", "POST") == 1

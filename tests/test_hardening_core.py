@@ -24,7 +24,7 @@ import nemovideo_mcp.sandbox.app as sandbox_app
 import nemovideo_mcp.database as database_module
 from nemovideo_mcp.client import NemoClient
 from nemovideo_mcp.sandbox.agent import GENERATED_DRAFT, Turn
-from nemovideo_mcp.service import LATE_WRITE_INTRO, VideoService
+from nemovideo_mcp.service import LATE_WRITE_INTRO, TurnInProgress, VideoService
 from nemovideo_mcp.settings import Settings
 from nemovideo_mcp.registry import ServiceRegistry
 from nemovideo_mcp.store import STORE_FILE, _upsert, open_store
@@ -285,6 +285,19 @@ async def test_an_export_asked_while_the_generation_runs_also_waits_for_its_seco
     assert exported.status == "done"
     [(_, draft)] = sandbox.render_inputs().values()
     assert draft == GENERATED_DRAFT
+
+
+async def test_a_request_while_an_export_waits_for_the_second_stage_is_told_what_it_waits_for(
+        sandbox, quick_settings, identity, out) -> None:
+    settings = quick_settings.model_copy(update={"output_dir": out, "late_write_watch_seconds": 60})
+    sandbox.late_write_seconds = 30.0
+    async with VideoService(settings, identity) as service:
+        await service.chat(GENERATE)
+        waiting = await service.export(wait_seconds=0)
+        with pytest.raises(TurnInProgress, match="finishing your video before rendering it"):
+            await service.chat('add the title "Now"')
+        assert not (await service.cancel(waiting.job_id)).cancelled_at_backend
+    assert not sandbox.render_ids()
 
 
 async def test_an_export_after_a_complete_generation_does_not_wait(sandbox, quick_settings, identity, out) -> None:
