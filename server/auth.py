@@ -208,8 +208,9 @@ class TokenProvider:
 
     def _hold_secret(self, token: str) -> None:
         """This user's own token, redacted everywhere while this provider lives (`forget_secrets`)."""
-        register_secret(token)
-        self._held.add(token)
+        if token not in self._held:
+            register_secret(token)
+            self._held.add(token)
 
     def forget_secrets(self) -> None:
         for token in self._held:

@@ -22,7 +22,9 @@ REDACTED = "[redacted]"
 # holds a character userinfo cannot, and is left alone. No part can match twice, so any text is read once.
 _USERINFO = re.compile(r"://(?:[A-Za-z0-9\-._~%!$&'()*+,;=:]*@)+")
 
-_secrets: set[str] = set()
+# Each secret with how many holders registered it: one user's token may be held by a service stopping (idle) and
+# by the one that replaces it, and the first one's `forget_secret` must not unmask it for the second.
+_secrets: dict[str, int] = {}
 _secrets_lock = threading.Lock()
 # The secrets longest first (a secret inside a longer one must not cut it), sorted once per change, not per text.
 _ordered: tuple[str, ...] = ()
@@ -32,17 +34,20 @@ def register_secret(value: str) -> None:
     # Very short values would redact ordinary words; real tokens are long.
     if len(value) >= 8:
         with _secrets_lock:
-            if value not in _secrets:
-                _secrets.add(value)
+            _secrets[value] = _secrets.get(value, 0) + 1
+            if _secrets[value] == 1:
                 _reorder()
 
 
 def forget_secret(value: str) -> None:
-    """A secret no longer held (a hosted user's service stopped): a replica keeps its active users' only."""
+    """A holder no longer holds the secret (a hosted user's service stopped): redacted until no holder is left, so a
+    replica keeps its active users' only."""
     with _secrets_lock:
         if value in _secrets:
-            _secrets.discard(value)
-            _reorder()
+            _secrets[value] -= 1
+            if _secrets[value] <= 0:
+                del _secrets[value]
+                _reorder()
 
 
 def _reorder() -> None:

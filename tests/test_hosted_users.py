@@ -131,6 +131,28 @@ async def test_a_users_token_is_redacted_while_their_service_runs_and_forgotten_
     assert token not in logs._secrets
 
 
+async def test_a_users_token_stays_redacted_while_another_service_of_theirs_still_holds_it(sandbox, env,
+                                                                                           identity) -> None:
+    """Found by review: an idle service stopping took the user's token out of redaction while the service that
+    replaced it (same user, same token) still ran, so its log lines and results could show the token."""
+    from nemovideo_mcp import logs
+
+    settings = hosted(env)
+    alice = UserContext("https://login.example|alice")
+    store = open_store(settings.config_dir, settings.state_dir)
+    try:
+        async with VideoService(settings, identity, user=alice, store=store) as replacing:
+            async with VideoService(settings, identity, user=alice, store=store) as stopping:
+                await stopping.credits()
+                await replacing.credits()
+                token = await stopping.client.auth.token()
+                assert await replacing.client.auth.token() == token
+            assert logs.redact(f"echo {token}") == f"echo {logs.REDACTED}"
+        assert token not in logs._secrets
+    finally:
+        await store.aclose()
+
+
 def test_a_hosted_server_tells_the_agent_about_its_pages_not_about_a_terminal(env, identity) -> None:
     from nemovideo_mcp.tools import build_server
 
