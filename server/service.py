@@ -73,6 +73,7 @@ from .upload import (
     summarize_uploads,
     upload_sources,
     upload_stream,
+    url_name,
 )
 
 if TYPE_CHECKING:
@@ -191,6 +192,12 @@ def _as_chat(exported: ExportResult) -> ChatResult:
     """An export asked for in words, answered as `chat` answers."""
     return ChatResult(reply=exported.reply, action="export", status=exported.status, job_id=exported.job_id,
                       notice=exported.notice)
+
+
+def _with_uploads(instruction: str, names: list[str]) -> str:
+    """A request sent with the files uploaded for it: the user's words as written, and a note that tells the agent
+    which of the files it now has."""
+    return f"{instruction}\n[uploaded: {', '.join(names)}]"
 
 
 def _steps_of(job: Job) -> ByteProgress:
@@ -322,6 +329,10 @@ class VideoService:
         if not sources:
             return ChatResult(reply="Which file should I upload? Give its full path or an http(s) link.",
                               action="upload", status="done")
+        if confirm_cost and intent.instruction:
+            agreed = await self._send_what_waits(intent.instruction, sources, wait_seconds, on_progress)
+            if agreed is not None:
+                return agreed
         if wait_seconds <= 0 and intent.instruction and self._long_upload(sources):
             return await self._upload_then_send_in_background(sources, intent.instruction, confirm_cost)
         uploaded = await self.upload(sources)
@@ -333,11 +344,26 @@ class VideoService:
             return ChatResult(reply=uploaded.as_text() + waiting, action="upload", status="done")
         if not intent.instruction:
             return ChatResult(reply=uploaded.summary, action="upload", status="done", notice=uploaded.notice)
-        # The user's words as written; the note tells the agent which of the files it now has.
-        names = ", ".join(item.name for item in uploaded.uploads)
-        turn = await self.start_turn(f"{intent.instruction}\n[uploaded: {names}]", wait_seconds, on_progress,
-                                     confirm_cost=confirm_cost)
+        turn = await self.start_turn(_with_uploads(intent.instruction, [item.name for item in uploaded.uploads]),
+                                     wait_seconds, on_progress, confirm_cost=confirm_cost)
         return turn.model_copy(update={"reply": f"{uploaded.summary}\n{turn.reply}", "action": "upload"})
+
+    async def _send_what_waits(self, instruction: str, sources: list[str], wait_seconds: float,
+                               on_progress: ProgressCallback | None) -> ChatResult | None:
+        """"upload X and …" said again with confirm_cost=true, as the spending question after its upload advised:
+        the request that waits for this agreement in the current project is sent, once, and the files, already
+        there, are not uploaded again. None when no such request waits (the message is then handled anew)."""
+        session = await self.sessions.current()
+        if session is None or self.settings.hosted:
+            return None
+        files, urls = check_sources(sources, self.settings)
+        waiting = _with_uploads(instruction, [file.name for file in files] + [url_name(url) for url in urls])
+        for asked in await self.store.spending_questions(session.session_id):
+            facts = asked.get("facts") or {}
+            if facts.get("message") == waiting and not facts.get("task_answered"):
+                turn = await self.answer_question(str(asked["id"]), lambda question: "yes", wait_seconds, on_progress)
+                return turn.model_copy(update={"action": "upload"})
+        return None
 
     # Media in and out
 
@@ -390,13 +416,13 @@ class VideoService:
 
         async def uploading_then_sending(job: Job[ChatResult]) -> ChatResult:
             uploaded = await self.upload(sources, _steps_of(job), project=project)
-            names = ", ".join(item.name for item in uploaded.uploads)
 
             async def admitted(turn: Job) -> bool:
                 return await self.jobs.adopt(job.id, turn.id, replacing=job.id)
 
-            turn = await self._begin_turn(f"{instruction}\n[uploaded: {names}]", confirm_cost=confirm_cost,
-                                          admitted=admitted, project=project, part_of=job.id)
+            turn = await self._begin_turn(_with_uploads(instruction, [item.name for item in uploaded.uploads]),
+                                          confirm_cost=confirm_cost, admitted=admitted, project=project,
+                                          part_of=job.id)
             if not await admitted(turn):
                 raise JobCancelled()
             # For a `wait` on this job: the request goes on as the next job

@@ -185,6 +185,14 @@ class UserStore:
         rows = await (await self._database()).fetch(sql + " ORDER BY heartbeat_at", params)
         return [record for (raw,) in rows if (record := _decoded(raw)) is not None]
 
+    async def spending_questions(self, session_id: str) -> list[Document]:
+        """The spending questions asked in this project (a request that waits for the user's agreement), newest
+        first; the last few, which is as far back as anyone answers."""
+        rows = await (await self._database()).fetch(
+            "SELECT data FROM jobs WHERE user_id = ? AND kind = 'ask' AND session_id = ? AND status = 'done' "
+            "ORDER BY finished_at DESC LIMIT 10", [self.user_id, session_id])
+        return [record for (raw,) in rows if (record := _decoded(raw)) is not None]
+
     async def turn_ended_since(self, session_id: str, since: float) -> bool:
         """Whether a turn on this project ended after the given time, in any process."""
         rows = await (await self._database()).fetch(

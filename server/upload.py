@@ -120,6 +120,13 @@ def check_sources(sources: list[str], settings: Settings) -> tuple[list[LocalFil
     return files, urls
 
 
+def url_name(url: str) -> str:
+    """What a link's upload is called: its file name, else its host name, never the whole network location (that
+    may hold a user name and password)."""
+    parts = urlsplit(url)
+    return unquote(Path(parts.path).name) or str(parts.hostname)
+
+
 def _quoted(name: str) -> str:
     return name.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")
 
@@ -235,9 +242,7 @@ async def upload_sources(
         stored = reply.media
         by_position = stored + [None] * (len(urls) - len(stored))
         for url, media in zip(urls, by_position):
-            parts = urlsplit(url)
-            # The host name, never the whole network location: that may hold a user name and password.
-            name = unquote(Path(parts.path).name) or str(parts.hostname)
+            name = url_name(url)
             kind = media.kind if media and media.kind else (kind_of(name) or "video")
             items.append(UploadedItem(name=name, size_bytes=None, type=kind, id=media.identifier if media else None, source="url"))
     return items

@@ -102,8 +102,24 @@ async def test_agreeing_to_an_upload_with_an_instruction_sends_it_once(sandbox, 
         client_of = legacy_client if way == "2025 in the call" else modern_client
         async with client_of(settings, identity, {"send": True}, asked=asked) as client:
             result = await client.call_tool("chat", {"message": message})
-        assert len(asked) == 1 and sandbox.count("/api/upload") == 1  # agreed without uploading again
+        assert len(asked) == 1
+    assert sandbox.count("/api/upload") == 1  # agreed without uploading again, however the agreement came
     assert result.structured_content["status"] == "done" and sandbox.count("/run_sse") == 1
+
+
+async def test_agreeing_with_other_files_uploads_them_and_never_sends_the_request_that_waits(
+        sandbox, quick_service, tmp_path: Path) -> None:
+    sandbox.late_write_seconds = None
+    sandbox.anonymous_credits = 30
+    first, other = tmp_path / "first.mp3", tmp_path / "other.mp3"
+    first.write_bytes(b"\x00" * 4096)
+    other.write_bytes(b"\x00" * 4096)
+    asked = await quick_service.chat(f"upload {first} and {GENERATE}")
+    assert asked.status == "needs_input"
+    sent = await quick_service.chat(f"upload {other} and {GENERATE}", confirm_cost=True)
+    assert sent.status == "done" and sandbox.count("/api/upload") == 2 and sandbox.count("/run_sse") == 1
+    [message] = sandbox.session((await quick_service.sessions.current()).session_id).messages
+    assert "other.mp3" in message and "first.mp3" not in message
 
 
 async def test_two_processes_start_one_turn_on_one_project(sandbox, quick_settings, identity, out) -> None:
