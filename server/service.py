@@ -358,9 +358,12 @@ class VideoService:
             return None
         files, urls = check_sources(sources, self.settings)
         waiting = _with_uploads(instruction, [file.name for file in files] + [url_name(url) for url in urls])
+        # A file saved since it was uploaded is another file: it is uploaded again, with the request.
+        changed_at = max([file.path.stat().st_mtime for file in files], default=0.0)
         for asked in await self.store.spending_questions(session.session_id):
             facts = asked.get("facts") or {}
-            if facts.get("message") == waiting and not facts.get("task_answered"):
+            if facts.get("message") == waiting and not facts.get("task_answered") \
+                    and float(asked.get("started_at") or 0) > changed_at:
                 turn = await self.answer_question(str(asked["id"]), lambda question: "yes", wait_seconds, on_progress)
                 return turn.model_copy(update={"action": "upload"})
         return None

@@ -4,6 +4,7 @@ sends it once; and one project runs one paid turn at a time across processes."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import anyio
@@ -107,8 +108,11 @@ async def test_agreeing_to_an_upload_with_an_instruction_sends_it_once(sandbox, 
     assert result.structured_content["status"] == "done" and sandbox.count("/run_sse") == 1
 
 
+@pytest.mark.parametrize("agreed_with", ["other files", "the same file, saved again since"])
 async def test_agreeing_with_other_files_uploads_them_and_never_sends_the_request_that_waits(
-        sandbox, quick_service, tmp_path: Path) -> None:
+        sandbox, quick_service, tmp_path: Path, agreed_with: str) -> None:
+    import os
+
     sandbox.late_write_seconds = None
     sandbox.anonymous_credits = 30
     first, other = tmp_path / "first.mp3", tmp_path / "other.mp3"
@@ -116,10 +120,16 @@ async def test_agreeing_with_other_files_uploads_them_and_never_sends_the_reques
     other.write_bytes(b"\x00" * 4096)
     asked = await quick_service.chat(f"upload {first} and {GENERATE}")
     assert asked.status == "needs_input"
-    sent = await quick_service.chat(f"upload {other} and {GENERATE}", confirm_cost=True)
+    if agreed_with == "other files":
+        again = other
+    else:
+        again = first
+        later = time.time() + 60  # saved after the question was asked (set, not waited for)
+        os.utime(first, (later, later))
+    sent = await quick_service.chat(f"upload {again} and {GENERATE}", confirm_cost=True)
     assert sent.status == "done" and sandbox.count("/api/upload") == 2 and sandbox.count("/run_sse") == 1
     [message] = sandbox.session((await quick_service.sessions.current()).session_id).messages
-    assert "other.mp3" in message and "first.mp3" not in message
+    assert again.name in message and (agreed_with != "other files" or first.name not in message)
 
 
 async def test_two_processes_start_one_turn_on_one_project(sandbox, quick_settings, identity, out) -> None:
