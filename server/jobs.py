@@ -149,15 +149,11 @@ class JobRunner:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> bool | None:
         assert self._task_group is not None
-        # Server shutdown: running work stops here. Its records are marked orphaned at once (heard of just
-        # too long ago), so the next process asked about them takes the work over without waiting for the
-        # heartbeat to age, and retention still counts from now.
-        orphaned_at = self._clock() - STALE_AFTER_SECONDS - 1
+        # Server shutdown: running work stops here. Its records are marked orphaned at once, for the next process.
         with anyio.CancelScope(shield=True):
             for job in [job for job in self._jobs.values() if not job.finished.is_set()]:
                 job.on_step = None
-                await self._quietly(self._store.update(
-                    JOBS, job.id, lambda record: record and {**record, "heartbeat_at": orphaned_at}), "mark orphaned")
+                await self._quietly(self._orphan(job.id), "mark orphaned")
         self._task_group.cancel_scope.cancel()
         return await self._task_group.__aexit__(exc_type, exc, tb)
 
@@ -180,8 +176,14 @@ class JobRunner:
                 "pid": os.getpid(), "heartbeat_at": now, "updated_at": now,
             })
         except anyio.get_cancelled_exc_class():
-            # The caller was cancelled (a host gave up on the call) as the record was written: no work runs under it,
-            # so it is ended at once. Left running, it would hold the project as a turn no one follows until stale.
+            if job_id is not None:
+                # A taking over given up (its caller cancelled): the work was sent by the process that died, and the
+                # record is left orphaned for the next taker, at once.
+                with anyio.CancelScope(shield=True):
+                    await self._quietly(self._orphan(job.id), f"give back {job.id}")
+                raise
+            # The caller was cancelled (a host gave up on the call) as a new job's record was written: no work runs
+            # under it, so it is ended at once. Left running, it would hold the project as a turn no one follows.
             job.error = JobCancelled(NEVER_STARTED)
             with anyio.CancelScope(shield=True):
                 if await self._quietly(self.record(job.id), f"read {job.id}, which never started") is not None:
@@ -230,6 +232,12 @@ class JobRunner:
     def is_stale(self, record: dict[str, Any]) -> bool:
         return record.get("status") == "running" and (
             self._clock() - float(record.get("heartbeat_at") or 0) > STALE_AFTER_SECONDS)
+
+    async def _orphan(self, job_id: str) -> None:
+        """Mark a running job's record as heard of just too long ago, so that the next process asked about it takes
+        the work over without waiting for the heartbeat to age; retention still counts from now."""
+        orphaned_at = self._clock() - STALE_AFTER_SECONDS - 1
+        await self._store.update(JOBS, job_id, lambda record: record and {**record, "heartbeat_at": orphaned_at})
 
     async def claim(self, job_id: str) -> bool:
         """Take over a stale job's record for this process; False when another process was first."""

@@ -289,3 +289,50 @@ async def test_cancelling_an_export_as_its_render_starts_cancels_that_render(san
     [render_id] = sandbox.render_ids()
     assert cancelled.cancelled_at_backend and "cancelled at NemoVideo" in cancelled.reply
     assert sandbox.count(f"/api/render/proxy/lambda/{render_id}/cancel", "POST") == 1
+
+
+@pytest.mark.parametrize("work", ["turn", "export"])
+async def test_a_takeover_whose_wait_is_cancelled_leaves_the_work_to_the_next_taker(sandbox, quick_settings,
+                                                                                    identity, out, monkeypatch,
+                                                                                    work) -> None:
+    # Fifth review's E1: a `wait` cancelled as it took over a stopped process's job ended that job "stopped before
+    # it started; nothing was sent", although its turn was sent (or its render ran): the user would pay again.
+    settings = quick_settings.model_copy(update={"output_dir": out, "recovery_give_up_seconds": 10})
+    sandbox.late_write_seconds = None
+    async with VideoService(settings, identity) as first:
+        if work == "turn":
+            sandbox.turn_seconds = 1.0
+            started = await first.chat(GENERATE, wait_seconds=0)
+        else:
+            await first.chat(GENERATE)
+            sandbox.render_seconds = 1.0
+            started = await first.export(wait_seconds=0)
+        with anyio.fail_after(10):
+            while not (sandbox.count("/run_sse") if work == "turn" else sandbox.render_ids()):
+                await anyio.sleep(0.02)  # the sandbox records the request; no event to await across processes
+    async with VideoService(settings, identity) as taker:
+        real_claim, real_update = taker.jobs.claim, taker.jobs._store.update
+        claimed, written = [], anyio.Event()
+
+        async def claim(job_id: str) -> bool:
+            claimed.append(await real_claim(job_id))
+            return claimed[-1]
+
+        async def update(table, key, change):
+            result = await real_update(table, key, change)
+            if claimed == [True] and not written.is_set():
+                written.set()  # the taker's record is written; the host gives up on the call before it returns
+                await anyio.sleep_forever()
+            return result
+
+        monkeypatch.setattr(taker.jobs, "claim", claim)
+        monkeypatch.setattr(taker.jobs._store, "update", update)
+        async with anyio.create_task_group() as host:
+            host.start_soon(taker.wait, started.job_id, 20)
+            await written.wait()
+            host.cancel_scope.cancel()
+    async with VideoService(settings, identity) as later:
+        with anyio.fail_after(15):  # taken over at once, not once the record has aged
+            outcome = await later.wait(started.job_id, wait_seconds=15)
+    assert outcome.status == "done"
+    assert sandbox.count("/run_sse") == 1 and len(sandbox.render_ids()) == (1 if work == "export" else 0)
