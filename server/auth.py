@@ -168,7 +168,7 @@ class TokenProvider:
         # The anonymous user id (`anon_…`), which a registration binds the user's projects to.
         self._anonymous_user_id: str | None = None
         if self._user_token:
-            register_secret(self._user_token)
+            self._hold_secret(self._user_token)
 
     @property
     def is_user_token(self) -> bool:

@@ -118,6 +118,8 @@ class NemoClient:
         return self._client
 
     async def aclose(self) -> None:
+        # The tokens this client held are no longer this holder's to keep redacted (another holder may still).
+        self.auth.forget_secrets()
         if self._client is not None:
             await self._client.aclose()
 

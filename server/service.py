@@ -256,7 +256,6 @@ class VideoService:
         try:
             await self.jobs.__aexit__(exc_type, exc, tb)
         finally:
-            self.client.auth.forget_secrets()
             await self.client.aclose()
 
     async def credits(self) -> CreditsResult:

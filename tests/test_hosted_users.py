@@ -153,6 +153,23 @@ async def test_a_users_token_stays_redacted_while_another_service_of_theirs_stil
         await store.aclose()
 
 
+async def test_a_linked_accounts_token_is_forgotten_once_the_users_service_stops(sandbox, env, identity) -> None:
+    """Found by review: the client that checks a pasted token before linking it kept it redacted for good."""
+    from nemovideo_mcp import logs
+
+    settings = hosted(env)
+    account = "nemo_sk_bob_own_account_000000001"
+    store = open_store(settings.config_dir, settings.state_dir)
+    try:
+        async with VideoService(settings, identity, user=UserContext("https://login.example|bob"),
+                                store=store) as service:
+            assert "linked" in (await service.link_account(account)).summary
+            assert logs.redact(f"echo {account}") == f"echo {logs.REDACTED}"
+        assert account not in logs._secrets
+    finally:
+        await store.aclose()
+
+
 def test_a_hosted_server_tells_the_agent_about_its_pages_not_about_a_terminal(env, identity) -> None:
     from nemovideo_mcp.tools import build_server
 
