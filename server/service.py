@@ -94,6 +94,8 @@ PROJECTS_PER_PAGE = 10
 # The store lock (one per user, in every process) held from "is a turn or a render under way in this project?" to
 # the record of the new one: two paid starts at once never both pass the check.
 PAID_WORK_LOCK = "paid work"
+# The store lock held from "is this draft being rendered?" to the render's record (over network calls).
+RENDER_START_LOCK = "render start"
 LATE_WRITE_INTRO = "NemoVideo finished more work after its reply:"
 SECOND_STAGE_STEP = "🎵 The video is made; NemoVideo is adding its music and titles…"
 # Local files this large upload as a task for a client that follows tasks: at a home connection's few MB/s of
@@ -505,20 +507,20 @@ class VideoService:
     async def export(self, output_dir: str | None = None, wait_seconds: float = DEFAULT_WAIT_SECONDS,
                      on_progress: ProgressCallback | None = None) -> ExportResult:
         directory = self._landing_folder(output_dir)
-        # Held from "is a turn changing this project?" to the export's record: a turn starting at the same instant
-        # either is recorded first (and is waited for) or finds the export (and is refused).
+        # Held from "is a turn changing this project?" to the export's record, and over nothing else (no network
+        # call): a turn starting at the same instant either is recorded first (and is waited for) or finds the
+        # export (and is refused at once, never kept waiting on a render start that NemoVideo rate-limits).
         async with self.store.lock(PAID_WORK_LOCK):
             session = await self.sessions.current()
-            unfinished = await self._unfinished_work(session.session_id) if session is not None else None
-            if session is not None and unfinished is not None:
-                # Rendering now would render the draft from before that work: it is waited for first.
-                job_id = (await self.jobs.start(
-                    "export", lambda job: self._export_after(job, session.session_id, unfinished, directory),
-                    facts={"session_id": session.session_id, "output_dir": _folder_fact(directory),
-                           "after_job": unfinished},
-                )).id
-            else:
-                job_id = await self._start_export(directory)
+            if session is None:
+                raise NothingToExport()
+            # Rendering while a turn or a second stage changes the draft would render the draft from before it.
+            unfinished = await self._unfinished_work(session.session_id)
+            job_id = (await self.jobs.start(
+                "export", lambda job: self._export_after(job, session.session_id, unfinished, directory),
+                facts={"session_id": session.session_id, "output_dir": _folder_fact(directory),
+                       "after_job": unfinished},
+            )).id
         result = await self.wait(job_id, wait_seconds, on_progress)
         if result.status == "working" and wait_seconds <= 0:
             return result  # a handle for a task, not read by anyone: what is said once waits for the next result
@@ -539,21 +541,6 @@ class VideoService:
         if watch is not None and (watch.get("facts") or {}).get("second_stage"):
             return str(watch["id"])
         return None
-
-    async def _start_export(self, directory: Path | None) -> str:
-        """The export job of the current draft: one already running in any process, else a new one. Called under
-        PAID_WORK_LOCK, which also keeps two exports from starting two renders of one draft (Exporter.prepare)."""
-        render, notice = await self._prepared()
-        key = _export_key(render, directory)
-        live = await self.jobs.running_anywhere(("export",), key=key)
-        if live is not None:
-            return str(live["id"])
-        job = await self.jobs.start(
-            "export", lambda job: self._finish_export(job, render, directory, notice), key=key,
-            facts={"session_id": render.session_id, "render_id": render.render_id,
-                   "output_dir": _folder_fact(directory)},
-        )
-        return job.id
 
     async def _prepared(self, on_record: RecordHook | None = None) -> tuple[RenderRecord, str | None]:
         """The render of the current draft; a project the backend lost is replaced, and that is said."""
@@ -593,7 +580,9 @@ class VideoService:
         async def recorded(render: RenderRecord) -> None:
             await self.jobs.note(job, render_id=render.render_id)
 
-        async with self.store.lock(PAID_WORK_LOCK):
+        # Held from "is this draft being exported anywhere?" to the export's render, across processes: two exports
+        # never start two renders of one draft (Exporter.prepare).
+        async with self.store.lock(RENDER_START_LOCK):
             render, notice = await self._prepared(recorded)
             key = _export_key(render, directory)
             live = await self.jobs.running_anywhere(("export",), key=key)
@@ -663,7 +652,13 @@ class VideoService:
                                                                      "message": message, **chained})
 
             async def turn(job: Job[ChatResult]) -> ChatResult:
+                nonlocal before
                 await _admit(job, admitted)
+                if read_again:
+                    # A turn (another process's, or one ending as the project was read) changed it since: what it
+                    # did is not this turn's to report. Read here, not under the lock: no other turn starts now.
+                    before = await self.client.state(session.session_id)
+                    await self.jobs.note(job, before=before.model_dump(mode="json"))
                 # Only once admitted: a turn refused (a task cancelled first) leaves the watch and its reports alone.
                 self._stop_watching(session.session_id, before)
                 late = self._take_late_reports(session.session_id)
@@ -694,12 +689,10 @@ class VideoService:
             # Checked again and started under the store's lock, across processes. Only these steps: a database
             # lock held over network calls would need a second lock connection whenever they take one (a new
             # project, a token renewal), and many users starting at once would exhaust them.
+            read_again = False
             async with self.store.lock(PAID_WORK_LOCK):
                 await self._refuse_if_busy(session.session_id)
-                if await self.jobs.turn_ended_since(session.session_id, read_at):
-                    # A turn (another process's, or one ending as this read) changed the project since it was read:
-                    # what it did is not this turn's to report. Rare, so the lock is held over this one read.
-                    before = await self.client.state(session.session_id)
+                read_again = await self.jobs.turn_ended_since(session.session_id, read_at)
                 return await self.jobs.start("turn", turn, facts={
                     "session_id": session.session_id, "before": before.model_dump(mode="json"), **chained})
 
@@ -1130,8 +1123,9 @@ class VideoService:
             if render is not None:  # re-attached: the render goes on at NemoVideo, its file lands here
                 work = lambda job: self.exporter.finish(job, render, directory)  # noqa: E731
             else:  # it was still waiting for the project to settle: it waits again, then renders the draft once
+                after = str(facts["after_job"]) if facts.get("after_job") else None
                 work = lambda job: self._export_after(job, str(facts.get("session_id")),  # noqa: E731
-                                                      str(facts.get("after_job")), directory)
+                                                      after, directory)
         elif kind == "upload":
             work = self._upload_cut_short
         else:

@@ -336,3 +336,20 @@ async def test_a_takeover_whose_wait_is_cancelled_leaves_the_work_to_the_next_ta
             outcome = await later.wait(started.job_id, wait_seconds=15)
     assert outcome.status == "done"
     assert sandbox.count("/run_sse") == 1 and len(sandbox.render_ids()) == (1 if work == "export" else 0)
+
+
+async def test_a_request_while_an_exports_render_start_is_rate_limited_is_refused_at_once(sandbox, service) -> None:
+    # Fifth review's E5: the lock both take was held over the render start, whose 429 is waited out (Retry-After,
+    # up to a minute), and the request hung that long, with no progress, before being refused.
+    await service.chat('add a title "First"')
+    sandbox.render_seconds = 30
+    sandbox.inject(429, "/api/render/proxy/lambda", retry_after=60)
+    async with anyio.create_task_group() as group:
+        group.start_soon(service.export, None, 0)
+        with anyio.fail_after(10):
+            while sandbox.count("/api/render/proxy/lambda", "POST") < 1:
+                await anyio.sleep(0.02)  # the sandbox records the request; no event to await
+        with anyio.fail_after(10), pytest.raises(TurnInProgress, match="rendering your video"):
+            await service.chat('add a title "Second"', wait_seconds=0)
+        group.cancel_scope.cancel()
+    assert sandbox.count("/run_sse") == 1

@@ -323,11 +323,12 @@ async def test_an_export_and_a_chat_joining_one_render_each_keep_their_result_sh
     assert (await quick_service.chat(GENERATE, wait_seconds=30)).status == "done"
     exporting = await quick_service.export(wait_seconds=0)
     said = await quick_service.chat("export the video", wait_seconds=0)
-    assert said.job_id == exporting.job_id  # one render, followed by one job
     by_export = await quick_service.new_task(exporting.job_id, "export")
     by_chat = await quick_service.new_task(said.job_id, "chat")
     assert by_export.task_id != by_chat.task_id
     await quick_service.wait(exporting.job_id, wait_seconds=30)
+    await quick_service.wait(said.job_id, wait_seconds=30)
+    assert len(sandbox.render_ids()) == 1  # one render, which the second follows
     exported = (await quick_service.task(by_export.task_id)).outcome
     chatted = (await quick_service.task(by_chat.task_id)).outcome
     assert isinstance(exported, ExportResult) and exported.status == "done" and exported.path
