@@ -87,6 +87,8 @@ class Job(Generic[ResultT]):
         # Created now, entered when the work starts: a cancel that comes first still stops it.
         self._scope = anyio.CancelScope()
         self.on_step: Callable[[Job], None] | None = None
+        # What else a stop asked for from another process does, beside stopping the work (an export: its render).
+        self.on_cancel_requested: Callable[[], Awaitable[None]] | None = None
 
     @property
     def elapsed(self) -> float:
@@ -439,8 +441,19 @@ class JobRunner:
         now = self._clock()
         for job in [job for job in self._jobs.values() if not job.finished.is_set()]:
             record = await self._store.update(JOBS, job.id, lambda record: record and {**record, "heartbeat_at": now})
-            if record and record.get("cancel_requested"):
-                job.cancel()
+            if record and record.get("cancel_requested") and job.cancel():
+                finish_stopping, job.on_cancel_requested = job.on_cancel_requested, None
+                if finish_stopping is not None:
+                    assert self._task_group is not None
+                    self._task_group.start_soon(self._finish_stopping, job.id, finish_stopping)
+
+    @staticmethod
+    async def _finish_stopping(job_id: str, finish_stopping: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await finish_stopping()
+        except Exception:
+            # Whatever it meets, the server and its other work go on; the stop itself is done.
+            log.warning("Could not finish stopping %s", job_id, exc_info=True)
 
     @staticmethod
     async def wait(job: Job, wait_seconds: float, on_progress: ProgressCallback | None = None) -> bool:

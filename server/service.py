@@ -558,6 +558,15 @@ class VideoService:
 
     async def _export_after(self, job: Job, session_id: str, unfinished_id: str | None,
                             directory: Path | None) -> ExportResult:
+        async def stop_its_render() -> None:
+            # Stopped from another process, whose `cancel` may have seen no render yet: one started since is
+            # cancelled at NemoVideo too (one it already cancelled is no longer rendering).
+            render_id = ((await self.jobs.record(job.id) or {}).get("facts") or {}).get("render_id")
+            render = await self.exporter.registry.get(str(render_id)) if render_id else None
+            if render is not None and render.status == "rendering":
+                await self.exporter.cancel(render.render_id)
+
+        job.on_cancel_requested = stop_its_render
         while unfinished_id is not None:
             record = await self.jobs.record(unfinished_id)
             job.update("⏳ Waiting for NemoVideo to add the music and titles before rendering…"

@@ -353,3 +353,44 @@ async def test_a_request_while_an_exports_render_start_is_rate_limited_is_refuse
             await service.chat('add a title "Second"', wait_seconds=0)
         group.cancel_scope.cancel()
     assert sandbox.count("/run_sse") == 1
+
+
+async def test_an_export_cancelled_from_another_process_while_it_waits_never_leaves_its_render_running(
+        sandbox, quick_settings, identity, out, monkeypatch) -> None:
+    # Fifth review's E4: the other process read "no render yet" and said so; the owner started the render before
+    # its heartbeat saw the stop, and stopped only following it.
+    import nemovideo_mcp.jobs as jobs_module
+    from nemovideo_mcp.store import open_store
+
+    monkeypatch.setattr(jobs_module, "HEARTBEAT_SECONDS", 0.05)
+    settings = quick_settings.model_copy(update={"output_dir": out})
+    sandbox.late_write_seconds, sandbox.render_seconds = None, 30
+    store = open_store(settings.config_dir, settings.state_dir)
+    try:
+        async with VideoService(settings, identity, store=store) as owner, \
+                VideoService(settings, identity, store=store) as other:
+            await owner.chat('add a title "First"')
+            sandbox.turn_seconds, sandbox.heartbeat_seconds = 600.0, 0.05  # held open until the cancel is asked
+            await owner.chat('add a title "Second"', wait_seconds=0)
+            waiting = await owner.export(wait_seconds=0)  # waits for that turn
+            real_beat = owner.jobs._beat
+
+            async def beat_once_the_render_started() -> None:
+                # The owner hears of the stop only after it has started the render.
+                while not sandbox.render_ids():
+                    await anyio.sleep(0.02)  # the sandbox records the start; no event to await
+                await real_beat()
+
+            monkeypatch.setattr(owner.jobs, "_beat", beat_once_the_render_started)
+            said = await other.cancel(waiting.job_id)
+            sandbox.turn_seconds = 0.0  # the turn ends; the export the owner still runs starts its render
+            with pytest.raises(errors.NemoError):
+                await owner.wait(waiting.job_id, wait_seconds=20)
+            [render_id] = sandbox.render_ids()
+            with anyio.fail_after(10):
+                while not sandbox.count(f"/api/render/proxy/lambda/{render_id}/cancel", "POST"):
+                    await anyio.sleep(0.02)
+    finally:
+        await store.aclose()
+    assert "nothing was rendered" in said.reply
+    assert sandbox.count(f"/api/render/proxy/lambda/{render_id}/cancel", "POST") == 1
