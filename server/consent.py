@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 
 from .errors import ExportBlocked, NemoError, OutOfCredits
 from .results import ChatResult, Meaning
-from .logs import get_logger
+from .logs import get_logger, redact
 
 log = get_logger("consent")
 
@@ -180,9 +180,11 @@ def link_by_round_trip(ctx: Context, error: NemoError) -> InputRequiredResult | 
     elicitation = _declared_elicitation(ctx)
     if url is None or not _modern(ctx) or elicitation is None or elicitation.url is None:
         return None
-    page = ElicitRequestURLParams(message=error.message, url=url, elicitation_id=uuid.uuid4().hex)
+    # Redacted as every text that leaves for the host (tools.call_result): the result skips that way out.
+    message = redact(error.message)
+    page = ElicitRequestURLParams(message=message, url=url, elicitation_id=uuid.uuid4().hex)
     return InputRequiredResult(input_requests={LINK_KEY: ElicitRequest(params=page)},
-                               request_state=f"{OFFERED}{error.message}")
+                               request_state=f"{OFFERED}{message}")
 
 
 def back_from_link(ctx: Context) -> str | None:

@@ -567,7 +567,10 @@ class VideoService:
                 await self.exporter.cancel(render.render_id)
 
         job.on_cancel_requested = stop_its_render
-        while unfinished_id is not None:
+        waited: set[str] = set()
+        # Each job once: one that ended here but whose end could not be saved still reads as running for a while.
+        while unfinished_id is not None and unfinished_id not in waited:
+            waited.add(unfinished_id)
             record = await self.jobs.record(unfinished_id)
             job.update("⏳ Waiting for NemoVideo to add the music and titles before rendering…"
                        if (record or {}).get("kind") == "follow_up" else

@@ -394,3 +394,26 @@ async def test_an_export_cancelled_from_another_process_while_it_waits_never_lea
         await store.aclose()
     assert "nothing was rendered" in said.reply
     assert sandbox.count(f"/api/render/proxy/lambda/{render_id}/cancel", "POST") == 1
+
+
+async def test_an_export_waiting_for_a_turn_whose_end_could_not_be_saved_goes_on_at_once(sandbox, service,
+                                                                                        monkeypatch) -> None:
+    # Fifth review's S3: the turn's record read as running until it went stale (20 s), and the export asked the
+    # store about it again and again meanwhile.
+    from nemovideo_mcp.errors import StoreUnavailable
+
+    sandbox.late_write_seconds = None
+    await service.chat('add a title "First"')
+    real_save = service.jobs._save_outcome
+
+    async def save(job) -> None:
+        if job.kind == "turn":
+            raise StoreUnavailable("the store is full")
+        await real_save(job)
+
+    monkeypatch.setattr(service.jobs, "_save_outcome", save)
+    sandbox.turn_seconds = 0.3
+    await service.chat('add a title "Second"', wait_seconds=0)
+    with anyio.fail_after(10):
+        exported = await service.export(wait_seconds=10)
+    assert exported.status == "done"
