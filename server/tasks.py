@@ -113,7 +113,7 @@ class TasksExtension(Extension):
         structured = result.structured_content if isinstance(result, CallToolResult) else None
         # chat and export wait no time for a declaring client (tools.wait_budget); upload hands a large upload over
         if not structured or result.is_error or not structured.get("job_id"):
-            return result  # answered at once: a routed question, an unchanged draft's file, a refusal
+            return result  # answered at once: a routed question, a small upload, a refusal
         if structured.get("status") not in ("working", "needs_input"):
             return result
         task_id = str(structured["job_id"])
