@@ -202,8 +202,6 @@ class RenderRegistry:
 
 
 RecordHook = Callable[[RenderRecord], Awaitable[None]]
-# The store lock held from "is this draft rendered or rendering?" to a new render's record (store steps only).
-RENDER_START_LOCK = "render start"
 
 
 class RenderMismatch(NemoError):
@@ -233,53 +231,43 @@ class Exporter:
     async def prepare(self, session: Session, on_record: RecordHook | None = None) -> RenderRecord:
         """Check there is something to render, then re-attach to its render or start one.
 
-        "Is this draft rendered or rendering?" and the new render's record are one step under the user's
-        render-start lock, in every process, so two exports never start two renders. The lock is held over those
-        store steps only, never over a network call: a call can need a lock of its own (a token renewed after a
-        1001), and a hosted replica's pool of lock connections must not run dry with one user holding two.
-        `on_record` hears of the render (the one re-attached to, or a new one before its start is sent) under
-        that lock: whoever may cancel the export knows the render id before NemoVideo does.
+        The caller holds the user's export lock from before this until the export's record, so two exports never
+        start two renders (a lock of its own here would be a second one held at once: a hosted replica has a
+        pool of lock connections, and exports of many users at once would wait on each other for good).
+        `on_record` hears of a render the moment it is recorded, before its start is sent: whoever may
+        cancel the export knows the render id before NemoVideo does.
         """
         state = await self._client.state(session.session_id)
         draft = state.state.draft
         if not has_content(draft):
             raise NothingToExport()
         digest = draft_hash(draft)
-        async with self._client.store.lock(RENDER_START_LOCK):
-            existing = await self.registry.reusable(self._settings.api_url, session.session_id, digest)
-            record = existing or await self._recorded_anew(session, digest)
-            if on_record is not None:
-                await on_record(record)
+        existing = await self.registry.reusable(self._settings.api_url, session.session_id, digest)
         if existing is not None:
             log.info("Re-attaching to render %s (%s)", existing.render_id, existing.status)
             return existing
         try:
-            return await self._start(session, draft, record, on_record)
+            return await self._start(session, draft, digest, on_record)
         except ExportBlocked:
             # Anonymous tokens cannot render: the project link keeps the work while the user registers.
             raise ExportBlocked(await self._sessions.project_link(session), self._client.account_hint()) from None
         except OutOfCredits as error:
             raise error.with_project_link(await self._sessions.project_link(session)) from None
 
-    async def _recorded_anew(self, session: Session, digest: str) -> RenderRecord:
-        """A new render's record, saved before its start is sent: a call cancelled mid-request (a host's timeout)
-        still leaves a record the next export re-attaches to instead of rendering again."""
-        record = RenderRecord(render_id=new_render_id(), api_url=self._settings.api_url,
-                              session_id=session.session_id, task_id=session.task_id, draft_hash=digest,
-                              started_at=time.time())
-        await self.registry.save(record)
-        return record
-
-    async def _start(self, session: Session, draft: dict[str, Any], record: RenderRecord,
+    async def _start(self, session: Session, draft: dict[str, Any], digest: str,
                      on_record: RecordHook | None) -> RenderRecord:
-        """Start the recorded render. A start whose outcome is unknown is never repeated: its id is asked about
-        first; a start refused outright is tried once more, with a new id."""
+        """Start one render. A start whose outcome is unknown is never repeated: its id is asked about first.
+
+        The render is recorded before its request is sent, so a call cancelled mid-request (a host's
+        timeout) still leaves a record the next export re-attaches to instead of rendering again.
+        """
         for attempt in (1, 2):
-            if attempt == 2:
-                async with self._client.store.lock(RENDER_START_LOCK):
-                    record = await self._recorded_anew(session, record.draft_hash)
-                    if on_record is not None:
-                        await on_record(record)
+            record = RenderRecord(render_id=new_render_id(), api_url=self._settings.api_url,
+                                  session_id=session.session_id, task_id=session.task_id, draft_hash=digest,
+                                  started_at=time.time())
+            await self.registry.save(record)
+            if on_record is not None:
+                await on_record(record)
             try:
                 started = await self._client.start_render(record.render_id, session.session_id, draft)
                 _check_same_render(record.render_id, started)

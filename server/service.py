@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 from pydantic import SecretStr
@@ -94,6 +94,8 @@ PROJECTS_PER_PAGE = 10
 # The store lock (one per user, in every process) held from "is a turn or a render under way in this project?" to
 # the record of the new one: two paid starts at once never both pass the check.
 PAID_WORK_LOCK = "paid work"
+# The store lock held from "is this draft being rendered?" to the render's record (over network calls).
+RENDER_START_LOCK = "render start"
 LATE_WRITE_INTRO = "NemoVideo finished more work after its reply:"
 SECOND_STAGE_STEP = "🎵 The video is made; NemoVideo is adding its music and titles…"
 # Local files this large upload as a task for a client that follows tasks: at a home connection's few MB/s of
@@ -587,19 +589,18 @@ class VideoService:
             # for too. No new turn starts meanwhile: this export's record refuses it.
             unfinished_id = await self._unfinished_work(session_id)
 
-        live: dict[str, Any] | None = None
+        async def recorded(render: RenderRecord) -> None:
+            await self.jobs.note(job, render_id=render.render_id)
 
-        async def claimed(render: RenderRecord) -> None:
-            # Under the render-start lock, with "is this draft rendered or rendering?": one export per render
-            # and folder lands it, however many ask at once.
-            nonlocal live
+        # Held from "is this draft being exported anywhere?" to the export's render, across processes: two exports
+        # never start two renders of one draft (Exporter.prepare).
+        async with self.store.lock(RENDER_START_LOCK):
+            render, notice = await self._prepared(recorded)
             key = _export_key(render, directory)
             live = await self.jobs.running_anywhere(("export",), key=key)
             if live is None:
                 # Recorded at once: `cancel` then stops this render at NemoVideo, and a taker re-attaches to it.
                 await self.jobs.note(job, key=key, render_id=render.render_id)
-
-        render, notice = await self._prepared(claimed)
         if live is not None:
             # Another export (of any process) is already landing this very render here: its result is ours.
             job.update("⏳ Following the export of this video that is already running…")
