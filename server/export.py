@@ -27,7 +27,15 @@ import httpx2
 from pydantic import BaseModel
 
 from .client import NemoClient
-from .errors import BackendError, BackendUnavailable, ExportBlocked, NemoError, OutOfCredits, UnexpectedResponse
+from .errors import (
+    BackendError,
+    BackendUnavailable,
+    ExportBlocked,
+    NemoError,
+    OutOfCredits,
+    StoreUnavailable,
+    UnexpectedResponse,
+)
 from .jobs import Job
 from .models import RenderJob
 from .logs import get_logger
@@ -265,9 +273,19 @@ class Exporter:
             record = RenderRecord(render_id=new_render_id(), api_url=self._settings.api_url,
                                   session_id=session.session_id, task_id=session.task_id, draft_hash=digest,
                                   started_at=time.time())
-            await self.registry.save(record)
-            if on_record is not None:
-                await on_record(record)
+            try:
+                await self.registry.save(record)
+                if on_record is not None:
+                    await on_record(record)
+            except BaseException:
+                # Stopped (a cancel, a store failure) before its start was sent: nothing renders under this record,
+                # and the next export must not re-attach to it.
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self.registry.forget(record.render_id)
+                    except StoreUnavailable as error:
+                        log.warning("Could not forget render %s, never started: %s", record.render_id, error.message)
+                raise
             try:
                 started = await self._client.start_render(record.render_id, session.session_id, draft)
                 _check_same_render(record.render_id, started)

@@ -179,11 +179,7 @@ class JobRunner:
             })
         except anyio.get_cancelled_exc_class():
             if job_id is not None:
-                # A taking over given up (its caller cancelled): the work was sent by the process that died, and the
-                # record is left orphaned for the next taker, at once.
-                with anyio.CancelScope(shield=True):
-                    await self._quietly(self._orphan(job.id), f"give back {job.id}")
-                raise
+                raise  # a taking over: its caller gives the record back (never "not started": it was sent)
             # The caller was cancelled (a host gave up on the call) as a new job's record was written: no work runs
             # under it, so it is ended at once. Left running, it would hold the project as a turn no one follows.
             job.error = JobCancelled(NEVER_STARTED)
@@ -235,6 +231,11 @@ class JobRunner:
         return record.get("status") == "running" and (
             self._clock() - float(record.get("heartbeat_at") or 0) > STALE_AFTER_SECONDS)
 
+    async def give_back(self, job_id: str) -> None:
+        """A job claimed for a takeover whose work will not run here after all: the next taker takes it at once."""
+        with anyio.CancelScope(shield=True):
+            await self._quietly(self._orphan(job_id), f"give back {job_id}")
+
     async def _orphan(self, job_id: str) -> None:
         """Mark a running job's record as heard of just too long ago, so that the next process asked about it takes
         the work over without waiting for the heartbeat to age; retention still counts from now."""
@@ -253,7 +254,12 @@ class JobRunner:
             claimed = True
             return {**record, "pid": os.getpid(), "heartbeat_at": now}
 
-        await self._store.update(JOBS, job_id, change)
+        try:
+            await self._store.update(JOBS, job_id, change)
+        except anyio.get_cancelled_exc_class():
+            if claimed:  # written, and the caller cancelled before hearing so: nothing will run it here
+                await self.give_back(job_id)
+            raise
         return claimed
 
     # A task is a chain of jobs on its first job's record: `task_latest` the job it follows now, `task_answered` the

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import SecretStr
@@ -569,10 +569,9 @@ class VideoService:
                 await self.exporter.cancel(render.render_id)
 
         job.on_cancel_requested = stop_its_render
-        waited: set[str] = set()
-        # Each job once: one that ended here but whose end could not be saved still reads as running for a while.
-        while unfinished_id is not None and unfinished_id not in waited:
-            waited.add(unfinished_id)
+        # Jobs of this process that ended: one whose end could not be saved still reads as running for a while.
+        ended_here: set[str] = set()
+        while unfinished_id is not None and unfinished_id not in ended_here:
             record = await self.jobs.record(unfinished_id)
             job.update("⏳ Waiting for NemoVideo to add the music and titles before rendering…"
                        if (record or {}).get("kind") == "follow_up" else
@@ -580,11 +579,14 @@ class VideoService:
             local = self.jobs.local(unfinished_id)
             if local is not None:
                 await local.finished.wait()
+                ended_here.add(unfinished_id)
             else:
                 try:  # followed in the store, or taken over if its process stopped
                     await self._outcome_of(unfinished_id)
                 except NemoError:
-                    pass  # it failed or was stopped: the draft is rendered as it stands
+                    # It failed or was stopped (the draft is rendered as it stands), or the store could not say:
+                    # then it still reads as running below, and is waited for again.
+                    pass
             # A generation's turn ends by starting the watch for its second stage (music, titles): that is waited
             # for too. No new turn starts meanwhile: this export's record refuses it.
             unfinished_id = await self._unfinished_work(session_id)
@@ -598,9 +600,9 @@ class VideoService:
             render, notice = await self._prepared(recorded)
             key = _export_key(render, directory)
             live = await self.jobs.running_anywhere(("export",), key=key)
-            if live is None:
-                # Recorded at once: `cancel` then stops this render at NemoVideo, and a taker re-attaches to it.
-                await self.jobs.note(job, key=key, render_id=render.render_id)
+            # Recorded at once: `cancel` then stops this render at NemoVideo (also when another export lands it: the
+            # two calls asked for one render, as one call asked twice), and a taker re-attaches to it.
+            await self.jobs.note(job, key=key if live is None else None, render_id=render.render_id)
         if live is not None:
             # Another export (of any process) is already landing this very render here: its result is ours.
             job.update("⏳ Following the export of this video that is already running…")
@@ -1123,6 +1125,15 @@ class VideoService:
             raise UnknownJob()
         if not self.jobs.is_stale(record) or not await self.jobs.claim(job_id):
             return None
+        try:
+            return await self._run_taken_over(job_id, record)
+        except anyio.get_cancelled_exc_class():
+            # The call that took it over was cancelled (a host gave up on a `wait`) before its work started here: the
+            # work was sent by the process that died, and the record is left for the next taker, at once.
+            await self.jobs.give_back(job_id)
+            raise
+
+    async def _run_taken_over(self, job_id: str, record: dict[str, Any]) -> Job:
         facts = record.get("facts") or {}
         kind = str(record.get("kind"))
         log.info("Taking over %s job %s from a process that stopped", kind, job_id)

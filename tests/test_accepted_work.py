@@ -417,3 +417,111 @@ async def test_an_export_waiting_for_a_turn_whose_end_could_not_be_saved_goes_on
     with anyio.fail_after(10):
         exported = await service.export(wait_seconds=10)
     assert exported.status == "done"
+
+
+async def test_cancelling_the_second_export_of_a_draft_cancels_its_render(sandbox, service) -> None:
+    # Sixth review's R1: two exports of one draft are two jobs, the second following the first's render; cancelling
+    # the second said "nothing was rendered" while the render ran on, was charged, and landed.
+    await service.chat('add a title "First"')
+    sandbox.render_seconds = 30
+    first = await service.export(None, 0)
+    second = await service.export(None, 0)  # a host asking again, or "export it" in the chat
+    with anyio.fail_after(10):
+        while not ((await service.jobs.record(second.job_id) or {}).get("facts") or {}).get("render_id"):
+            await anyio.sleep(0.02)  # the second has found the first's render (the store has no event to await)
+    cancelled = await service.cancel(second.job_id)
+    [render_id] = sandbox.render_ids()
+    assert cancelled.cancelled_at_backend and first.job_id != second.job_id
+    assert sandbox.count(f"/api/render/proxy/lambda/{render_id}/cancel", "POST") == 1
+
+
+async def test_an_export_waiting_for_another_processs_turn_waits_on_after_a_store_blip(sandbox, quick_settings,
+                                                                                        identity, out,
+                                                                                        monkeypatch) -> None:
+    # Sixth review's R5: one failed store read while following the turn was taken for its end, and the draft from
+    # before the turn was rendered.
+    from nemovideo_mcp.errors import StoreUnavailable
+
+    settings = quick_settings.model_copy(update={"output_dir": out})
+    sandbox.late_write_seconds = None
+    async with VideoService(settings, identity) as owner, VideoService(settings, identity) as other:
+        await owner.chat('add a title "First"')
+        session_id = (await owner.sessions.current()).session_id
+        sandbox.turn_seconds, sandbox.heartbeat_seconds = 600.0, 0.05  # held open until the export looks again
+        turn = await other.chat('add a title "Second"', wait_seconds=0)
+        reads, real_record = [], owner.jobs.record
+
+        async def one_read_fails(job_id: str):
+            if job_id == turn.job_id:
+                reads.append(job_id)
+                if len(reads) == 2:
+                    raise StoreUnavailable("The skill's store cannot be used right now.")
+            return await real_record(job_id)
+
+        monkeypatch.setattr(owner.jobs, "record", one_read_fails)
+        exporting = await owner.export(None, 0)
+        with anyio.fail_after(10):
+            while len(reads) < 3 and not sandbox.render_ids():
+                await anyio.sleep(0.02)  # the export looks again (or, wrongly, renders); no event across processes
+        sandbox.turn_seconds = 0.0
+        exported = await owner.wait(exporting.job_id, 30)
+        await other.wait(turn.job_id, 30)
+    [(_, rendered)] = sandbox.render_inputs().values()
+    assert exported.status == "done" and rendered == sandbox.session(session_id).draft
+
+
+async def test_an_export_cancelled_as_its_render_is_recorded_leaves_nothing_the_next_one_trips_on(
+        sandbox, service, monkeypatch) -> None:
+    # Sixth review's R4: the render's record stayed, never started, and the next export re-attached to it and failed
+    # with "NemoVideo no longer has this render".
+    await service.chat('add a title "First"')
+    real_save, saved = service.exporter.registry.save, anyio.Event()
+
+    async def save_answered_late(record) -> None:
+        await real_save(record)
+        if not saved.is_set():
+            saved.set()
+            await anyio.sleep_forever()  # the store's reply is late; the cancel comes meanwhile
+
+    monkeypatch.setattr(service.exporter.registry, "save", save_answered_late)
+    first = await service.export(None, 0)
+    with anyio.fail_after(10):
+        await saved.wait()
+    cancelled = await service.cancel(first.job_id)
+    again = await service.export(None, 30)
+    assert "nothing was rendered" in cancelled.reply and again.status == "done"
+    assert len(sandbox.render_ids()) == 1
+
+
+async def test_a_takeover_cancelled_as_its_claim_is_written_leaves_the_work_to_the_next_taker(
+        sandbox, quick_settings, identity, out, monkeypatch) -> None:
+    # Sixth review's R8: the claim stood with no work behind it, and the next `wait` waited for it to go stale (20 s).
+    from nemovideo_mcp.tables import JOBS
+
+    settings = quick_settings.model_copy(update={"output_dir": out})
+    async with VideoService(settings, identity) as first:
+        await first.chat('add a title "First"')
+        sandbox.render_seconds = 1.0
+        started = await first.export(wait_seconds=0)
+        with anyio.fail_after(10):
+            while not sandbox.render_ids():
+                await anyio.sleep(0.02)  # the sandbox records the start; no event to await
+    async with VideoService(settings, identity) as taker:
+        real_update, written = taker.jobs._store.update, anyio.Event()
+
+        async def claim_answered_late(table, key, change):
+            result = await real_update(table, key, change)
+            if table is JOBS and key == started.job_id and not written.is_set():
+                written.set()
+                await anyio.sleep_forever()  # the claim is written; the host gives up before it is answered
+            return result
+
+        monkeypatch.setattr(taker.jobs._store, "update", claim_answered_late)
+        async with anyio.create_task_group() as host:
+            host.start_soon(taker.wait, started.job_id, 20)
+            await written.wait()
+            host.cancel_scope.cancel()
+        monkeypatch.setattr(taker.jobs._store, "update", real_update)
+        with anyio.fail_after(15):  # taken over at once, not once the claim has aged
+            outcome = await taker.wait(started.job_id, wait_seconds=15)
+    assert outcome.status == "done" and len(sandbox.render_ids()) == 1
