@@ -14,6 +14,7 @@ itself once the database is back.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import math
 from collections.abc import AsyncIterator, Sequence
@@ -103,13 +104,30 @@ class PostgresDatabase:
         # The two-integer form: a key space apart from the single keys of transactions and migrations.
         digest = _digest(name, b"lock")
         keys = (int.from_bytes(digest[:4], "big", signed=True), int.from_bytes(digest[4:], "big", signed=True))
+        lock, unlock = ("SELECT pg_advisory_lock(%s::integer, %s::integer)",
+                        "SELECT pg_advisory_unlock(%s::integer, %s::integer)")
+        holding = _HELD_LOCK.get()
+        task = anyio.get_current_task().id
+        if holding is not None and holding[0] == task:
+            # Taken while this task holds another lock (a token renewed during a render start): on the connection
+            # that one holds, so one caller never needs two of the pool's lock connections at once (a pool that
+            # many users share would run dry with each of them holding one and waiting for another).
+            async with self._lock_turns.turn(name):
+                await self._run(holding[1], lock, keys)
+                try:
+                    yield
+                finally:
+                    await self._end(holding[1], unlock, keys)
+            return
         async with self._lock_turns.turn(name), \
-                self._opened_with("SELECT pg_advisory_lock(%s::integer, %s::integer)", keys,
-                                  self._lock_pool) as (connection, _):
+                self._opened_with(lock, keys, self._lock_pool) as (connection, _):
+            # Only this task: tasks it starts meanwhile inherit the context, and must take locks of their own.
+            token = _HELD_LOCK.set((task, connection))
             try:
                 yield
             finally:
-                await self._end(connection, "SELECT pg_advisory_unlock(%s::integer, %s::integer)", keys)
+                _HELD_LOCK.reset(token)
+                await self._end(connection, unlock, keys)
 
     async def migrate(self, steps: Sequence[Sequence[str]]) -> None:
         async with self._locked_transaction(_advisory_key("schema_version", b"migration")) as connection:
@@ -324,6 +342,11 @@ class _PostgresTransaction:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         return (await self._database._run(self._connection, _placeholders(sql), tuple(params))).rowcount
+
+
+# The lock connection the current task holds a lock on, with that task's id.
+_HELD_LOCK: contextvars.ContextVar[tuple[int, psycopg.AsyncConnection] | None] = contextvars.ContextVar(
+    "held_lock", default=None)
 
 
 class _Turns:

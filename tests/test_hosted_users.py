@@ -117,6 +117,27 @@ async def test_a_new_users_first_project_and_export_need_one_held_lock_at_a_time
         await store.aclose()
 
 
+async def test_an_export_whose_token_is_renewed_on_the_way_needs_one_held_lock(sandbox, env, identity,
+                                                                               postgres_url) -> None:
+    """Found by review: a token renewed after a 1001 during the render start (under its lock) took a second lock
+    connection; with a pool of one the export failed."""
+    from nemovideo_mcp.postgres import PostgresDatabase
+    from nemovideo_mcp.store import Store
+
+    settings = hosted(env).model_copy(update={"render_poll_scale": 0.05})
+    store = Store(PostgresDatabase(postgres_url, max_locks=1, timeout_seconds=2.0))
+    try:
+        async with VideoService(settings, identity, user=UserContext("https://login.example|carol"),
+                                store=store) as carol:
+            await carol.projects("new", "first film")
+            await carol.chat('add a title "One lock"')
+            sandbox.expire_tokens()  # a week on: NemoVideo answers 1001, and the next call renews the token
+            exported = await carol.export(wait_seconds=30)
+        assert exported.status == "done" and exported.download_url
+    finally:
+        await store.aclose()
+
+
 async def test_a_users_token_is_redacted_while_their_service_runs_and_forgotten_after(sandbox, env, identity) -> None:
     """Found by review: every user's token stayed in the process's redaction set for good, so memory and the
     cost of every log line and result grew with each user a replica had ever served."""

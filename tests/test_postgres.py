@@ -141,6 +141,36 @@ async def test_a_lock_waits_on_the_server_for_its_holder_in_another_replica(open
     assert await advisory_locks(first) == []
 
 
+async def test_a_lock_taken_while_holding_another_needs_no_second_lock_connection(open_database: Open) -> None:
+    """Found by review: a token renewed during a render start took its lock on a second lock connection, and with
+    the pool of one lock connection the export failed. Nested, it shares the holder's; others still wait for it."""
+    database, other = open_database(max_locks=1, timeout_seconds=2.0), open_database()
+    nested_held, leave, other_in = anyio.Event(), anyio.Event(), anyio.Event()
+
+    async def renew_during_render_start() -> None:
+        async with database.lock("carol|render start"), database.lock("carol|anonymous token"):
+            nested_held.set()
+            await leave.wait()
+
+    async def another_replica_renews() -> None:
+        async with other.lock("carol|anonymous token"):
+            other_in.set()
+
+    async def other_waits() -> bool:
+        return (2, False) in await advisory_locks(other)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(renew_during_render_start)
+            await nested_held.wait()
+            tasks.start_soon(another_replica_renews)
+            await until(other_waits)
+            assert not other_in.is_set()
+            leave.set()
+            await other_in.wait()
+    assert await advisory_locks(other) == []
+
+
 async def test_locks_held_by_many_users_leave_connections_for_their_statements(open_database: Open) -> None:
     database = open_database(max_connections=1)
     all_held = anyio.Event()
