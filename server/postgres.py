@@ -19,6 +19,7 @@ import hashlib
 import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import psycopg
@@ -107,25 +108,26 @@ class PostgresDatabase:
         lock, unlock = ("SELECT pg_advisory_lock(%s::integer, %s::integer)",
                         "SELECT pg_advisory_unlock(%s::integer, %s::integer)")
         holding = _HELD_LOCK.get()
-        task = anyio.get_current_task().id
-        if holding is not None and holding[0] == task:
+        if holding is not None and holding.held and holding.task is asyncio.current_task():
             # Taken while this task holds another lock (a token renewed during a render start): on the connection
             # that one holds, so one caller never needs two of the pool's lock connections at once (a pool that
             # many users share would run dry with each of them holding one and waiting for another).
             async with self._lock_turns.turn(name):
-                await self._run(holding[1], lock, keys)
+                await self._run(holding.connection, lock, keys)
                 try:
                     yield
                 finally:
-                    await self._end(holding[1], unlock, keys)
+                    await self._end(holding.connection, unlock, keys)
             return
         async with self._lock_turns.turn(name), \
                 self._opened_with(lock, keys, self._lock_pool) as (connection, _):
-            # Only this task: tasks it starts meanwhile inherit the context, and must take locks of their own.
-            token = _HELD_LOCK.set((task, connection))
+            # Only this task, and only while held: tasks it starts inherit the context, and take locks of their own.
+            holder = _LockHolder(asyncio.current_task(), connection)
+            token = _HELD_LOCK.set(holder)
             try:
                 yield
             finally:
+                holder.held = False
                 _HELD_LOCK.reset(token)
                 await self._end(connection, unlock, keys)
 
@@ -344,9 +346,14 @@ class _PostgresTransaction:
         return (await self._database._run(self._connection, _placeholders(sql), tuple(params))).rowcount
 
 
-# The lock connection the current task holds a lock on, with that task's id.
-_HELD_LOCK: contextvars.ContextVar[tuple[int, psycopg.AsyncConnection] | None] = contextvars.ContextVar(
-    "held_lock", default=None)
+class _LockHolder:
+    """The task that holds a lock, on which connection, and whether it still does."""
+
+    def __init__(self, task: asyncio.Task[Any] | None, connection: psycopg.AsyncConnection) -> None:
+        self.task, self.connection, self.held = task, connection, True
+
+
+_HELD_LOCK: contextvars.ContextVar[_LockHolder | None] = contextvars.ContextVar("held_lock", default=None)
 
 
 class _Turns:
