@@ -141,6 +141,8 @@ class JobRunner:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._task_group: TaskGroup | None = None
         self._saving_steps: set[str] = set()
+        # Which runner holds a record (beside its process id: one process may run several, a replica's per user).
+        self._runner = uuid.uuid4().hex
 
     async def __aenter__(self) -> JobRunner:
         self._task_group = anyio.create_task_group()
@@ -175,7 +177,7 @@ class JobRunner:
             await self._store.update(JOBS, job.id, lambda existing: {
                 **(existing or {"started_at": now, "facts": facts or {}}),
                 "id": job.id, "kind": kind, "key": key, "status": "running", "step": job.step,
-                "pid": os.getpid(), "heartbeat_at": now, "updated_at": now,
+                "pid": os.getpid(), "runner": self._runner, "heartbeat_at": now, "updated_at": now,
             })
         except anyio.get_cancelled_exc_class():
             if job_id is not None:
@@ -240,7 +242,10 @@ class JobRunner:
         """Mark a running job's record as heard of just too long ago, so that the next process asked about it takes
         the work over without waiting for the heartbeat to age; retention still counts from now."""
         orphaned_at = self._clock() - STALE_AFTER_SECONDS - 1
-        await self._store.update(JOBS, job_id, lambda record: record and {**record, "heartbeat_at": orphaned_at})
+        # Only a record this runner holds: another may have claimed it meanwhile (a claim of ours that was rolled
+        # back), and its running work must not look abandoned.
+        await self._store.update(JOBS, job_id, lambda record: record and (
+            {**record, "heartbeat_at": orphaned_at} if record.get("runner") == self._runner else record))
 
     async def claim(self, job_id: str) -> bool:
         """Take over a stale job's record for this process; False when another process was first."""
@@ -252,7 +257,7 @@ class JobRunner:
             if record is None or not self.is_stale(record):
                 return record
             claimed = True
-            return {**record, "pid": os.getpid(), "heartbeat_at": now}
+            return {**record, "pid": os.getpid(), "runner": self._runner, "heartbeat_at": now}
 
         try:
             await self._store.update(JOBS, job_id, change)

@@ -108,7 +108,7 @@ class PostgresDatabase:
         lock, unlock = ("SELECT pg_advisory_lock(%s::integer, %s::integer)",
                         "SELECT pg_advisory_unlock(%s::integer, %s::integer)")
         holding = _HELD_LOCK.get()
-        if holding is not None and holding.held and holding.task is asyncio.current_task():
+        if holding is not None and holding.held and holding.database is self and holding.task is asyncio.current_task():
             # Taken while this task holds another lock (a token renewed during a render start): on the connection
             # that one holds, so one caller never needs two of the pool's lock connections at once (a pool that
             # many users share would run dry with each of them holding one and waiting for another).
@@ -122,7 +122,7 @@ class PostgresDatabase:
         async with self._lock_turns.turn(name), \
                 self._opened_with(lock, keys, self._lock_pool) as (connection, _):
             # Only this task, and only while held: tasks it starts inherit the context, and take locks of their own.
-            holder = _LockHolder(asyncio.current_task(), connection)
+            holder = _LockHolder(self, asyncio.current_task(), connection)
             token = _HELD_LOCK.set(holder)
             try:
                 yield
@@ -347,10 +347,11 @@ class _PostgresTransaction:
 
 
 class _LockHolder:
-    """The task that holds a lock, on which connection, and whether it still does."""
+    """The task that holds a lock, in which database and on which connection, and whether it still does."""
 
-    def __init__(self, task: asyncio.Task[Any] | None, connection: psycopg.AsyncConnection) -> None:
-        self.task, self.connection, self.held = task, connection, True
+    def __init__(self, database: PostgresDatabase, task: asyncio.Task[Any] | None,
+                 connection: psycopg.AsyncConnection) -> None:
+        self.database, self.task, self.connection, self.held = database, task, connection, True
 
 
 _HELD_LOCK: contextvars.ContextVar[_LockHolder | None] = contextvars.ContextVar("held_lock", default=None)

@@ -525,3 +525,39 @@ async def test_a_takeover_cancelled_as_its_claim_is_written_leaves_the_work_to_t
         with anyio.fail_after(15):  # taken over at once, not once the claim has aged
             outcome = await taker.wait(started.job_id, wait_seconds=15)
     assert outcome.status == "done" and len(sandbox.render_ids()) == 1
+
+
+async def test_a_claim_rolled_back_by_a_cancel_never_gives_back_another_takers_job(sandbox, quick_settings,
+                                                                                   identity, out,
+                                                                                   monkeypatch) -> None:
+    # Seventh review's D3: the give-back of a claim that never landed marked the job another process had taken over
+    # (and was running) as abandoned, and a third took it over too.
+    from nemovideo_mcp.tables import JOBS
+
+    settings = quick_settings.model_copy(update={"output_dir": out})
+    async with VideoService(settings, identity) as first:
+        await first.chat('add a title "First"')
+        sandbox.render_seconds = 30.0
+        started = await first.export(wait_seconds=0)
+        with anyio.fail_after(10):
+            while not sandbox.render_ids():
+                await anyio.sleep(0.02)  # the sandbox records the start; no event to await
+    async with VideoService(settings, identity) as a, VideoService(settings, identity) as b, \
+            VideoService(settings, identity) as c:
+        real_update, decided = a.jobs._store.update, anyio.Event()
+
+        async def rolled_back(table, key, change):
+            if table is JOBS and key == started.job_id and not decided.is_set():
+                change(await a.jobs._store.get(JOBS, key))  # the claim decided; its write never lands
+                decided.set()
+                await anyio.sleep_forever()
+            return await real_update(table, key, change)
+
+        monkeypatch.setattr(a.jobs._store, "update", rolled_back)
+        async with anyio.create_task_group() as host:
+            host.start_soon(a.wait, started.job_id, 20)
+            await decided.wait()
+            assert (await b.wait(started.job_id, 0)).status == "working"  # b takes it over, and runs it
+            host.cancel_scope.cancel()
+        await c.wait(started.job_id, 0)
+        assert b.jobs.local(started.job_id) is not None and c.jobs.local(started.job_id) is None

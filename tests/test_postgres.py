@@ -171,6 +171,29 @@ async def test_a_lock_taken_while_holding_another_needs_no_second_lock_connectio
     assert await advisory_locks(other) == []
 
 
+async def test_a_lock_of_another_replica_is_never_taken_on_this_ones_connection(open_database: Open) -> None:
+    """Found by review: nested, a lock of another database object was taken on the held lock's session, where the
+    same key is re-entrant: granted at once although held."""
+    first, second = open_database(), open_database()
+    entered = False
+
+    async def second_waits() -> bool:
+        return (2, False) in await advisory_locks(first)
+
+    with anyio.fail_after(10):
+        async with first.lock("erin|render start"):
+            with anyio.CancelScope() as attempt:
+                async with anyio.create_task_group() as tasks:
+                    async def give_up_once_waiting() -> None:
+                        await until(second_waits)
+                        attempt.cancel()
+
+                    tasks.start_soon(give_up_once_waiting)
+                    async with second.lock("erin|render start"):
+                        entered = True
+    assert not entered
+
+
 async def test_locks_held_by_many_users_leave_connections_for_their_statements(open_database: Open) -> None:
     database = open_database(max_connections=1)
     all_held = anyio.Event()
