@@ -493,19 +493,25 @@ async def test_an_export_cancelled_as_its_render_is_recorded_leaves_nothing_the_
     assert len(sandbox.render_ids()) == 1
 
 
+async def export_left_by_a_stopped_server(sandbox, settings, identity, *, render_seconds: float):
+    """An export whose render runs at NemoVideo while the server that started it has stopped."""
+    async with VideoService(settings, identity) as first:
+        await first.chat('add a title "First"')
+        sandbox.render_seconds = render_seconds
+        started = await first.export(wait_seconds=0)
+        with anyio.fail_after(10):
+            while not sandbox.render_ids():
+                await anyio.sleep(0.02)  # the sandbox records the start; no event to await
+    return started
+
+
 async def test_a_takeover_cancelled_as_its_claim_is_written_leaves_the_work_to_the_next_taker(
         sandbox, quick_settings, identity, out, monkeypatch) -> None:
     # Sixth review's R8: the claim stood with no work behind it, and the next `wait` waited for it to go stale (20 s).
     from nemovideo_mcp.tables import JOBS
 
     settings = quick_settings.model_copy(update={"output_dir": out})
-    async with VideoService(settings, identity) as first:
-        await first.chat('add a title "First"')
-        sandbox.render_seconds = 1.0
-        started = await first.export(wait_seconds=0)
-        with anyio.fail_after(10):
-            while not sandbox.render_ids():
-                await anyio.sleep(0.02)  # the sandbox records the start; no event to await
+    started = await export_left_by_a_stopped_server(sandbox, settings, identity, render_seconds=1.0)
     async with VideoService(settings, identity) as taker:
         real_update, written = taker.jobs._store.update, anyio.Event()
 
@@ -535,13 +541,7 @@ async def test_a_claim_rolled_back_by_a_cancel_never_gives_back_another_takers_j
     from nemovideo_mcp.tables import JOBS
 
     settings = quick_settings.model_copy(update={"output_dir": out})
-    async with VideoService(settings, identity) as first:
-        await first.chat('add a title "First"')
-        sandbox.render_seconds = 30.0
-        started = await first.export(wait_seconds=0)
-        with anyio.fail_after(10):
-            while not sandbox.render_ids():
-                await anyio.sleep(0.02)  # the sandbox records the start; no event to await
+    started = await export_left_by_a_stopped_server(sandbox, settings, identity, render_seconds=30.0)
     async with VideoService(settings, identity) as a, VideoService(settings, identity) as b, \
             VideoService(settings, identity) as c:
         real_update, decided = a.jobs._store.update, anyio.Event()
