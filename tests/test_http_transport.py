@@ -27,14 +27,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until_listening(process: subprocess.Popen, port: int, log: Path) -> None:
+def wait_until_listening(process: subprocess.Popen, port: int, log: Path) -> bool:
+    """True once the server listens; False when another program took the free port first (between the probe that
+    found it and the server's bind: tests run in parallel), so the caller starts it again on another."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            if "address already in use" in log.read_text():
+                return False
             pytest.fail(f"the server exited with {process.returncode} before listening:\n{log.read_text()}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
+            return True
         except OSError:
             time.sleep(0.02)  # the port cannot be awaited; a short poll interval keeps startup latency honest
     pytest.fail(f"the server did not listen on port {port} within {STARTUP_SECONDS} s:\n{log.read_text()}")
@@ -50,22 +54,35 @@ def http_server(env: dict[str, str], log: Path, *args: str) -> Iterator[int]:
 @contextmanager
 def http_server_process(env: dict[str, str], log: Path, *args: str) -> Iterator[tuple[int, subprocess.Popen]]:
     """`http_server`, with its process."""
-    port = free_port()
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "nemovideo_mcp", "--transport", "http", "--port", str(port), *args],
-            cwd=REPO, env=subprocess_env(env), stdin=subprocess.DEVNULL, stdout=output, stderr=output,
-        )
+    for _ in range(3):
+        port = free_port()
+        with log.open("w") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "nemovideo_mcp", "--transport", "http", "--port", str(port), *args],
+                cwd=REPO, env=subprocess_env(env), stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+            )
         try:
-            wait_until_listening(process, port, log)
-            yield port, process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            listening = wait_until_listening(process, port, log)
+        except BaseException:
+            _stop(process)
+            raise
+        if listening:
+            break
+    else:
+        pytest.fail(f"another program took the server's free port three times:\n{log.read_text()}")
+    try:
+        yield port, process
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
