@@ -229,6 +229,10 @@ class JobRunner:
     async def record(self, job_id: str) -> dict[str, Any] | None:
         return await self._store.get(JOBS, job_id)
 
+    async def fact(self, job_id: str, name: str) -> Any:
+        """One of the facts kept with a job's record, as it stands in the store now (None: none, or no such job)."""
+        return ((await self.record(job_id) or {}).get("facts") or {}).get(name)
+
     def is_stale(self, record: dict[str, Any]) -> bool:
         return record.get("status") == "running" and (
             self._clock() - float(record.get("heartbeat_at") or 0) > STALE_AFTER_SECONDS)
@@ -334,7 +338,7 @@ class JobRunner:
 
     async def being_cancelled(self, task_id: str) -> bool:
         """Whether a cancel has marked the task (done, or under way)."""
-        return bool(((await self.record(task_id) or {}).get("facts") or {}).get("task_cancelled"))
+        return bool(await self.fact(task_id, "task_cancelled"))
 
     async def reopen_task(self, task_id: str) -> None:
         """A cancel that found the work already finished: the task is what the work made of it, not cancelled."""

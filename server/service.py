@@ -563,7 +563,7 @@ class VideoService:
         async def stop_its_render() -> None:
             # Stopped from another process, whose `cancel` may have seen no render yet: one started since is
             # cancelled at NemoVideo too (one it already cancelled is no longer rendering).
-            render_id = ((await self.jobs.record(job.id) or {}).get("facts") or {}).get("render_id")
+            render_id = await self.jobs.fact(job.id, "render_id")
             render = await self.exporter.registry.get(str(render_id)) if render_id else None
             if render is not None and render.status == "rendering":
                 await self.exporter.cancel(render.render_id)
@@ -1062,7 +1062,7 @@ class VideoService:
             # An upload that went on to send its request (upload and a request in one message): that request is
             # what runs now, and what is stopped. Marked first otherwise, so a request not yet under way is never
             # sent once the user was told the upload stopped.
-            latest = ((await self.jobs.record(job_id) or {}).get("facts") or {}).get("task_latest")
+            latest = await self.jobs.fact(job_id, "task_latest")
             return await self.cancel(str(latest))
 
         async def stop() -> None:
@@ -1080,7 +1080,7 @@ class VideoService:
                 # It was waiting for the project to settle; a render it started as this cancel came is noted on
                 # its record before the start is sent, and is found once the job has stopped.
                 await job.finished.wait()
-                render_id = ((await self.jobs.record(job_id) or {}).get("facts") or {}).get("render_id")
+                render_id = await self.jobs.fact(job_id, "render_id")
             if render_id is None:
                 return CancelResult(reply="The export was cancelled before its render started; nothing was rendered.",
                                     job_id=job_id, kind="export", cancelled_at_backend=False)
